@@ -1,0 +1,271 @@
+//! `Builder` → `Result<JobSystem, BuildError>`.
+
+use crate::JobSystem;
+use crate::error::{BuildError, BuildErrorKind};
+use crate::fiber::{FiberPool, fiber_main};
+use crate::job::StackClass;
+use crate::queue::JobList;
+use crate::scope::BlockPool;
+use crate::sync::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use crate::worker::{FpState, Shared, Worker, start_worker};
+use crossbeam_utils::CachePadded;
+use std::sync::Arc;
+
+/// Most workers a system may have.
+pub const MAX_WORKERS: usize = 1024;
+/// Most fibers a pool may hold.
+pub const MAX_FIBERS: usize = 1 << 20;
+/// Smallest fiber stack accepted, in bytes (one guard page comes on top).
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// Smallest per-worker ring capacity.
+pub const MIN_QUEUE_CAPACITY: usize = 4;
+/// Largest per-worker ring capacity.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// Default small-fiber count (Naughty Dog shipped 128 × 64 KiB).
+pub const DEFAULT_SMALL_FIBERS: usize = 128;
+/// Default small-fiber stack size.
+pub const DEFAULT_SMALL_STACK: usize = 64 * 1024;
+/// Default large-fiber count (Naughty Dog shipped 32 × 512 KiB).
+pub const DEFAULT_LARGE_FIBERS: usize = 32;
+/// Default large-fiber stack size.
+pub const DEFAULT_LARGE_STACK: usize = 512 * 1024;
+/// Default per-worker ring capacity; overflow goes to the injector. Picked (Tokio uses 256);
+/// tune with data.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// Default idle spin rounds before yielding and sleeping; picked, tune with data.
+pub const DEFAULT_IDLE_SPINS: u32 = 64;
+/// Stack size of worker threads (they run only the scheduler loop; jobs run on fibers).
+const WORKER_THREAD_STACK: usize = 256 * 1024;
+
+/// Configures and builds a [`JobSystem`].
+///
+/// ```
+/// use jobsys::JobSystem;
+/// let jobs = JobSystem::builder()
+///     .workers(4)                        // including the calling thread
+///     .small_fibers(64, 64 * 1024)
+///     .large_fibers(8, 512 * 1024)
+///     .build()?;
+/// assert_eq!(jobs.worker_count(), 4);
+/// # Ok::<(), jobsys::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: Option<usize>,
+    small: (usize, usize),
+    large: (usize, usize),
+    pin_workers: bool,
+    pin_main: bool,
+    queue_capacity: usize,
+    idle_spins: u32,
+    migration: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            small: (DEFAULT_SMALL_FIBERS, DEFAULT_SMALL_STACK),
+            large: (DEFAULT_LARGE_FIBERS, DEFAULT_LARGE_STACK),
+            pin_workers: false,
+            pin_main: false,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            idle_spins: DEFAULT_IDLE_SPINS,
+            migration: false,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per physical core (capped by the available
+    /// parallelism), 128 × 64 KiB + 32 × 512 KiB fibers, no pinning.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of workers *including* the calling thread (worker 0).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Count and stack size (bytes) of the small fiber class.
+    pub fn small_fibers(mut self, count: usize, stack_size: usize) -> Self {
+        self.small = (count, stack_size);
+        self
+    }
+
+    /// Count and stack size (bytes) of the large fiber class.
+    pub fn large_fibers(mut self, count: usize, stack_size: usize) -> Self {
+        self.large = (count, stack_size);
+        self
+    }
+
+    /// Pin worker threads 1.. one per core (best effort; see [`JobSystem::pinned_cores`]).
+    /// Off by default. Keep it off where several pools or processes share the cores (tests).
+    pub fn pin_workers(mut self, on: bool) -> Self {
+        self.pin_workers = on;
+        self
+    }
+
+    /// Also pin the calling thread (worker 0) to the first core. Off by default: threads
+    /// inherit affinity on Linux, so every thread it spawns later would share that one core.
+    pub fn pin_main_thread(mut self, on: bool) -> Self {
+        self.pin_main = on;
+        self
+    }
+
+    /// Capacity of each worker's ring (a power of two); more jobs than this go to the shared
+    /// injector list, so it bounds nothing but locality.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Spin rounds an idle worker makes before yielding and then sleeping.
+    pub fn idle_spins(mut self, n: u32) -> Self {
+        self.idle_spins = n;
+        self
+    }
+
+    /// Lets a woken fiber resume on any worker, not only the one that parked it.
+    ///
+    /// # Safety
+    /// With migration a job may continue on another OS thread after any wait, join, scope or
+    /// yield. The caller guarantees that no job holds across such a call anything tied to its
+    /// thread: a reference obtained from a `thread_local!` (`LocalKey::with` borrow), a std
+    /// `MutexGuard`/`RwLock` guard, a `RefCell` borrow of thread-local data, a Tracy span, any
+    /// other `!Send` value, or an assumption about `std::thread::current()`; and that no code
+    /// on the job's call stack caches a thread-local's address across it (LLVM may keep such
+    /// addresses in registers across the switch). Violating this is undefined behaviour.
+    pub unsafe fn allow_migration(mut self) -> Self {
+        self.migration = true;
+        self
+    }
+
+    /// Validates the configuration, maps every fiber stack, spawns the workers.
+    pub fn build(self) -> Result<JobSystem, BuildError> {
+        let default_workers = || {
+            num_cpus::get_physical()
+                .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1)
+        };
+        let workers = self.workers.unwrap_or_else(default_workers);
+        let err = |k| Err(BuildError::new(k));
+        if workers == 0 {
+            return err(BuildErrorKind::ZeroWorkers);
+        }
+        if workers > MAX_WORKERS {
+            return err(BuildErrorKind::TooManyWorkers {
+                requested: workers,
+                max: MAX_WORKERS,
+            });
+        }
+        let total = self.small.0.saturating_add(self.large.0);
+        if total == 0 {
+            return err(BuildErrorKind::NoFibers);
+        }
+        if total > MAX_FIBERS {
+            return err(BuildErrorKind::TooManyFibers {
+                requested: total,
+                max: MAX_FIBERS,
+            });
+        }
+        for (class, (count, size)) in [
+            (StackClass::Small, self.small),
+            (StackClass::Large, self.large),
+        ] {
+            if count > 0 && size < MIN_STACK_SIZE {
+                return err(BuildErrorKind::StackTooSmall {
+                    class,
+                    size,
+                    min: MIN_STACK_SIZE,
+                });
+            }
+        }
+        if self.small.0 > 0 && self.large.0 > 0 && self.large.1 < self.small.1 {
+            return err(BuildErrorKind::LargeSmallerThanSmall {
+                small: self.small.1,
+                large: self.large.1,
+            });
+        }
+        let q = self.queue_capacity;
+        if !q.is_power_of_two() || !(MIN_QUEUE_CAPACITY..=MAX_QUEUE_CAPACITY).contains(&q) {
+            return err(BuildErrorKind::QueueCapacity { requested: q });
+        }
+
+        let fibers = FiberPool::new(self.small, self.large, fiber_main)?;
+        let shared = Arc::new(Shared {
+            workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
+            fibers,
+            waits: crate::counter::WaitTable::new(),
+            injector: JobList::new(),
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
+            parked: CachePadded::new(AtomicIsize::new(0)),
+            shutdown: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
+            in_run: AtomicBool::new(false),
+            foreign_submitters: AtomicUsize::new(0),
+            blocks: BlockPool::new(),
+            idle_spins: self.idle_spins,
+            migration: self.migration,
+        });
+        let _ = shared.workers[0].thread.set(std::thread::current());
+
+        // Read the core list before pinning anything: on Linux it is the calling thread's mask.
+        let cores = if self.pin_workers || self.pin_main {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let core_for = |i: usize| (!cores.is_empty()).then(|| cores[i % cores.len()]);
+        let pinned: Arc<[AtomicBool]> = (0..workers).map(|_| AtomicBool::new(false)).collect();
+        if self.pin_main {
+            if let Some(core) = core_for(0) {
+                pinned[0].store(core_affinity::set_for_current(core), Ordering::Relaxed);
+            }
+        }
+        let fp = FpState::capture();
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::with_capacity(workers - 1);
+        for i in 1..workers {
+            let core = if self.pin_workers { core_for(i) } else { None };
+            match start_worker(
+                shared.clone(),
+                i,
+                core,
+                fp,
+                WORKER_THREAD_STACK,
+                started.clone(),
+                pinned.clone(),
+            ) {
+                Ok(t) => threads.push(t),
+                Err(source) => {
+                    shared.exit.store(true, Ordering::SeqCst);
+                    shared.wake_all();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return err(BuildErrorKind::ThreadSpawn { worker: i, source });
+                }
+            }
+        }
+        // Every worker has published its thread handle (wakers need it) and its pin result.
+        while started.load(Ordering::Acquire) != workers - 1 {
+            std::thread::yield_now();
+        }
+        let pinned_cores = (0..workers)
+            .map(|i| {
+                let core = if i == 0 {
+                    self.pin_main.then(|| core_for(0)).flatten()
+                } else {
+                    self.pin_workers.then(|| core_for(i)).flatten()
+                };
+                core.filter(|_| pinned[i].load(Ordering::Relaxed))
+                    .map(|c| c.id)
+            })
+            .collect();
+        Ok(JobSystem::from_parts(shared, threads, pinned_cores))
+    }
+}

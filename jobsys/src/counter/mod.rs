@@ -1,0 +1,13 @@
+//! ⑤ COUNTER — completion and dependencies.
+//!
+//! Receives decrements from jobs as they finish (from the job stage) and wait nodes from fibers
+//! and threads that want a value; when a decrement reaches a waiter's target it hands the waiter
+//! to the wake stage. The wait nodes live on the waiters' own stacks: no slots, no allocation.
+//! The publication protocol is argued in `counter/README.md`.
+
+mod core;
+mod wait;
+
+pub use self::core::Counter;
+pub(crate) use self::core::{CounterCore, WaitTable};
+pub(crate) use wait::{WaitNode, Waiter};

@@ -1,0 +1,154 @@
+//! Configuration errors: each says what to change.
+
+use crate::job::StackClass;
+use std::fmt;
+
+/// Why [`Builder::build`](crate::Builder::build) refused a configuration.
+#[derive(Debug)]
+pub struct BuildError {
+    kind: BuildErrorKind,
+}
+
+/// The kinds of [`BuildError`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildErrorKind {
+    /// `workers(0)`: at least the calling thread must be a worker.
+    ZeroWorkers,
+    /// More workers than the system supports.
+    TooManyWorkers {
+        /// What was asked for.
+        requested: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// Both fiber classes have zero fibers: no job could ever run.
+    NoFibers,
+    /// More fibers than the system supports.
+    TooManyFibers {
+        /// What was asked for.
+        requested: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// A fiber stack below the minimum.
+    StackTooSmall {
+        /// Which class.
+        class: StackClass,
+        /// The size asked for, in bytes.
+        size: usize,
+        /// The smallest size accepted, in bytes.
+        min: usize,
+    },
+    /// The large class's stacks are smaller than the small class's.
+    LargeSmallerThanSmall {
+        /// Small stack size in bytes.
+        small: usize,
+        /// Large stack size in bytes.
+        large: usize,
+    },
+    /// The per-worker queue capacity is not a power of two in the allowed range.
+    QueueCapacity {
+        /// What was asked for.
+        requested: usize,
+    },
+    /// Mapping a fiber stack failed (address space or memory limits).
+    StackAlloc {
+        /// Which class.
+        class: StackClass,
+        /// Stack size in bytes.
+        size: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Spawning a worker thread failed.
+    ThreadSpawn {
+        /// Which worker.
+        worker: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    pub(crate) fn new(kind: BuildErrorKind) -> Self {
+        Self { kind }
+    }
+
+    pub(crate) fn stack(class: StackClass, size: usize, source: std::io::Error) -> Self {
+        Self::new(BuildErrorKind::StackAlloc {
+            class,
+            size,
+            source,
+        })
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &BuildErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use BuildErrorKind::*;
+        match &self.kind {
+            ZeroWorkers => write!(
+                f,
+                "workers(0) is not allowed: the calling thread is always worker 0; use workers(1) or more"
+            ),
+            TooManyWorkers { requested, max } => write!(
+                f,
+                "workers({requested}) exceeds the maximum of {max}; ask for at most {max}"
+            ),
+            NoFibers => write!(
+                f,
+                "the fiber pool is empty: give small_fibers or large_fibers a count of at least 1"
+            ),
+            TooManyFibers { requested, max } => {
+                write!(
+                    f,
+                    "{requested} fibers requested; the pool holds at most {max}: lower small_fibers / large_fibers"
+                )
+            }
+            StackTooSmall { class, size, min } => {
+                write!(
+                    f,
+                    "{class:?} fiber stacks of {size} bytes are below the minimum of {min} bytes; raise the size"
+                )
+            }
+            LargeSmallerThanSmall { small, large } => write!(
+                f,
+                "large fiber stacks ({large} bytes) must be at least as big as small ones ({small} bytes): a Large job must fit where a Small one does"
+            ),
+            QueueCapacity { requested } => write!(
+                f,
+                "queue_capacity({requested}) must be a power of two between {} and {}",
+                crate::builder::MIN_QUEUE_CAPACITY,
+                crate::builder::MAX_QUEUE_CAPACITY
+            ),
+            StackAlloc {
+                class,
+                size,
+                source,
+            } => write!(
+                f,
+                "mapping a {class:?} fiber stack of {size} bytes failed ({source}); lower the fiber count or stack size, or raise the address-space limit"
+            ),
+            ThreadSpawn { worker, source } => write!(
+                f,
+                "spawning worker thread {worker} failed ({source}); lower workers()"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            BuildErrorKind::StackAlloc { source, .. }
+            | BuildErrorKind::ThreadSpawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

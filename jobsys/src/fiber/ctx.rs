@@ -1,0 +1,309 @@
+//! `Ctx`: what a job holds while it runs — the door to submitting and waiting.
+
+use super::{Resume, Suspend, WorkerRef};
+use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
+use crate::job::{Affinity, JobDecl, JobRef, StackClass};
+use crate::panic::{AbortIfPanic, fatal};
+use crate::worker::{Host, Shared, Worker};
+use crate::{Handle, fault, profile};
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use corosensei::{CoroutineResult, Yielder};
+
+/// The running job's view of the job system: submit, wait, fork, scope.
+///
+/// Every job receives a `&Ctx`. It belongs to the fiber the job runs on: it is neither `Send`
+/// nor `Sync`, so it cannot be smuggled into another job. Waiting through it parks the fiber,
+/// never the worker thread; the worker runs other jobs meanwhile.
+pub struct Ctx {
+    yielder: NonNull<Yielder<Resume, Suspend>>,
+    at: Cell<WorkerRef>,
+    fiber: u32,
+    class: StackClass,
+    _not_send_sync: PhantomData<*mut ()>,
+}
+
+impl Ctx {
+    /// The index of the worker this job runs on (0 is the thread that called
+    /// [`JobSystem::run`](crate::JobSystem::run)).
+    pub fn worker_index(&self) -> usize {
+        self.at.get().index
+    }
+
+    /// How many workers the system has, the calling thread of `run` included.
+    pub fn worker_count(&self) -> usize {
+        self.shared().workers.len()
+    }
+
+    /// A handle for submitting from other threads; cheap to clone, `Send + Sync`.
+    pub fn handle(&self) -> Handle {
+        Handle::from_shared(self.shared_arc())
+    }
+
+    /// Parks this fiber until `counter` is at or below `target`.
+    ///
+    /// Returns at once (one atomic load) if it already is. Otherwise it first runs, on this
+    /// fiber, its own not-yet-started children: jobs of `counter` at the LIFO end of this
+    /// worker's queue whose stack class fits this fiber — never unrelated jobs. Then it parks;
+    /// the decrement that reaches `target` wakes it on this same worker.
+    ///
+    /// # Panics
+    /// Aborts the process with a message if called while this thread is panicking (from a
+    /// `Drop` during unwinding): the panic count is per thread and cannot follow a parked fiber.
+    #[inline]
+    pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
+        self.wait_core(counter.core(), target);
+    }
+
+    #[inline]
+    pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
+        if !counter.is_done(target) {
+            self.wait_cold(counter, target);
+        }
+    }
+
+    #[cold]
+    fn wait_cold(&self, counter: &CounterCore, target: u32) {
+        if std::thread::panicking() {
+            fatal(
+                "a job waited on a counter while its thread was panicking (wait in a Drop during unwinding?); waits are refused there",
+            );
+        }
+        self.run_own_children(counter, target);
+        if counter.is_done(target) {
+            return;
+        }
+        profile::wait_begin(self.worker_index());
+        let mut node = WaitNode::new(target, Waiter::Fiber(self.fiber));
+        self.shared()
+            .fibers
+            .slot(self.fiber)
+            .set_waiting(counter, target);
+        self.suspend(Suspend::Wait(
+            NonNull::from(&mut node),
+            NonNull::from(counter),
+        ));
+        debug_assert!(counter.is_done(target) || counter.value() > target);
+        profile::wait_end(self.worker_index());
+    }
+
+    /// The inline-children policy: pop from the LIFO end of each ring whose class fits this
+    /// fiber while the job there belongs to `counter` — never unrelated jobs.
+    fn run_own_children(&self, counter: &CounterCore, target: u32) {
+        let classes: &[StackClass] = match self.class {
+            StackClass::Large => &[StackClass::Large, StackClass::Small],
+            StackClass::Small => &[StackClass::Small],
+        };
+        let mut progress = true;
+        while progress {
+            progress = false;
+            for &class in classes {
+                let ring = self.worker().ring(class);
+                let Some(job) = ring.pop() else { continue };
+                if job.owner() != counter as *const _ {
+                    if ring.push(job).is_err() {
+                        fatal("ring overflow re-pushing a just-popped job");
+                    }
+                    continue;
+                }
+                self.run(job);
+                if counter.is_done(target) {
+                    return;
+                }
+                progress = true;
+            }
+        }
+    }
+
+    /// Lets this worker's ready fibers and one round of queued jobs run, then continues (on
+    /// the same worker). With nothing else to do it returns at once.
+    pub fn yield_now(&self) {
+        self.suspend(Suspend::Yield);
+    }
+
+    /// Submits a batch of raw declarations counted on `counter` (which gains `decls.len()`)
+    /// and returns at once. O(1): the batch is published as one range that workers split
+    /// lazily. Wait with [`wait_for_counter`](Self::wait_for_counter).
+    ///
+    /// # Safety
+    /// - `decls` and `counter` stay alive and unmoved until `counter` has dropped back by
+    ///   `decls.len()` (wait for it before they go out of scope, and do not leak the wait);
+    /// - the declarations are in no other batch in flight;
+    /// - each `entry(ctx, data)` is sound to call on any worker its affinity allows, once.
+    ///
+    /// # Panics
+    /// If a declaration is pinned to a worker index that does not exist.
+    pub unsafe fn run_jobs(&self, decls: &[JobDecl], counter: &Counter) {
+        let Ok(n) = u32::try_from(decls.len()) else {
+            panic!("a batch holds at most 2^32 - 1 jobs")
+        };
+        if n == 0 {
+            return;
+        }
+        counter.core().add(n);
+        // SAFETY: forwarded caller contract.
+        let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
+        self.push(job);
+    }
+
+    /// Publishes a job on this worker (or on the worker it is pinned to) and wakes a sleeper.
+    #[inline]
+    pub(crate) fn push(&self, job: JobRef) {
+        let shared = self.shared();
+        match job.meta().affinity {
+            Affinity::Any => {
+                fault::inject(fault::Site::Push);
+                if let Err(job) = self.worker().ring(job.meta().stack).push(job) {
+                    shared.injector.push(job);
+                }
+                shared.notify_one();
+            }
+            Affinity::Worker(k) => shared.push_pinned(k, job),
+        }
+    }
+
+    /// Runs `job` on this fiber now.
+    #[inline]
+    pub(crate) fn run(&self, job: JobRef) {
+        let meta = job.meta();
+        let slot = self.shared().fibers.slot(self.fiber);
+        let outer = slot.set_job(meta);
+        profile::job_begin(self.worker_index(), meta);
+        // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
+        // allowed (pinned jobs only ever sit in their worker's inbox).
+        unsafe { job.execute(self) };
+        profile::job_end(self.worker_index(), meta);
+        slot.set_job(outer);
+    }
+
+    fn suspend(&self, why: Suspend) {
+        // SAFETY: the yielder lives in this fiber's root frame, which outlives every `Ctx` use.
+        let input = unsafe { self.yielder.as_ref() }.suspend(why);
+        match input {
+            Resume::Continue(at) => self.at.set(at),
+            _ => fatal("a parked fiber was resumed with something other than Continue"),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: the system outlives every fiber body (shutdown ends fibers before freeing).
+        unsafe { self.at.get().shared.as_ref() }
+    }
+
+    fn shared_arc(&self) -> std::sync::Arc<Shared> {
+        let ptr = self.at.get().shared.as_ptr().cast_const();
+        // SAFETY: `Shared` lives in an `Arc` for the whole life of the system and fibers run only
+        // while it lives; bump the strong count before materialising a second owner.
+        unsafe {
+            std::sync::Arc::increment_strong_count(ptr);
+            std::sync::Arc::from_raw(ptr)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn worker(&self) -> &Worker {
+        &self.shared().workers[self.at.get().index]
+    }
+}
+
+/// The body of every pooled fiber: run jobs until the worker's queues are empty, then go idle.
+pub(crate) fn fiber_main(
+    y: &Yielder<Resume, Suspend>,
+    first: Resume,
+    fiber: u32,
+    class: StackClass,
+) {
+    let guard = AbortIfPanic("a panic escaped the fiber loop (a jobsys bug)");
+    let (mut job, at) = match first {
+        Resume::Run(job, at) => (job, at),
+        Resume::Exit => {
+            core::mem::forget(guard);
+            return;
+        }
+        Resume::Continue(_) => fatal("a pooled fiber was resumed with Continue"),
+    };
+    let ctx = Ctx {
+        yielder: NonNull::from(y),
+        at: Cell::new(at),
+        fiber,
+        class,
+        _not_send_sync: PhantomData,
+    };
+    loop {
+        ctx.run(job);
+        let shared = ctx.shared();
+        let next = if ctx.worker().ready.is_empty() {
+            shared.find_job(ctx.worker_index(), Host::Fiber(class))
+        } else {
+            None
+        };
+        match next {
+            Some(j) if class.fits(j.meta().stack) => job = j,
+            other => match y.suspend(Suspend::Idle(other)) {
+                Resume::Run(j, at) => {
+                    ctx.at.set(at);
+                    job = j;
+                }
+                Resume::Exit => break,
+                Resume::Continue(_) => fatal("an idle fiber was resumed with Continue"),
+            },
+        }
+    }
+    core::mem::forget(guard);
+}
+
+/// Switches the worker `index` into `fiber` and handles why it came back (post-switch
+/// publication: the fiber's stack is quiescent for everything below).
+pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resume) {
+    use super::FiberState::*;
+    let slot = shared.fibers.slot(fiber);
+    let prev = slot.state();
+    debug_assert!(
+        matches!(prev, Pooled | Ready),
+        "switching into a {prev:?} fiber"
+    );
+    slot.transition(prev, Running);
+    slot.home.store(index, crate::sync::Ordering::Relaxed);
+    profile::fiber_enter(index, fiber);
+    // SAFETY: the caller took `fiber` from the free list or a ready queue, which hand each fiber
+    // to one worker at a time.
+    let result = unsafe { slot.resume(input) };
+    profile::fiber_leave(index, fiber);
+    let worker = &shared.workers[index];
+    match result {
+        CoroutineResult::Yield(Suspend::Idle(job)) => {
+            slot.transition(Running, Pooled);
+            shared.fibers.release(fiber);
+            if let Some(job) = job {
+                worker.set_pending(job);
+            }
+        }
+        CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
+            slot.transition(Running, Waiting);
+            worker
+                .parked_here
+                .fetch_add(1, crate::sync::Ordering::SeqCst);
+            // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
+            // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
+            // (the waiter borrows it).
+            if unsafe { counter.as_ref().publish(node.as_ptr(), shared) } {
+                shared.fiber_parked();
+            } else {
+                slot.transition(Waiting, Ready);
+                worker.push_ready(fiber);
+                worker
+                    .parked_here
+                    .fetch_sub(1, crate::sync::Ordering::SeqCst);
+            }
+        }
+        CoroutineResult::Yield(Suspend::Yield) => {
+            slot.transition(Running, Ready);
+            if worker.yielded.push(fiber).is_err() {
+                fatal("yield queue overflow");
+            }
+        }
+        CoroutineResult::Return(()) => fatal("a fiber returned while the system runs"),
+    }
+}

@@ -1,0 +1,49 @@
+//! ④ FIBER — where job code runs and can suspend.
+//!
+//! Receives a job and a worker from the scheduler loop (as corosensei's resume value) and runs
+//! it; runs further jobs from the same worker's queues without switching; hands control back
+//! to the worker only with a reason ([`Suspend`]): idle, waiting on a counter, or yielding.
+//! The worker publishes a wait only after the switch has landed (post-switch publication).
+
+mod ctx;
+mod pool;
+
+pub use ctx::Ctx;
+pub(crate) use ctx::{fiber_main, switch_into};
+pub(crate) use pool::{FiberPool, FiberState};
+
+use crate::counter::{CounterCore, WaitNode};
+use crate::job::JobRef;
+use crate::worker::Shared;
+use core::ptr::NonNull;
+
+/// Where a fiber is running: the resume value of every switch into a fiber.
+///
+/// Runtime state reaches a fiber only this way, never through a thread-local, so it is right
+/// after any switch even if the fiber resumed on another thread (migration mode).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkerRef {
+    pub(crate) shared: NonNull<Shared>,
+    pub(crate) index: usize,
+}
+
+/// What the scheduler loop tells a fiber when it switches into it.
+pub(crate) enum Resume {
+    /// Start running this job (the fiber was pooled).
+    Run(JobRef, WorkerRef),
+    /// The wait or yield is over; continue.
+    Continue(WorkerRef),
+    /// Shutdown: return from the fiber's body.
+    Exit,
+}
+
+/// Why a fiber switched back to its worker.
+pub(crate) enum Suspend {
+    /// Out of work; pool me. Carries a job the fiber found but whose stack class it cannot
+    /// host, for the worker to start on a larger fiber.
+    Idle(Option<JobRef>),
+    /// Publish `node` on `counter`, then park me until it is woken.
+    Wait(NonNull<WaitNode>, NonNull<CounterCore>),
+    /// Put me at the back of the ready queue.
+    Yield,
+}

@@ -1,0 +1,242 @@
+//! The fixed fiber pool, created at build time only.
+
+use super::{Resume, Suspend};
+use crate::counter::CounterCore;
+use crate::error::BuildError;
+use crate::job::{JobMeta, StackClass};
+use crate::panic::fatal;
+use crate::sync::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult};
+use crossbeam_queue::ArrayQueue;
+use std::fmt::Write as _;
+
+pub(crate) type Coro = Coroutine<Resume, Suspend, (), DefaultStack>;
+
+/// The life of a fiber. Transitions (checked with `debug_assert!`):
+/// `Pooled → Running` (a worker starts a job on it), `Running → Pooled` (idle),
+/// `Running → Waiting` (a wait published), `Waiting → Ready` (woken), `Running → Ready`
+/// (yield, or a wait already satisfied at publication), `Ready → Running` (resumed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum FiberState {
+    Pooled = 0,
+    Running = 1,
+    Waiting = 2,
+    Ready = 3,
+}
+
+/// One pooled fiber.
+///
+/// Invariant: the coroutine is resumed by at most one thread at a time — the worker that took
+/// it from the free list (Pooled) or from a ready queue (Ready); both hand out each fiber once.
+/// Without the unsafe migration opt-in, a Waiting fiber becomes Ready only on its `home`
+/// worker's ready queue, so it resumes on the thread that parked it. Nothing thread-affine
+/// (thread-local borrows, std mutex guards, Tracy spans) may be alive on its stack across a
+/// suspension when migration is on; see docs/safety.md.
+pub(crate) struct FiberSlot {
+    coro: UnsafeCell<Coro>,
+    pub(crate) class: StackClass,
+    state: AtomicU8,
+    /// The worker that last ran this fiber; a woken fiber goes to its ready queue.
+    pub(crate) home: AtomicUsize,
+    /// What it waits on, for deadlock reports (written by the fiber before it suspends).
+    waiting_on: AtomicPtr<CounterCore>,
+    waiting_for: AtomicU32,
+    /// The job it runs, for deadlock reports.
+    job: AtomicPtr<JobMeta>,
+}
+
+// SAFETY: the coroutine is only touched by the one worker that owns the fiber's current state
+// (type invariant); everything else is atomic.
+unsafe impl Sync for FiberSlot {}
+// SAFETY: a fiber's stack holds only what the safety contract allows to cross threads
+// (nothing, for a pooled fiber; see the type invariant for parked ones).
+unsafe impl Send for FiberSlot {}
+
+impl FiberSlot {
+    #[inline]
+    pub(crate) fn transition(&self, from: FiberState, to: FiberState) {
+        let was = self.state.swap(to as u8, Ordering::AcqRel);
+        debug_assert_eq!(was, from as u8, "fiber state {from:?} -> {to:?} from {was}");
+    }
+
+    pub(crate) fn state(&self) -> FiberState {
+        match self.state.load(Ordering::Acquire) {
+            0 => FiberState::Pooled,
+            1 => FiberState::Running,
+            2 => FiberState::Waiting,
+            _ => FiberState::Ready,
+        }
+    }
+
+    /// Switches into the fiber.
+    ///
+    /// # Safety
+    /// The caller owns the fiber's current state (took it from the free list or a ready queue).
+    #[inline]
+    pub(crate) unsafe fn resume(&self, input: Resume) -> CoroutineResult<Suspend, ()> {
+        // SAFETY: exclusive by the caller's contract.
+        self.coro.with_mut(|c| unsafe { (*c).resume(input) })
+    }
+
+    pub(crate) fn set_waiting(&self, counter: *const CounterCore, target: u32) {
+        self.waiting_on.store(counter.cast_mut(), Ordering::Relaxed);
+        self.waiting_for.store(target, Ordering::Relaxed);
+    }
+
+    /// Records the running job; returns the previous one (jobs run inline nest).
+    pub(crate) fn set_job(&self, meta: *const JobMeta) -> *const JobMeta {
+        self.job.swap(meta.cast_mut(), Ordering::Relaxed)
+    }
+}
+
+/// All fibers, and a free list per stack class.
+pub(crate) struct FiberPool {
+    slots: Box<[FiberSlot]>,
+    free_small: ArrayQueue<u32>,
+    free_large: ArrayQueue<u32>,
+}
+
+impl FiberPool {
+    /// Creates every fiber (stacks mapped, guard page below each, not started).
+    pub(crate) fn new(
+        small: (usize, usize),
+        large: (usize, usize),
+        body: fn(&corosensei::Yielder<Resume, Suspend>, Resume, u32, StackClass),
+    ) -> Result<Self, BuildError> {
+        let total = small.0 + large.0;
+        let mut slots = Vec::with_capacity(total);
+        let free_small = ArrayQueue::new(small.0.max(1));
+        let free_large = ArrayQueue::new(large.0.max(1));
+        for i in 0..total {
+            let (class, size) = if i < small.0 {
+                (StackClass::Small, small.1)
+            } else {
+                (StackClass::Large, large.1)
+            };
+            let stack = DefaultStack::new(size).map_err(|e| BuildError::stack(class, size, e))?;
+            let index = i as u32;
+            let coro = Coroutine::with_stack(
+                stack,
+                move |y: &corosensei::Yielder<Resume, Suspend>, input| body(y, input, index, class),
+            );
+            slots.push(FiberSlot {
+                coro: UnsafeCell::new(coro),
+                class,
+                state: AtomicU8::new(FiberState::Pooled as u8),
+                home: AtomicUsize::new(0),
+                waiting_on: AtomicPtr::new(core::ptr::null_mut()),
+                waiting_for: AtomicU32::new(0),
+                job: AtomicPtr::new(core::ptr::null_mut()),
+            });
+            let free = if class == StackClass::Small {
+                &free_small
+            } else {
+                &free_large
+            };
+            let _ = free.push(index);
+        }
+        Ok(Self {
+            slots: slots.into_boxed_slice(),
+            free_small,
+            free_large,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self, fiber: u32) -> &FiberSlot {
+        &self.slots[fiber as usize]
+    }
+
+    /// A free fiber that can host a job of class `class` (a small job may borrow a large fiber).
+    #[inline]
+    pub(crate) fn acquire(&self, class: StackClass) -> Option<u32> {
+        match class {
+            StackClass::Small => self.free_small.pop().or_else(|| self.free_large.pop()),
+            StackClass::Large => self.free_large.pop(),
+        }
+    }
+
+    /// Whether a free fiber could host a job of `class` right now (a hint; `acquire` decides).
+    #[inline]
+    pub(crate) fn has_free(&self, class: StackClass) -> bool {
+        !self.free_large.is_empty() || (class == StackClass::Small && !self.free_small.is_empty())
+    }
+
+    /// Returns a fiber to its free list. Called by the worker only after the fiber has switched
+    /// out (its stack is quiescent), so no other worker can start it while it still runs.
+    #[inline]
+    pub(crate) fn release(&self, fiber: u32) {
+        let free = if self.slot(fiber).class == StackClass::Small {
+            &self.free_small
+        } else {
+            &self.free_large
+        };
+        if free.push(fiber).is_err() {
+            fatal("fiber free list overflow");
+        }
+    }
+
+    /// A human-readable list of every fiber and what it waits on.
+    pub(crate) fn report(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            let state = s.state();
+            let _ = write!(
+                out,
+                "  fiber {i:>4} ({:?}, home worker {}): {state:?}",
+                s.class,
+                s.home.load(Ordering::Relaxed)
+            );
+            let job = s.job.load(Ordering::Relaxed);
+            if !job.is_null() && state != FiberState::Pooled {
+                // SAFETY: job metas are 'static.
+                let meta = unsafe { &*job };
+                let _ = write!(out, " in job '{}' ({}:{})", meta.name, meta.file, meta.line);
+            }
+            if state == FiberState::Waiting {
+                let c = s.waiting_on.load(Ordering::Relaxed);
+                // SAFETY: a waiting fiber's counter is alive while it waits (it is on the waiter's
+                // stack or owned by something the waiter borrows).
+                let value = unsafe { (*c).value() };
+                let _ = write!(
+                    out,
+                    " waits on counter {c:p} for <= {} (now {value})",
+                    s.waiting_for.load(Ordering::Relaxed)
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Ends every fiber: resumes each with `Exit` so its body returns. Aborts if a fiber is not
+    /// pooled — dropping a parked fiber would force-unwind a stack other jobs may borrow.
+    pub(crate) fn shutdown(&self) {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state() != FiberState::Pooled {
+                fatal(&format!(
+                    "shutdown found fiber {i} {:?}; a parked fiber is never dropped",
+                    s.state()
+                ));
+            }
+            let started = s.coro.with(|c| {
+                // SAFETY: called once all workers have exited: nothing else touches the fibers.
+                unsafe { (*c).started() }
+            });
+            if started {
+                // SAFETY: no worker runs; the fiber is pooled, suspended at its idle point.
+                match unsafe { s.resume(Resume::Exit) } {
+                    CoroutineResult::Return(()) => {}
+                    CoroutineResult::Yield(_) => fatal("a fiber did not exit at shutdown"),
+                }
+            }
+        }
+    }
+}

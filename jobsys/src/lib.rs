@@ -1,0 +1,75 @@
+//! # jobsys — a Naughty-Dog-style fiber job system
+//!
+//! A fixed pool of worker threads runs jobs on a pre-allocated pool of fibers. Code waits on
+//! atomic [`Counter`]s, and a wait parks the *fiber*, never the worker thread: the worker runs
+//! other jobs meanwhile and resumes the waiter — on the same thread — when the counter reaches
+//! its target.
+//!
+//! ```text
+//!  submit ──► queue ──► worker ──► fiber ──► counter ──► wake ──► (back to worker)
+//!  job/       queue/    worker/    fiber/    counter/    wake/
+//! ```
+//!
+//! A job is a small record in the submitter's storage ([`JobDecl`] slices, scope arenas, the
+//! joiner's stack); queues carry pointers to it; a worker runs it on a pooled fiber; the fiber
+//! parks on a counter; the decrement that reaches the target makes it ready again.
+//!
+//! ```
+//! use jobsys::JobSystem;
+//!
+//! let jobs = JobSystem::builder().workers(2).build()?;
+//! let mut positions = vec![0.0f32; 4096];
+//! let sum = jobs.run(|ctx| {
+//!     // Jobs in a scope may borrow the stack; the scope waits for all of them.
+//!     ctx.scope(|s| {
+//!         for chunk in positions.chunks_mut(512) {
+//!             s.spawn(move |_| chunk.iter_mut().for_each(|p| *p += 1.0));
+//!         }
+//!     });
+//!     let (a, b) = ctx.join(|_| positions[..2048].iter().sum::<f32>(), |_| positions[2048..].iter().sum::<f32>());
+//!     a + b
+//! });
+//! assert_eq!(sum, 4096.0);
+//! # Ok::<(), jobsys::BuildError>(())
+//! ```
+//!
+//! Layers: the safe layer ([`Ctx::scope`], [`Ctx::join`], pinned jobs through [`JobMeta`]) and
+//! the raw Naughty-Dog layer ([`JobDecl`], [`Ctx::run_jobs`], [`Ctx::wait_for_counter`]).
+//! Threads outside the pool submit and wait through a [`Handle`].
+//!
+//! ## Features
+//! - `profile`: turns the scheduler's profiler call sites into calls to the hooks installed
+//!   with [`profile::set_hooks`] (see the `jobsys-profiling` crate for Tracy and Chrome trace).
+//! - `fault-injection`: reserved for seeded fault injection (not active yet).
+//!
+//! ## What not to hold across a wait
+//! See `docs/safety.md`: a job may continue on another fiber's schedule after any wait, so
+//! std mutex guards, `thread_local!` borrows and Tracy spans must not be alive across one.
+//! With `panic = "abort"` a job panic aborts the process instead of reaching its owner.
+
+mod builder;
+mod counter;
+mod error;
+mod fault;
+mod fiber;
+mod job;
+mod panic;
+pub mod profile;
+mod queue;
+mod scope;
+mod sync;
+mod system;
+mod wake;
+mod worker;
+
+pub use builder::{
+    Builder, DEFAULT_IDLE_SPINS, DEFAULT_LARGE_FIBERS, DEFAULT_LARGE_STACK, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SMALL_FIBERS, DEFAULT_SMALL_STACK, MAX_FIBERS, MAX_QUEUE_CAPACITY, MAX_WORKERS,
+    MIN_QUEUE_CAPACITY, MIN_STACK_SIZE,
+};
+pub use counter::Counter;
+pub use error::{BuildError, BuildErrorKind};
+pub use fiber::Ctx;
+pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
+pub use scope::Scope;
+pub use system::{Handle, JobSystem};

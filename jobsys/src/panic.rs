@@ -1,0 +1,57 @@
+//! Panics: caught at the job boundary, owned by the scope / batch / handle that owns the job,
+//! re-raised in its owner after the wait. A panic inside the scheduler aborts.
+
+use crate::sync::SpinLock;
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A panic payload carried from a job to its owner.
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+/// Runs `f`, turning a panic into `Err(payload)`.
+#[inline]
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
+    catch_unwind(AssertUnwindSafe(f))
+}
+
+/// The first panic of a group of jobs; later ones are dropped (as in `rayon::scope`).
+pub(crate) struct PanicSlot(SpinLock<Option<Payload>>);
+
+impl PanicSlot {
+    pub(crate) const fn new() -> Self {
+        Self(SpinLock::new(None))
+    }
+
+    pub(crate) fn record(&self, payload: Payload) {
+        let mut slot = self.0.lock();
+        if slot.is_none() {
+            *slot = Some(payload);
+            return;
+        }
+        drop(slot);
+        // Dropping a payload can itself panic; that must not escape a job boundary.
+        let _ = catch(move || drop(payload));
+    }
+
+    pub(crate) fn take(&self) -> Option<Payload> {
+        self.0.lock().take()
+    }
+}
+
+/// Aborts the process if dropped during unwinding: guards scheduler code, which must never
+/// unwind (rayon's `AbortIfPanic`).
+pub(crate) struct AbortIfPanic(pub(crate) &'static str);
+
+impl Drop for AbortIfPanic {
+    fn drop(&mut self) {
+        fatal(self.0);
+    }
+}
+
+/// Prints `msg` and aborts. Used for broken internal invariants and for misuse that cannot be
+/// reported by unwinding (a wait while panicking, a dropped parked fiber).
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    eprintln!("jobsys: fatal: {msg}");
+    std::process::abort()
+}

@@ -1,0 +1,76 @@
+//! An intrusive FIFO of jobs under a spin lock: the injector and the pinned inboxes.
+
+use crate::job::{JobHeader, JobRef};
+use crate::sync::{AtomicUsize, Ordering, SpinLock};
+use core::ptr;
+
+struct Ends {
+    head: *const JobHeader,
+    tail: *const JobHeader,
+}
+
+/// FIFO of jobs linked through their headers' `next` field. Unbounded, allocation-free.
+pub(crate) struct JobList {
+    ends: SpinLock<Ends>,
+    /// Length, readable without the lock. SeqCst on both sides: the sleep protocol reads it
+    /// after its fence to decide whether work exists.
+    len: AtomicUsize,
+}
+
+// SAFETY: the raw pointers are job headers owned by the list while linked; they are only
+// touched under the lock.
+unsafe impl Send for JobList {}
+// SAFETY: as above.
+unsafe impl Sync for JobList {}
+
+impl JobList {
+    pub(crate) fn new() -> Self {
+        Self {
+            ends: SpinLock::new(Ends {
+                head: ptr::null(),
+                tail: ptr::null(),
+            }),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::SeqCst) == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn push(&self, job: JobRef) {
+        job.set_next(ptr::null());
+        let mut ends = self.ends.lock();
+        if ends.tail.is_null() {
+            ends.head = job.as_ptr();
+        } else {
+            // SAFETY: `tail` is a linked job, owned by the list, alive until popped.
+            unsafe { JobRef::from_ptr(ends.tail) }.set_next(job.as_ptr());
+        }
+        ends.tail = job.as_ptr();
+        self.len.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn pop(&self) -> Option<JobRef> {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut ends = self.ends.lock();
+        if ends.head.is_null() {
+            return None;
+        }
+        // SAFETY: `head` is a linked job owned by the list.
+        let job = unsafe { JobRef::from_ptr(ends.head) };
+        ends.head = job.next();
+        if ends.head.is_null() {
+            ends.tail = ptr::null();
+        }
+        self.len.fetch_sub(1, Ordering::SeqCst);
+        Some(job)
+    }
+}

@@ -1,0 +1,108 @@
+//! Jobs whose record lives on the waiting fiber's stack: `Ctx::join` and `JobSystem::run`.
+
+use crate::counter::CounterCore;
+use crate::fiber::Ctx;
+use crate::job::{JobHeader, JobMeta, JobRef};
+use crate::panic::{Payload, catch};
+use crate::sync::UnsafeCell;
+use core::ptr::NonNull;
+use std::panic::resume_unwind;
+
+/// A one-shot job and its result slot, on the stack of whoever waits for it.
+///
+/// Invariant: once published, it stays in place until `done` reads zero.
+#[repr(C)]
+pub(crate) struct StackJob<F, R> {
+    header: JobHeader,
+    f: UnsafeCell<Option<F>>,
+    result: UnsafeCell<Option<Result<R, Payload>>>,
+    done: CounterCore,
+}
+
+impl<F: FnOnce(&Ctx) -> R, R> StackJob<F, R> {
+    pub(crate) fn new(meta: &'static JobMeta, f: F) -> Self {
+        Self {
+            header: JobHeader::new(execute_stack::<F, R>, core::ptr::null(), meta),
+            f: UnsafeCell::new(Some(f)),
+            result: UnsafeCell::new(None),
+            done: CounterCore::new(1),
+        }
+    }
+
+    /// The ref to publish.
+    ///
+    /// # Safety
+    /// `self` must not move until [`done`](Self::done) reads zero, and the job must be allowed
+    /// to run where it is published (it must be `Send` unless it is pinned to this thread).
+    pub(crate) unsafe fn job_ref(&self) -> JobRef {
+        // SAFETY: `header` is the first field of this `#[repr(C)]` record.
+        let r = unsafe { JobRef::new(NonNull::from(&self.header)) };
+        r.set_owner(&self.done);
+        r
+    }
+
+    pub(crate) fn done(&self) -> &CounterCore {
+        &self.done
+    }
+
+    /// The job's result once `done` is zero.
+    pub(crate) fn take_result(&self) -> Result<R, Payload> {
+        debug_assert!(self.done.is_done(0));
+        // SAFETY: `done` is zero: the job finished writing `result` and nobody else reads it.
+        self.result
+            .with_mut(|p| unsafe { (*p).take() })
+            .expect("a stack job produced no result")
+    }
+}
+
+/// # Safety
+/// `header` heads a live `StackJob<F, R>` that has not run.
+unsafe fn execute_stack<F: FnOnce(&Ctx) -> R, R>(header: NonNull<JobHeader>, ctx: &Ctx) {
+    let job = header.cast::<StackJob<F, R>>().as_ptr().cast_const();
+    // SAFETY: the record lives until `done` reaches zero (type invariant); the closure is taken
+    // once, here; the waiter reads `result` only after `done`.
+    unsafe {
+        let f = (*job)
+            .f
+            .with_mut(|p| (*p).take())
+            .expect("a stack job ran twice");
+        let r = catch(|| f(ctx));
+        (*job).result.with_mut(|p| *p = Some(r));
+        (*job).done.sub(1, ctx.shared());
+    }
+}
+
+impl Ctx {
+    /// Runs `a` and `b`, potentially in parallel, and returns both results.
+    ///
+    /// `a` runs here at once; `b` is published as a job that another worker may steal. If
+    /// nobody took `b` by the time `a` returns, it runs here too (no park); otherwise this
+    /// fiber parks until `b` finishes. A panic in either is re-raised after both finished.
+    ///
+    /// ```
+    /// fn fib(ctx: &jobsys::Ctx, n: u64) -> u64 {
+    ///     if n < 2 { return n; }
+    ///     let (a, b) = ctx.join(|c| fib(c, n - 1), |c| fib(c, n - 2));
+    ///     a + b
+    /// }
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+    /// assert_eq!(jobs.run(|ctx| fib(ctx, 20)), 6765);
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce(&Ctx) -> RA,
+        B: FnOnce(&Ctx) -> RB + Send,
+        RB: Send,
+    {
+        let job = StackJob::new(&JobMeta::JOIN, b);
+        // SAFETY: `job` stays in this frame until `done` is zero — we wait below on every path,
+        // panics in `a` included; `B: Send` lets it run on any worker.
+        self.push(unsafe { job.job_ref() });
+        let ra = catch(|| a(self));
+        self.wait_core(job.done(), 0);
+        match (ra, job.take_result()) {
+            (Ok(ra), Ok(rb)) => (ra, rb),
+            (Err(p), _) | (_, Err(p)) => resume_unwind(p),
+        }
+    }
+}

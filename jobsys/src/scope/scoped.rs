@@ -1,0 +1,191 @@
+//! `Ctx::scope` and `Scope::spawn`.
+
+use super::arena::Arena;
+use crate::counter::CounterCore;
+use crate::fiber::Ctx;
+use crate::job::{Affinity, JobHeader, JobMeta, JobRef};
+use crate::panic::{PanicSlot, catch};
+use crate::sync::SpinLock;
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use std::panic::resume_unwind;
+
+/// What a scope's jobs share: its counter, its first panic, its record arena.
+pub(crate) struct ScopeState {
+    counter: CounterCore,
+    panic: PanicSlot,
+    arena: SpinLock<Arena>,
+}
+
+/// A scope of jobs that may borrow anything that outlives `'env`; handed by reference to the
+/// scope's body and to each of its jobs.
+///
+/// Dereferences to the [`Ctx`] of the job (or body) that holds it, so `s.join(..)`,
+/// `s.wait_for_counter(..)` and nested `s.scope(..)` work directly.
+///
+/// Borrows must outlive the scope:
+///
+/// ```compile_fail
+/// # jobsys::JobSystem::builder().workers(1).build().unwrap().run(|ctx| {
+/// ctx.scope(|s| {
+///     let local = 5;
+///     s.spawn(|_| println!("{local}")); // `local` dies before the scope's jobs are done
+/// });
+/// # });
+/// ```
+///
+/// and whatever a job captures must be `Send`:
+///
+/// ```compile_fail
+/// # jobsys::JobSystem::builder().workers(1).build().unwrap().run(|ctx| {
+/// let rc = std::rc::Rc::new(1);
+/// ctx.scope(|s| {
+///     s.spawn(move |_| drop(rc));
+/// });
+/// # });
+/// ```
+pub struct Scope<'scope, 'env: 'scope> {
+    state: &'scope ScopeState,
+    ctx: NonNull<Ctx>,
+    _scope: PhantomData<&'scope mut &'scope ()>,
+    _env: PhantomData<&'env mut &'env ()>,
+}
+
+impl Deref for Scope<'_, '_> {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        // SAFETY: a `Scope` value is only handed out by reference for the duration of the body
+        // or job call that owns `ctx`.
+        unsafe { self.ctx.as_ref() }
+    }
+}
+
+/// A spawned job's record, allocated in the scope's arena.
+#[repr(C)]
+struct SpawnJob<F> {
+    header: JobHeader,
+    state: *const ScopeState,
+    f: ManuallyDrop<F>,
+}
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    /// Spawns `f` as a job of this scope. It may run on any worker, possibly before `spawn`
+    /// returns; the scope waits for it.
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+    {
+        self.spawn_with(&JobMeta::DEFAULT, f);
+    }
+
+    /// Spawns `f` with metadata: a name for the profiler, a stack class, a priority, and an
+    /// affinity — `Affinity::Worker(0)` runs it on the main thread only.
+    ///
+    /// # Panics
+    /// If `meta` pins the job to a worker that does not exist.
+    pub fn spawn_with<F>(&self, meta: &'static JobMeta, f: F)
+    where
+        F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+    {
+        if let Affinity::Worker(k) = meta.affinity {
+            let n = self.worker_count();
+            assert!(
+                k < n,
+                "job '{}' is pinned to worker {k}, but the system has {n} workers (0..{n})",
+                meta.name
+            );
+        }
+        let shared = self.shared();
+        let record = self
+            .state
+            .arena
+            .lock()
+            .alloc(&shared.blocks, Layout::new::<SpawnJob<F>>())
+            .cast::<SpawnJob<F>>();
+        // SAFETY: fresh, suitably aligned arena memory that lives until the scope ends, which is
+        // after this job ran (the scope waits for its counter).
+        unsafe {
+            record.as_ptr().write(SpawnJob {
+                header: JobHeader::new(execute_spawn::<F>, &self.state.counter, meta),
+                state: self.state,
+                f: ManuallyDrop::new(f),
+            })
+        };
+        self.state.counter.add(1);
+        // SAFETY: the header is the first field of a `#[repr(C)]` record.
+        let job = unsafe { JobRef::new(record.cast()) };
+        self.push(job);
+    }
+}
+
+/// # Safety
+/// `header` heads a `SpawnJob<F>` that has not run.
+unsafe fn execute_spawn<'scope, 'env: 'scope, F>(header: NonNull<JobHeader>, ctx: &Ctx)
+where
+    F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+{
+    let record = header.cast::<SpawnJob<F>>().as_ptr();
+    // SAFETY: the record is alive and ours (runs once); `f` is taken exactly once, here; the
+    // scope state outlives its jobs.
+    let (f, state) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).state) };
+    let scope = Scope {
+        state,
+        ctx: NonNull::from(ctx),
+        _scope: PhantomData,
+        _env: PhantomData,
+    };
+    if let Err(payload) = catch(|| f(&scope)) {
+        state.panic.record(payload);
+    }
+    state.counter.sub(1, ctx.shared());
+}
+
+impl Ctx {
+    /// Runs `f` with a [`Scope`] whose jobs may borrow from the enclosing stack frame, and
+    /// returns once every job spawned in it has finished.
+    ///
+    /// The wait parks this fiber, never the worker. If the body or any job panicked, the first
+    /// job panic (or else the body's) is re-raised here after all jobs finished.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+    /// let mut data = vec![1u64; 1000];
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         for chunk in data.chunks_mut(100) {
+    ///             s.spawn(move |_| chunk.iter_mut().for_each(|x| *x *= 2));
+    ///         }
+    ///     });
+    /// });
+    /// assert!(data.iter().all(|&x| x == 2));
+    /// ```
+    pub fn scope<'env, F, R>(&self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        let state = ScopeState {
+            counter: CounterCore::new(0),
+            panic: PanicSlot::new(),
+            arena: SpinLock::new(Arena::new()),
+        };
+        let scope = Scope {
+            state: &state,
+            ctx: NonNull::from(self),
+            _scope: PhantomData,
+            _env: PhantomData,
+        };
+        let result = catch(|| f(&scope));
+        self.wait_core(&state.counter, 0);
+        state.arena.lock().release(&self.shared().blocks);
+        if let Some(payload) = state.panic.take() {
+            resume_unwind(payload);
+        }
+        match result {
+            Ok(r) => r,
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+}

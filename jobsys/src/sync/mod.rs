@@ -1,0 +1,31 @@
+//! The one door every atomic and shared cell goes through.
+//!
+//! Under `--cfg loom` these names resolve to loom's model-checked twins, so the wait-list,
+//! ring and sleep protocols can be explored exhaustively; otherwise they are std's. Nothing in
+//! the crate imports `std::sync::atomic` directly.
+
+mod cell;
+mod spin;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    fence,
+};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    fence,
+};
+
+pub(crate) use cell::UnsafeCell;
+pub(crate) use spin::SpinLock;
+
+/// Spin hint used by every busy-wait in the crate.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}

@@ -1,0 +1,289 @@
+//! `JobSystem` (owned by the thread that built it) and `Handle` (for every other thread).
+
+use crate::Builder;
+use crate::counter::{Counter, WaitNode, Waiter};
+use crate::fiber::Ctx;
+use crate::job::{Affinity, JobDecl, JobMeta};
+use crate::scope::StackJob;
+use crate::sync::Ordering;
+use crate::worker::{LoopMode, Shared, main_loop};
+use core::fmt;
+use core::marker::PhantomData;
+use std::panic::resume_unwind;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A fixed pool of workers and pre-allocated fibers.
+///
+/// The thread that builds it is worker 0: it joins the pool inside [`run`](Self::run). The
+/// system is therefore neither `Send` nor `Sync` — it stays on that thread, and jobs cannot own
+/// or drop it (a job dropping its own system is a compile error). Other threads submit and wait
+/// through a [`Handle`].
+///
+/// ```compile_fail
+/// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+/// std::thread::spawn(move || drop(jobs)); // JobSystem is !Send
+/// ```
+///
+/// Dropping it drains all queued work, waits for every parked fiber to finish, joins the
+/// worker threads and unmaps the fibers. If fibers are parked and nothing is left that could
+/// wake them, it aborts with a report of what each fiber waits on rather than hang.
+pub struct JobSystem {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    pinned_cores: Vec<Option<usize>>,
+    _owner_thread: PhantomData<*mut ()>,
+}
+
+impl JobSystem {
+    /// A [`Builder`] with the defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_parts(
+        shared: Arc<Shared>,
+        threads: Vec<JoinHandle<()>>,
+        pinned_cores: Vec<Option<usize>>,
+    ) -> Self {
+        Self {
+            shared,
+            threads,
+            pinned_cores,
+            _owner_thread: PhantomData,
+        }
+    }
+
+    /// Number of workers, the calling thread included.
+    pub fn worker_count(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Total fibers in the pool (both classes).
+    pub fn fiber_count(&self) -> usize {
+        self.shared.fibers.len()
+    }
+
+    /// For each worker, the core it was pinned to, or `None` if pinning was off or failed.
+    pub fn pinned_cores(&self) -> &[Option<usize>] {
+        &self.pinned_cores
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Makes the calling thread worker 0 and runs `f` as a job on it, returning its result.
+    ///
+    /// `f` runs on a fiber of worker 0 (it never moves to another thread, so it needs no
+    /// `Send`), and may submit, wait, join and open scopes through its [`Ctx`]. Meanwhile the
+    /// calling thread also runs other jobs. `run` returns once `f` has returned and worker 0
+    /// has no queued, pinned or parked work left. A panic in `f` is re-raised here.
+    ///
+    /// # Panics
+    /// If called from inside `run` (it is not reentrant: use the `Ctx` you already have).
+    pub fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce(&Ctx) -> R,
+    {
+        let shared = &*self.shared;
+        assert!(
+            !shared.in_run.swap(true, Ordering::AcqRel),
+            "JobSystem::run was called from inside run; use the Ctx you were given instead"
+        );
+        struct Leave<'a>(&'a Shared);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.in_run.store(false, Ordering::Release);
+            }
+        }
+        let _leave = Leave(shared);
+        let root = StackJob::new(&JobMeta::ROOT, f);
+        // SAFETY: `root` stays in this frame until its counter is zero (the loop below runs
+        // until then); it is pinned to worker 0, which is this thread, so `F` needs no `Send`.
+        shared.workers[0].pinned.push(unsafe { root.job_ref() });
+        main_loop(shared, 0, LoopMode::Sleep, &|| {
+            root.done().is_done(0) && shared.workers[0].is_quiet()
+        });
+        match root.take_result() {
+            Ok(r) => r,
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+}
+
+impl Drop for JobSystem {
+    fn drop(&mut self) {
+        let shared = &*self.shared;
+        shared.shutdown.store(true, Ordering::SeqCst);
+        while shared.foreign_submitters.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+        // Worker 0 helps drain until nothing can happen any more.
+        main_loop(shared, 0, LoopMode::NoSleep, &|| shared.drained());
+        shared.exit.store(true, Ordering::SeqCst);
+        shared.wake_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        shared.fibers.shutdown();
+    }
+}
+
+impl Shared {
+    /// Shutdown's test on worker 0: true when no job is queued anywhere, every other worker
+    /// sleeps after finding nothing, and no fiber is parked. Parked fibers with nothing left to
+    /// wake them are a deadlock: report and abort.
+    fn drained(&self) -> bool {
+        let w0 = &self.workers[0];
+        let idle = w0.ready.is_empty()
+            && w0.yielded.is_empty()
+            && w0.pinned.is_empty()
+            && w0.rings_empty()
+            && !w0.has_pending()
+            && self.injector.is_empty()
+            && self.workers[1..].iter().all(|w| {
+                w.sleeping.load(Ordering::SeqCst)
+                    && w.settled.load(Ordering::SeqCst)
+                    && w.rings_empty()
+                    && w.pinned.is_empty()
+                    && w.ready.is_empty()
+                    && w.yielded.is_empty()
+            });
+        if !idle {
+            return false;
+        }
+        let parked = self
+            .workers
+            .iter()
+            .map(|w| w.parked_here.load(Ordering::SeqCst))
+            .sum::<usize>();
+        if parked > 0 {
+            self.deadlock(
+                "the system is dropping, no job is left to run, and fibers are still parked",
+            );
+        }
+        true
+    }
+}
+
+impl fmt::Debug for JobSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSystem")
+            .field("workers", &self.worker_count())
+            .field("fibers", &self.fiber_count())
+            .finish()
+    }
+}
+
+/// Submit and wait from threads that are not workers (IO threads, tools, tests).
+///
+/// Cheap to clone; `Send + Sync`. Waiting through a handle blocks the calling OS thread, so
+/// jobs must wait through their [`Ctx`] instead (a handle refuses to block a worker).
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Number of workers in the system.
+    pub fn worker_count(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Submits a batch of raw declarations counted on `counter`, from any thread.
+    ///
+    /// # Safety
+    /// As [`Ctx::run_jobs`].
+    ///
+    /// # Panics
+    /// If the system is shutting down (its `JobSystem` is being dropped), or a declaration is
+    /// pinned to a worker that does not exist.
+    pub unsafe fn run_jobs(&self, decls: &[JobDecl], counter: &Counter) {
+        let Ok(n) = u32::try_from(decls.len()) else {
+            panic!("a batch holds at most 2^32 - 1 jobs")
+        };
+        if n == 0 {
+            return;
+        }
+        let shared = &*self.shared;
+        shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
+        struct Leave<'a>(&'a Shared);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.foreign_submitters.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _leave = Leave(shared);
+        assert!(
+            !shared.shutdown.load(Ordering::SeqCst),
+            "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
+        );
+        if let Affinity::Worker(k) = decls[0].meta().affinity {
+            assert!(
+                k < shared.workers.len(),
+                "job '{}' is pinned to worker {k}, but the system has {} workers",
+                decls[0].meta().name,
+                shared.workers.len()
+            );
+        }
+        counter.core().add(n);
+        // SAFETY: forwarded caller contract.
+        let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
+        match job.meta().affinity {
+            Affinity::Any => {
+                shared.injector.push(job);
+                shared.notify_one();
+            }
+            Affinity::Worker(k) => shared.push_pinned(k, job),
+        }
+    }
+
+    /// Blocks the calling thread until `counter` is at or below `target`.
+    ///
+    /// # Panics
+    /// If called on one of this system's worker threads (it would block the worker and
+    /// every fiber on it): jobs wait with [`Ctx::wait_for_counter`].
+    pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
+        if counter.is_done(target) {
+            return;
+        }
+        let shared = &*self.shared;
+        let me = std::thread::current();
+        let on_worker = shared.workers.iter().enumerate().any(|(i, w)| {
+            w.thread.get().is_some_and(|t| t.id() == me.id())
+                && (i != 0 || shared.in_run.load(Ordering::Acquire))
+        });
+        assert!(
+            !on_worker,
+            "Handle::wait_for_counter was called on a worker thread, which it would block; use Ctx::wait_for_counter inside jobs"
+        );
+        let mut node = WaitNode::new(
+            target,
+            Waiter::Thread {
+                thread: me,
+                done: Default::default(),
+            },
+        );
+        // SAFETY: `node` lives on this stack until `block_thread` returns, which is after the
+        // waker set `done` (its last touch); the caller keeps `counter` alive while waiting.
+        if unsafe { counter.core().publish(&mut node, shared) } {
+            node.block_thread();
+        }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.worker_count())
+            .finish()
+    }
+}

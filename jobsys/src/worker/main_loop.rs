@@ -1,0 +1,189 @@
+//! The scheduler loop each worker runs on its own thread stack.
+
+use super::Shared;
+use crate::fiber::{Resume, WorkerRef, switch_into};
+use crate::job::{JobRef, StackClass};
+use crate::panic::AbortIfPanic;
+use crate::queue::Steal;
+use core::ptr::NonNull;
+
+/// Idle rounds that call `yield_now` after the spin rounds and before sleeping; picked, tune
+/// with data (issue 3 makes idling frame-aware).
+const IDLE_YIELDS: u32 = 16;
+
+/// Whether an idle worker may sleep.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoopMode {
+    /// Normal operation.
+    Sleep,
+    /// Shutdown drain on worker 0: nobody would wake it when the system becomes quiescent.
+    NoSleep,
+}
+
+/// Runs worker `index` until `done()` is true: ready fibers first, then new jobs (own pinned
+/// inbox, own rings, injector, steal), then fibers that yielded, then spin, yield, sleep.
+pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dyn Fn() -> bool) {
+    let guard = AbortIfPanic("a panic escaped the jobsys scheduler loop");
+    let at = WorkerRef {
+        shared: NonNull::from(shared),
+        index,
+    };
+    let worker = &shared.workers[index];
+    let mut idle = 0u32;
+    loop {
+        if let Some(fiber) = worker.ready.pop().or_else(|| shared.steal_ready(index)) {
+            switch_into(shared, index, fiber, Resume::Continue(at));
+            idle = 0;
+            continue;
+        }
+        if done() {
+            break;
+        }
+        if let Some(job) = worker
+            .take_pending()
+            .or_else(|| shared.find_job(index, Host::Scheduler))
+        {
+            match shared.fibers.acquire(job.meta().stack) {
+                Some(fiber) => {
+                    switch_into(shared, index, fiber, Resume::Run(job, at));
+                    idle = 0;
+                }
+                None => {
+                    // No free fiber: hold the job and only resume ready fibers until one frees.
+                    worker.set_pending(job);
+                    std::thread::yield_now();
+                }
+            }
+            continue;
+        }
+        if let Some(fiber) = worker.yielded.pop() {
+            switch_into(shared, index, fiber, Resume::Continue(at));
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle <= shared.idle_spins {
+            crate::sync::spin_loop();
+        } else if idle <= shared.idle_spins + IDLE_YIELDS || mode == LoopMode::NoSleep {
+            std::thread::yield_now();
+        } else {
+            shared.sleep(index, done);
+            idle = 0;
+        }
+    }
+    core::mem::forget(guard);
+}
+
+/// Who will run the job being looked for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Host {
+    /// The scheduler loop, which needs a free fiber for it.
+    Scheduler,
+    /// A fiber of this class, which runs it itself without switching.
+    Fiber(StackClass),
+}
+
+/// Ring classes in the order a host looks at them.
+const CLASSES: [StackClass; 2] = [StackClass::Large, StackClass::Small];
+
+impl Shared {
+    /// Whether `host` can start a job of `class` now. Rings are only popped or stolen from
+    /// when it can: a job taken without a fiber to run it would strand the waiter that could
+    /// have run it inline.
+    #[inline]
+    fn can_host(&self, host: Host, class: StackClass) -> bool {
+        match host {
+            Host::Fiber(c) => c.fits(class),
+            Host::Scheduler => self.fibers.has_free(class),
+        }
+    }
+
+    /// The next job for worker `index`: pinned inbox, own rings (LIFO), injector, then steal.
+    /// Pinned and injected jobs may not fit `host`; the caller then finds them a fiber.
+    #[inline]
+    pub(crate) fn find_job(&self, index: usize, host: Host) -> Option<JobRef> {
+        let me = &self.workers[index];
+        if let Some(job) = me.pinned.pop() {
+            return Some(job);
+        }
+        for class in CLASSES {
+            if self.can_host(host, class) {
+                if let Some(job) = me.ring(class).pop() {
+                    return Some(job);
+                }
+            }
+        }
+        self.find_job_cold(index, host)
+    }
+
+    #[cold]
+    fn find_job_cold(&self, index: usize, host: Host) -> Option<JobRef> {
+        if let Some(job) = self.injector.pop() {
+            if !self.injector.is_empty() {
+                self.notify_one();
+            }
+            return Some(job);
+        }
+        self.steal(index, host)
+    }
+
+    /// Steals from another worker's ring, taking up to half of what it holds: the first job is
+    /// returned, the rest land in our own ring (single steals: see queue/ring.rs).
+    fn steal(&self, index: usize, host: Host) -> Option<JobRef> {
+        let n = self.workers.len();
+        if n == 1 {
+            return None;
+        }
+        let me = &self.workers[index];
+        let start = me.next_random() as usize % n;
+        for k in 0..n {
+            let v = (start + k) % n;
+            if v == index {
+                continue;
+            }
+            for class in CLASSES {
+                if !self.can_host(host, class) {
+                    continue;
+                }
+                let (ring, mine) = (self.workers[v].ring(class), me.ring(class));
+                loop {
+                    crate::fault::inject(crate::fault::Site::Steal);
+                    match ring.steal() {
+                        Steal::Success(job) => {
+                            let mut taken = 1;
+                            for _ in 0..ring.len() / 2 {
+                                let Steal::Success(more) = ring.steal() else {
+                                    break;
+                                };
+                                if let Err(more) = mine.push(more) {
+                                    self.injector.push(more);
+                                }
+                                taken += 1;
+                            }
+                            crate::profile::steal(index, v, taken);
+                            if !ring.is_empty() || taken > 1 {
+                                self.notify_one();
+                            }
+                            return Some(job);
+                        }
+                        Steal::Empty => break,
+                        Steal::Retry => crate::sync::spin_loop(),
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// In migration mode, an idle worker may resume another worker's ready fiber.
+    #[inline]
+    fn steal_ready(&self, index: usize) -> Option<u32> {
+        if !self.migration {
+            return None;
+        }
+        self.workers
+            .iter()
+            .filter(|w| w.index != index)
+            .find_map(|w| w.ready.pop())
+    }
+}

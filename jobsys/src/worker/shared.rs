@@ -1,0 +1,207 @@
+//! State shared by all workers, and each worker's public face.
+
+use crate::fiber::{FiberPool, FiberState};
+use crate::job::JobRef;
+use crate::panic::fatal;
+use crate::queue::{JobList, Ring};
+use crate::scope::BlockPool;
+use crate::sync::{AtomicBool, AtomicIsize, AtomicUsize, Ordering, UnsafeCell};
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+use std::sync::OnceLock;
+use std::thread::Thread;
+
+/// One worker as the others see it.
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    /// Owner-LIFO, thief-FIFO rings of unstarted jobs, one per stack class (indexed by
+    /// `StackClass as usize`), so a thief only takes jobs it has a fitting fiber for.
+    pub(crate) rings: [Ring; 2],
+    /// Jobs pinned to this worker; never stolen.
+    pub(crate) pinned: JobList,
+    /// Fibers woken by a counter, to be resumed here (bounded by the pool size).
+    pub(crate) ready: ArrayQueue<u32>,
+    /// Fibers that yielded: resumed after new jobs had their turn, in FIFO order.
+    pub(crate) yielded: ArrayQueue<u32>,
+    /// Fibers parked while running on this worker and not yet pushed back to `ready`.
+    pub(crate) parked_here: AtomicUsize,
+    /// True from the moment the worker commits to sleeping until a waker (or itself) clears it.
+    pub(crate) sleeping: CachePadded<AtomicBool>,
+    /// True while the worker is parked after having found no work (used by shutdown to prove
+    /// quiescence).
+    pub(crate) settled: AtomicBool,
+    pub(crate) thread: OnceLock<Thread>,
+    /// A job this worker took but had no fiber for. Owner thread only.
+    pending: UnsafeCell<Option<JobRef>>,
+    /// xorshift state for victim choice. Owner thread only.
+    rng: UnsafeCell<u32>,
+}
+
+// SAFETY: `pending` and `rng` are only touched by the thread running this worker's loop (and the
+// fibers it runs, on the same thread); everything else is atomic or internally synchronised.
+unsafe impl Sync for Worker {}
+
+impl Worker {
+    pub(crate) fn new(index: usize, ring_capacity: usize, fibers: usize) -> Self {
+        Self {
+            index,
+            rings: [Ring::new(ring_capacity), Ring::new(ring_capacity)],
+            pinned: JobList::new(),
+            ready: ArrayQueue::new(fibers.max(1)),
+            yielded: ArrayQueue::new(fibers.max(1)),
+            parked_here: AtomicUsize::new(0),
+            sleeping: CachePadded::new(AtomicBool::new(false)),
+            settled: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            pending: UnsafeCell::new(None),
+            rng: UnsafeCell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push_ready(&self, fiber: u32) {
+        if self.ready.push(fiber).is_err() {
+            fatal("ready queue overflow (more ready fibers than the pool holds)");
+        }
+    }
+
+    /// Owner thread only.
+    pub(crate) fn set_pending(&self, job: JobRef) {
+        // SAFETY: owner-thread-only field (type invariant).
+        let prev = self.pending.with_mut(|p| unsafe { (*p).replace(job) });
+        if prev.is_some() {
+            fatal("a worker held two jobs without a fiber");
+        }
+    }
+
+    /// Owner thread only.
+    pub(crate) fn take_pending(&self) -> Option<JobRef> {
+        // SAFETY: owner-thread-only field (type invariant).
+        self.pending.with_mut(|p| unsafe { (*p).take() })
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        // SAFETY: owner-thread-only field (type invariant).
+        self.pending.with(|p| unsafe { (*p).is_some() })
+    }
+
+    /// Owner thread only: next pseudo-random number.
+    pub(crate) fn next_random(&self) -> u32 {
+        // SAFETY: owner-thread-only field (type invariant).
+        self.rng.with_mut(|p| unsafe {
+            let mut x = *p;
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *p = x;
+            x
+        })
+    }
+
+    #[inline]
+    pub(crate) fn ring(&self, class: crate::job::StackClass) -> &Ring {
+        &self.rings[class as usize]
+    }
+
+    pub(crate) fn rings_empty(&self) -> bool {
+        self.rings.iter().all(Ring::is_empty)
+    }
+
+    /// Nothing queued, ready, parked or pending here (owner thread only, for `pending`).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.ready.is_empty()
+            && self.yielded.is_empty()
+            && self.parked_here.load(Ordering::SeqCst) == 0
+            && self.pinned.is_empty()
+            && self.rings_empty()
+            && !self.has_pending()
+    }
+}
+
+/// Everything the workers, fibers and handles share. Lives in an `Arc`.
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[Worker]>,
+    pub(crate) fibers: FiberPool,
+    /// Wait lists of every counter, hashed by address.
+    pub(crate) waits: crate::counter::WaitTable,
+    /// Overflow from full rings, and submissions from threads that are not workers.
+    pub(crate) injector: JobList,
+    /// Workers with `sleeping` set.
+    pub(crate) sleepers: CachePadded<AtomicUsize>,
+    /// Fibers parked on a counter (may lag below the truth, never above; see `fiber_parked`).
+    pub(crate) parked: CachePadded<AtomicIsize>,
+    /// Set when the system starts dropping: new foreign submissions are refused.
+    pub(crate) shutdown: AtomicBool,
+    /// Set once the system is quiescent during drop: workers leave their loops.
+    pub(crate) exit: AtomicBool,
+    /// Worker 0 is inside `JobSystem::run`.
+    pub(crate) in_run: AtomicBool,
+    /// Foreign threads inside a submit call (shutdown waits for them to leave).
+    pub(crate) foreign_submitters: AtomicUsize,
+    /// Memory blocks for scope job records, recycled across scopes.
+    pub(crate) blocks: BlockPool,
+    /// Idle rounds spent spinning before a worker sleeps.
+    pub(crate) idle_spins: u32,
+    /// Whether a woken fiber may resume on another worker (unsafe builder opt-in).
+    pub(crate) migration: bool,
+}
+
+impl Shared {
+    /// Routes a pinned job to its worker's inbox and wakes that worker.
+    pub(crate) fn push_pinned(&self, worker: usize, job: JobRef) {
+        let Some(w) = self.workers.get(worker) else {
+            panic!(
+                "job '{}' is pinned to worker {worker}, but the system has {} workers (0..{})",
+                job.meta().name,
+                self.workers.len(),
+                self.workers.len()
+            );
+        };
+        w.pinned.push(job);
+        self.wake_worker(worker);
+    }
+
+    /// Accounts a fiber whose wait was just published; reports a deadlock if every fiber is
+    /// now parked.
+    ///
+    /// The count is incremented after publication and decremented by the waker, so it never
+    /// exceeds the number of fibers really parked. When it equals the pool size, no fiber runs
+    /// a job, and only jobs decrement counters: nothing can ever wake them.
+    pub(crate) fn fiber_parked(&self) {
+        let n = self.parked.fetch_add(1, Ordering::AcqRel) + 1;
+        if n as usize == self.fibers.len() {
+            self.deadlock("every fiber in the pool is parked and no job can run to wake one");
+        }
+    }
+
+    /// Makes a parked fiber runnable on its home worker (the wake stage).
+    pub(crate) fn make_ready(&self, fiber: u32) {
+        let slot = self.fibers.slot(fiber);
+        let home = slot.home.load(Ordering::Relaxed);
+        self.parked.fetch_sub(1, Ordering::AcqRel);
+        slot.transition(FiberState::Waiting, FiberState::Ready);
+        let w = &self.workers[home];
+        // Push before un-counting: `parked_here + ready` never reads zero while the fiber is in
+        // between, so worker 0 cannot leave `run` with a fiber still on its way back.
+        w.push_ready(fiber);
+        w.parked_here.fetch_sub(1, Ordering::SeqCst);
+        crate::profile::wake(home);
+        self.wake_worker(home);
+        if self.migration {
+            self.notify_one();
+        }
+    }
+
+    #[cold]
+    pub(crate) fn deadlock(&self, why: &str) -> ! {
+        let report = self.fibers.report();
+        fatal(&format!(
+            "deadlock: {why}.\n{} workers, {} fibers; injector holds {} jobs.\nFibers:\n{report}\
+             Fix: a job is waiting on work that needs a fiber to run; raise the pool size \
+             (Builder::small_fibers / large_fibers) or wait on fewer things at once.",
+            self.workers.len(),
+            self.fibers.len(),
+            self.injector.len()
+        ))
+    }
+}

@@ -1,0 +1,20 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use jobsys::JobSystem;
+
+/// The worker counts every behavioural test runs at.
+pub(crate) const WORKER_COUNTS: [usize; 4] = [1, 2, 4, 8];
+
+/// A system with `n` workers, no pinning (tests share 2 cores with other processes).
+pub(crate) fn system(n: usize) -> JobSystem {
+    JobSystem::builder().workers(n).build().expect("build")
+}
+
+/// Runs `f` once per worker count with a fresh system.
+pub(crate) fn each_worker_count(mut f: impl FnMut(&JobSystem, usize)) {
+    for n in WORKER_COUNTS {
+        let jobs = system(n);
+        f(&jobs, n);
+    }
+}

@@ -1,0 +1,450 @@
+//! The core runtime's behaviour, across worker counts {1, 2, 4, 8}.
+
+mod common;
+
+use common::{each_worker_count, system};
+use jobsys::{Affinity, Counter, Ctx, JobDecl, JobMeta, JobSystem, StackClass, job_meta};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+
+fn bump_u8(_: &Ctx, data: *mut ()) {
+    // SAFETY: every declaration points at one live `AtomicU8` of the test's flag array.
+    unsafe { &*(data as *const AtomicU8) }.fetch_add(1, Ordering::Relaxed);
+}
+
+#[test]
+fn a_million_batch_jobs_each_run_exactly_once() {
+    const N: usize = 1_000_000;
+    let meta = job_meta!("bump");
+    let flags: Vec<AtomicU8> = (0..N).map(|_| AtomicU8::new(0)).collect();
+    let decls: Vec<JobDecl> = flags
+        .iter()
+        .map(|f| JobDecl::new(meta, bump_u8, f as *const AtomicU8 as *mut ()))
+        .collect();
+    each_worker_count(|jobs, n| {
+        flags.iter().for_each(|f| f.store(0, Ordering::Relaxed));
+        jobs.run(|ctx| {
+            let counter = Counter::new();
+            // SAFETY: `decls`, `flags` and `counter` outlive the wait below.
+            unsafe { ctx.run_jobs(&decls, &counter) };
+            ctx.wait_for_counter(&counter, 0);
+            assert!(!counter.is_poisoned());
+        });
+        let bad = flags
+            .iter()
+            .filter(|f| f.load(Ordering::Relaxed) != 1)
+            .count();
+        assert_eq!(bad, 0, "{bad} jobs did not run exactly once at {n} workers");
+    });
+}
+
+#[test]
+fn a_million_scope_spawns_each_run_exactly_once() {
+    const N: usize = 1_000_000;
+    let flags: Vec<AtomicU8> = (0..N).map(|_| AtomicU8::new(0)).collect();
+    each_worker_count(|jobs, n| {
+        flags.iter().for_each(|f| f.store(0, Ordering::Relaxed));
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for f in &flags {
+                    s.spawn(move |_| {
+                        f.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            })
+        });
+        let bad = flags
+            .iter()
+            .filter(|f| f.load(Ordering::Relaxed) != 1)
+            .count();
+        assert_eq!(
+            bad, 0,
+            "{bad} spawned jobs did not run exactly once at {n} workers"
+        );
+    });
+}
+
+/// One level of the chain: submit one Large child on a counter in this frame and wait for it.
+fn chain_level(ctx: &Ctx, data: *mut ()) {
+    // SAFETY: `data` is the `ChainState` of the test, alive for the whole run.
+    let state = unsafe { &*(data as *const ChainState) };
+    let depth = state.depth.fetch_add(1, Ordering::Relaxed) + 1;
+    state.max_fibers_seen.fetch_max(depth, Ordering::Relaxed);
+    if depth < state.target {
+        let child = [JobDecl::new(&CHAIN, chain_level, data)];
+        let counter = Counter::new();
+        // SAFETY: `child` and `counter` live in this frame until the wait returns.
+        unsafe { ctx.run_jobs(&child, &counter) };
+        ctx.wait_for_counter(&counter, 0);
+    }
+}
+
+static CHAIN: JobMeta = JobMeta::new("chain", file!(), line!()).stack(StackClass::Large);
+
+struct ChainState {
+    depth: AtomicU32,
+    max_fibers_seen: AtomicU32,
+    target: u32,
+}
+
+#[test]
+fn a_chain_of_500_nested_waits_fits_in_16_fibers_because_children_run_inline() {
+    for n in common::WORKER_COUNTS {
+        let jobs = JobSystem::builder()
+            .workers(n)
+            .small_fibers(8, 64 * 1024)
+            .large_fibers(8, 512 * 1024)
+            .build()
+            .unwrap();
+        let state = ChainState {
+            depth: AtomicU32::new(0),
+            max_fibers_seen: AtomicU32::new(0),
+            target: 500,
+        };
+        jobs.run(|ctx| {
+            let first = [JobDecl::new(
+                &CHAIN,
+                chain_level,
+                &state as *const ChainState as *mut (),
+            )];
+            let counter = Counter::new();
+            // SAFETY: everything lives until the wait returns.
+            unsafe { ctx.run_jobs(&first, &counter) };
+            ctx.wait_for_counter(&counter, 0);
+        });
+        assert_eq!(
+            state.depth.load(Ordering::Relaxed),
+            500,
+            "chain incomplete at {n} workers"
+        );
+    }
+}
+
+fn slow_bump(ctx: &Ctx, data: *mut ()) {
+    let _ = ctx;
+    // SAFETY: points at the test's live `AtomicUsize`.
+    unsafe { &*(data as *const AtomicUsize) }.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn waits_for_non_zero_values_return_once_the_count_reaches_them() {
+    each_worker_count(|jobs, n| {
+        let done = AtomicUsize::new(0);
+        let meta = job_meta!("partial");
+        let decls: Vec<JobDecl> = (0..64)
+            .map(|_| JobDecl::new(meta, slow_bump, &done as *const _ as *mut ()))
+            .collect();
+        jobs.run(|ctx| {
+            let counter = Counter::new();
+            // SAFETY: all alive until the final wait.
+            unsafe { ctx.run_jobs(&decls, &counter) };
+            for target in [48, 32, 16, 1] {
+                ctx.wait_for_counter(&counter, target);
+                let v = counter.value();
+                assert!(
+                    v <= target,
+                    "woke at {v} waiting for {target} ({n} workers)"
+                );
+                // At most `v` jobs are unfinished, so at least 64 - v have finished.
+                assert!(done.load(Ordering::SeqCst) >= 64 - v as usize);
+            }
+            ctx.wait_for_counter(&counter, 0);
+            assert_eq!(done.load(Ordering::SeqCst), 64);
+        });
+    });
+}
+
+#[test]
+fn scopes_borrow_and_mutate_stack_data() {
+    each_worker_count(|jobs, n| {
+        let mut grid = [[0u32; 64]; 64];
+        let total = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for (y, row) in grid.iter_mut().enumerate() {
+                    let total = &total;
+                    s.spawn(move |s| {
+                        // nested scope inside a job, borrowing the row
+                        s.scope(|inner| {
+                            for (x, cell) in row.iter_mut().enumerate() {
+                                inner.spawn(move |_| *cell = (y * 64 + x) as u32);
+                            }
+                        });
+                        total.fetch_add(row.iter().map(|&c| c as usize).sum(), Ordering::Relaxed);
+                    });
+                }
+            });
+        });
+        for (i, cell) in grid.iter().flatten().enumerate() {
+            assert_eq!(*cell as usize, i, "cell {i} at {n} workers");
+        }
+        assert_eq!(total.load(Ordering::Relaxed), (0..4096).sum::<usize>());
+    });
+}
+
+fn fib(ctx: &Ctx, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = ctx.join(|c| fib(c, n - 1), |c| fib(c, n - 2));
+    a + b
+}
+
+#[test]
+fn join_computes_fib() {
+    each_worker_count(|jobs, n| {
+        assert_eq!(jobs.run(|ctx| fib(ctx, 22)), 17711, "{n} workers");
+    });
+}
+
+#[test]
+fn a_thousand_panicking_jobs_reach_their_owners_and_the_system_stays_healthy() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    each_worker_count(|jobs, n| {
+        // Scope: the first panic is re-raised in the owner, after every job ran.
+        let ran = AtomicUsize::new(0);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    for i in 0..1000 {
+                        let ran = &ran;
+                        s.spawn(move |_| {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                            panic!("job {i} failed");
+                        });
+                    }
+                })
+            })
+        }));
+        let payload = caught.expect_err("the scope must re-raise a job panic");
+        assert!(
+            payload
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("job "))
+        );
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            1000,
+            "every job ran despite panics ({n} workers)"
+        );
+        // Raw batch: the counter is poisoned, the waiter is not unwound.
+        let decls: Vec<JobDecl> = (0..1000)
+            .map(|_| {
+                JobDecl::new(
+                    job_meta!("boom"),
+                    |_, _| panic!("raw"),
+                    std::ptr::null_mut(),
+                )
+            })
+            .collect();
+        jobs.run(|ctx| {
+            let c = Counter::new();
+            // SAFETY: alive until the wait.
+            unsafe { ctx.run_jobs(&decls, &c) };
+            ctx.wait_for_counter(&c, 0);
+            assert!(c.is_poisoned());
+        });
+        // Join: a panic in the stolen half reaches the joiner.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            jobs.run(|ctx| ctx.join(|_| 1, |_| -> u32 { panic!("b") }))
+        }));
+        assert!(r.is_err());
+        // Healthy afterwards: every worker still runs jobs.
+        assert_eq!(jobs.run(|ctx| fib(ctx, 18)), 2584);
+    });
+    std::panic::set_hook(hook);
+}
+
+#[test]
+fn pinned_jobs_run_only_on_their_worker() {
+    each_worker_count(|jobs, n| {
+        for target in 0..n {
+            let wrong = AtomicUsize::new(0);
+            let ran = AtomicUsize::new(0);
+            let meta: &'static JobMeta = Box::leak(Box::new(
+                JobMeta::new("pinned", file!(), line!()).affinity(Affinity::Worker(target)),
+            ));
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    for _ in 0..200 {
+                        s.spawn(|s| {
+                            // spawned from arbitrary workers
+                            s.spawn_with(meta, |s| {
+                                if s.worker_index() != target {
+                                    wrong.fetch_add(1, Ordering::Relaxed);
+                                }
+                                ran.fetch_add(1, Ordering::Relaxed);
+                                // a wait inside a pinned job resumes on the same worker
+                                let (_, _) = s.join(|_| (), |_| ());
+                                if s.worker_index() != target {
+                                    wrong.fetch_add(1, Ordering::Relaxed);
+                                }
+                            });
+                        });
+                    }
+                });
+            });
+            assert_eq!(ran.load(Ordering::Relaxed), 200);
+            assert_eq!(
+                wrong.load(Ordering::Relaxed),
+                0,
+                "pinned to {target} of {n}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_parked_job_resumes_on_the_worker_that_parked_it() {
+    each_worker_count(|jobs, n| {
+        let moved = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..256 {
+                    s.spawn(|s| {
+                        let before = s.worker_index();
+                        let thread = std::thread::current().id();
+                        s.scope(|inner| {
+                            for _ in 0..8 {
+                                inner.spawn(|_| std::hint::black_box(()));
+                            }
+                        });
+                        if s.worker_index() != before || std::thread::current().id() != thread {
+                            moved.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+        });
+        assert_eq!(moved.load(Ordering::Relaxed), 0, "{n} workers");
+    });
+}
+
+#[test]
+fn foreign_threads_submit_and_wait() {
+    each_worker_count(|jobs, n| {
+        let handle = jobs.handle();
+        let results: Vec<usize> = std::thread::scope(|t| {
+            let workers: Vec<_> = (0..3)
+                .map(|k| {
+                    let handle = handle.clone();
+                    t.spawn(move || {
+                        let hits = AtomicUsize::new(0);
+                        let decls: Vec<JobDecl> = (0..1000)
+                            .map(|_| {
+                                JobDecl::new(
+                                    job_meta!("foreign"),
+                                    slow_bump,
+                                    &hits as *const _ as *mut (),
+                                )
+                            })
+                            .collect();
+                        let c = Counter::new();
+                        // SAFETY: all alive until the blocking wait returns.
+                        unsafe { handle.run_jobs(&decls, &c) };
+                        handle.wait_for_counter(&c, 0);
+                        let _ = k;
+                        hits.load(Ordering::SeqCst)
+                    })
+                })
+                .collect();
+            // The owner thread runs as worker 0 meanwhile (with 1 worker nobody else would).
+            jobs.run(|ctx| {
+                while !workers.iter().all(|w| w.is_finished()) {
+                    ctx.yield_now();
+                    std::thread::yield_now();
+                }
+            });
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(results, vec![1000; 3], "{n} workers");
+    });
+}
+
+#[test]
+fn shutdown_drains_queued_work() {
+    each_worker_count(|_, n| {
+        let hits = AtomicUsize::new(0);
+        let decls: Vec<JobDecl> = (0..10_000)
+            .map(|_| JobDecl::new(job_meta!("late"), slow_bump, &hits as *const _ as *mut ()))
+            .collect();
+        let pinned_meta: &'static JobMeta = job_meta!("late-pinned", affinity(Affinity::Worker(0)));
+        let pinned: Vec<JobDecl> = (0..100)
+            .map(|_| JobDecl::new(pinned_meta, slow_bump, &hits as *const _ as *mut ()))
+            .collect();
+        let c = Counter::new();
+        let c2 = Counter::new();
+        {
+            let jobs = system(n);
+            let handle = jobs.handle();
+            // SAFETY: decls, hits and counters outlive the system, whose drop runs them all.
+            unsafe {
+                handle.run_jobs(&decls, &c);
+                handle.run_jobs(&pinned, &c2);
+            }
+            // Dropped with work queued (and pinned to worker 0, which never entered `run`).
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 10_100, "{n} workers");
+        assert_eq!((c.value(), c2.value()), (0, 0));
+    });
+}
+
+#[test]
+fn a_handle_refuses_submissions_after_shutdown() {
+    let jobs = system(2);
+    let handle = jobs.handle();
+    drop(jobs);
+    let decls = [JobDecl::new(
+        job_meta!("late"),
+        |_, _| {},
+        std::ptr::null_mut(),
+    )];
+    let c = Counter::new();
+    // SAFETY: nothing runs: the call must panic before submitting.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        handle.run_jobs(&decls, &c)
+    }));
+    let msg = *r
+        .expect_err("submission after shutdown must panic")
+        .downcast::<&str>()
+        .unwrap();
+    assert!(
+        msg.contains("after the JobSystem started shutting down"),
+        "{msg}"
+    );
+    assert_eq!(c.value(), 0);
+}
+
+#[test]
+fn yield_lets_other_jobs_run_on_a_single_worker() {
+    let jobs = system(1);
+    let flag = AtomicUsize::new(0);
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            s.spawn(|_| {
+                flag.store(1, Ordering::SeqCst);
+            });
+            // With one worker the spawned job can only run if this fiber yields.
+            while flag.load(Ordering::SeqCst) == 0 {
+                s.yield_now();
+            }
+        });
+    });
+    assert_eq!(flag.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn run_is_not_reentrant() {
+    let jobs = system(1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|_| jobs.run(|_| ()))
+    }));
+    let payload = r.expect_err("nested run must panic");
+    assert!(
+        payload
+            .downcast_ref::<&str>()
+            .is_some_and(|m| m.contains("inside run"))
+    );
+    // and the system is still usable
+    assert_eq!(jobs.run(|ctx| fib(ctx, 10)), 55);
+}
