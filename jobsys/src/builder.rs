@@ -221,10 +221,8 @@ impl Builder {
         };
         let core_for = |i: usize| (!cores.is_empty()).then(|| cores[i % cores.len()]);
         let pinned: Arc<[AtomicBool]> = (0..workers).map(|_| AtomicBool::new(false)).collect();
-        if self.pin_main {
-            if let Some(core) = core_for(0) {
-                pinned[0].store(core_affinity::set_for_current(core), Ordering::Relaxed);
-            }
+        if let Some(core) = core_for(0).filter(|_| self.pin_main) {
+            pinned[0].store(core_affinity::set_for_current(core), Ordering::Relaxed);
         }
         let fp = FpState::capture();
         let started = Arc::new(AtomicUsize::new(0));

@@ -101,7 +101,7 @@ impl Ctx {
             for &class in classes {
                 let ring = self.worker().ring(class);
                 let Some(job) = ring.pop() else { continue };
-                if job.owner() != counter as *const _ {
+                if !core::ptr::eq(job.owner(), counter) {
                     if ring.push(job).is_err() {
                         fatal("ring overflow re-pushing a just-popped job");
                     }

@@ -48,7 +48,7 @@ impl<T> SpinLock<T> {
         loop {
             while self.locked.load(Ordering::Relaxed) {
                 spins += 1;
-                if spins % SPINS_BEFORE_YIELD == 0 {
+                if spins.is_multiple_of(SPINS_BEFORE_YIELD) {
                     #[cfg(not(loom))]
                     std::thread::yield_now();
                 }

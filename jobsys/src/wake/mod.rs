@@ -71,8 +71,8 @@ impl Shared {
 
     /// Puts worker `index` to sleep until a waker clears its `sleeping` flag.
     ///
-    /// 1. announce (`sleeping = true`, `sleepers += 1`), 2. SeqCst fence, 3. look for work and
-    /// for `done()`; found → un-announce and return; 4. park until `sleeping` is false. A
+    /// Announce (`sleeping = true`, `sleepers += 1`), SeqCst fence, look for work and for
+    /// `done()` (found: un-announce and return), then park until `sleeping` is false. A
     /// submitter publishes, fences, then reads `sleepers` (see [`notify_one`](Self::notify_one)).
     pub(crate) fn sleep(&self, index: usize, done: &dyn Fn() -> bool) {
         let w = &self.workers[index];

@@ -107,10 +107,12 @@ impl Shared {
             return Some(job);
         }
         for class in CLASSES {
-            if self.can_host(host, class) {
-                if let Some(job) = me.ring(class).pop() {
-                    return Some(job);
-                }
+            if let Some(job) = self
+                .can_host(host, class)
+                .then(|| me.ring(class).pop())
+                .flatten()
+            {
+                return Some(job);
             }
         }
         self.find_job_cold(index, host)

@@ -1,0 +1,94 @@
+//! Zero heap allocations in steady state, proven with a counting global allocator.
+//!
+//! After a warm-up, submitting, running and waiting on 1,000 jobs — as a raw batch, as scope
+//! spawns and as nested joins — performs no heap allocation on any thread.
+
+use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: forwards to the system allocator; only adds a counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn add(_: &Ctx, data: *mut ()) {
+    // SAFETY: points at the test's live `AtomicUsize`.
+    unsafe { &*(data as *const AtomicUsize) }.fetch_add(1, Ordering::Relaxed);
+}
+
+fn tree(ctx: &Ctx, n: u32) -> u32 {
+    if n <= 1 {
+        return 1;
+    }
+    let (a, b) = ctx.join(|c| tree(c, n / 2), |c| tree(c, n - n / 2));
+    a + b
+}
+
+fn frame(jobs: &JobSystem, decls: &[JobDecl], cells: &mut [u64]) {
+    jobs.run(|ctx| {
+        let c = Counter::new();
+        // SAFETY: `decls` (and the counter they bump) and `c` outlive the wait.
+        unsafe { ctx.run_jobs(decls, &c) };
+        ctx.wait_for_counter(&c, 0);
+        ctx.scope(|s| {
+            for cell in cells.iter_mut() {
+                s.spawn(move |_| *cell += 1);
+            }
+        });
+        assert_eq!(tree(ctx, 1000), 1000);
+    });
+}
+
+#[test]
+fn steady_state_submit_run_wait_allocates_nothing() {
+    for workers in [1, 2, 4] {
+        let jobs = JobSystem::builder().workers(workers).build().unwrap();
+        let hits = AtomicUsize::new(0);
+        let decls: Vec<JobDecl> = (0..1000)
+            .map(|_| JobDecl::new(job_meta!("add"), add, &hits as *const _ as *mut ()))
+            .collect();
+        let mut cells = vec![0u64; 1000];
+        for _ in 0..50 {
+            frame(&jobs, &decls, &mut cells);
+        }
+        ALLOCS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        for _ in 0..200 {
+            frame(&jobs, &decls, &mut cells);
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        let allocs = ALLOCS.load(Ordering::SeqCst);
+        assert_eq!(hits.load(Ordering::Relaxed), 250 * 1000);
+        assert!(cells.iter().all(|&c| c == 250));
+        assert_eq!(
+            allocs, 0,
+            "{allocs} heap allocations in 200 warmed-up frames at {workers} workers"
+        );
+    }
+}

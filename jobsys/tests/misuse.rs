@@ -1,0 +1,218 @@
+//! Misuse and bad configuration: each produces a clear message instead of a hang or UB.
+//! Outcomes that abort the process are checked in a child process (rayon's pattern).
+
+use jobsys::{BuildErrorKind, Counter, Ctx, JobDecl, JobSystem, StackClass, job_meta};
+use std::process::Command;
+
+/// Re-runs this test binary for one test with `JOBSYS_CHILD` set; returns (success, stderr).
+fn run_child(test: &str) -> (bool, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("JOBSYS_CHILD", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn is_child() -> bool {
+    std::env::var_os("JOBSYS_CHILD").is_some()
+}
+
+fn nop(_: &Ctx, _: *mut ()) {}
+
+/// Every fiber parks on the same unfinished counter whose job sits below them in the queue.
+fn exhaust_pool() {
+    let jobs = JobSystem::builder()
+        .workers(1)
+        .small_fibers(4, 64 * 1024)
+        .large_fibers(0, 0)
+        .build()
+        .unwrap();
+    jobs.run(|ctx| {
+        let decls = [JobDecl::new(
+            job_meta!("starved"),
+            nop,
+            std::ptr::null_mut(),
+        )];
+        let blocked = Counter::new();
+        // SAFETY: never returns normally: the process aborts with the report.
+        unsafe { ctx.run_jobs(&decls, &blocked) };
+        let blocked = &blocked;
+        ctx.scope(|s| {
+            for _ in 0..10 {
+                s.spawn_with(job_meta!("waiter"), move |s| s.wait_for_counter(blocked, 0));
+            }
+        });
+    });
+}
+
+#[test]
+fn fiber_pool_exhaustion_is_reported_not_hung() {
+    if is_child() {
+        exhaust_pool();
+        return;
+    }
+    let (ok, stderr) = run_child("fiber_pool_exhaustion_is_reported_not_hung");
+    assert!(!ok, "the child must abort");
+    assert!(
+        stderr.contains("deadlock: every fiber in the pool is parked"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("in job 'waiter'") && stderr.contains("waits on counter"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("raise the pool size"), "{stderr}");
+}
+
+struct WaitOnDrop<'a>(&'a Ctx, &'a Counter);
+
+impl Drop for WaitOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.wait_for_counter(self.1, 0);
+    }
+}
+
+#[test]
+fn waiting_while_panicking_is_refused_with_a_message() {
+    if is_child() {
+        let jobs = JobSystem::builder().workers(1).build().unwrap();
+        jobs.run(|ctx| {
+            let decls = [JobDecl::new(
+                job_meta!("pending"),
+                nop,
+                std::ptr::null_mut(),
+            )];
+            let c = Counter::new();
+            // SAFETY: the process aborts before `decls` or `c` go away.
+            unsafe { ctx.run_jobs(&decls, &c) };
+            // The guard's Drop waits on `c` (still 1: its job is queued) during unwinding.
+            let _guard = WaitOnDrop(ctx, &c);
+            panic!("boom");
+        });
+        return;
+    }
+    let (ok, stderr) = run_child("waiting_while_panicking_is_refused_with_a_message");
+    assert!(!ok);
+    assert!(
+        stderr.contains("waited on a counter while its thread was panicking"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_bad_configuration_is_a_typed_error_that_says_what_to_change() {
+    let check = |b: jobsys::Builder, want: fn(&BuildErrorKind) -> bool, says: &str| {
+        let e = b.build().expect_err("must be refused");
+        assert!(want(e.kind()), "{:?}", e.kind());
+        assert!(
+            e.to_string().contains(says),
+            "'{e}' should mention '{says}'"
+        );
+    };
+    let b = JobSystem::builder;
+    check(
+        b().workers(0),
+        |k| matches!(k, BuildErrorKind::ZeroWorkers),
+        "workers(1)",
+    );
+    check(
+        b().workers(100_000),
+        |k| matches!(k, BuildErrorKind::TooManyWorkers { .. }),
+        "at most",
+    );
+    check(
+        b().small_fibers(0, 65536).large_fibers(0, 65536),
+        |k| matches!(k, BuildErrorKind::NoFibers),
+        "at least 1",
+    );
+    check(
+        b().small_fibers(1 << 21, 65536),
+        |k| matches!(k, BuildErrorKind::TooManyFibers { .. }),
+        "lower",
+    );
+    check(
+        b().small_fibers(4, 1024),
+        |k| {
+            matches!(
+                k,
+                BuildErrorKind::StackTooSmall {
+                    class: StackClass::Small,
+                    ..
+                }
+            )
+        },
+        "raise the size",
+    );
+    check(
+        b().small_fibers(4, 1 << 20).large_fibers(4, 1 << 16),
+        |k| matches!(k, BuildErrorKind::LargeSmallerThanSmall { .. }),
+        "at least as big",
+    );
+    check(
+        b().queue_capacity(100),
+        |k| matches!(k, BuildErrorKind::QueueCapacity { requested: 100 }),
+        "power of two",
+    );
+    check(
+        b().workers(1).small_fibers(4, 1 << 46).large_fibers(0, 0),
+        |k| matches!(k, BuildErrorKind::StackAlloc { .. }),
+        "lower the fiber count or stack size",
+    );
+}
+
+#[test]
+fn a_handle_refuses_to_block_a_worker_thread() {
+    let jobs = JobSystem::builder().workers(1).build().unwrap();
+    let handle = jobs.handle();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            let decls = [JobDecl::new(
+                job_meta!("pending"),
+                nop,
+                std::ptr::null_mut(),
+            )];
+            let c = Counter::new();
+            // SAFETY: the job runs inside this `run` (drained before it returns).
+            unsafe { ctx.run_jobs(&decls, &c) };
+            handle.wait_for_counter(&c, 0);
+        })
+    }));
+    let msg = r
+        .expect_err("must refuse")
+        .downcast::<&str>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        msg.contains("use Ctx::wait_for_counter inside jobs"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn pinning_to_a_missing_worker_is_refused_before_anything_is_queued() {
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn_with(
+                    job_meta!("gpu", affinity(jobsys::Affinity::Worker(5))),
+                    |_| {},
+                )
+            })
+        })
+    }));
+    let msg = r
+        .expect_err("must refuse")
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        msg.contains("pinned to worker 5, but the system has 2 workers"),
+        "{msg}"
+    );
+    assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+}
