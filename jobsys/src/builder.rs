@@ -199,7 +199,6 @@ impl Builder {
         let shared = Arc::new(Shared {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
             fibers,
-            waits: crate::counter::WaitTable::new(),
             injector: JobList::new(),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             parked: CachePadded::new(AtomicIsize::new(0)),

@@ -9,8 +9,10 @@ use crate::JobMeta;
 
 /// Receives scheduler events. Every method has an empty default; implement what you need.
 ///
-/// Hooks run on the worker (or fiber) that produced the event, on the hot path: keep them
-/// short, allocation-free and non-blocking. `worker` is the worker index (0 is the thread that
+/// Hooks run on the hot path, on the thread that produced the event — for `wake`, that is the
+/// waker's thread, not the woken worker's — and may be called from several threads at once:
+/// keep them short, allocation-free, non-blocking and thread-safe. Hooks may still run on worker
+/// threads after `run` returns; read collected data after the `JobSystem` is dropped. `worker` is the worker index (0 is the thread that
 /// calls [`JobSystem::run`](crate::JobSystem::run)); `fiber` the pool index of a fiber.
 pub trait ProfileHooks: Sync + 'static {
     /// A worker thread started (called on that thread).
@@ -41,7 +43,7 @@ pub trait ProfileHooks: Sync + 'static {
     fn wait_end(&self, worker: usize) {
         let _ = worker;
     }
-    /// A fiber became ready on `worker`, or `worker` was woken from sleep.
+    /// A fiber became ready on `worker`, or `worker` was woken from sleep (called by the waker).
     fn wake(&self, worker: usize) {
         let _ = worker;
     }

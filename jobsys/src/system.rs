@@ -226,14 +226,7 @@ impl Handle {
             !shared.shutdown.load(Ordering::SeqCst),
             "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
         );
-        if let Affinity::Worker(k) = decls[0].meta().affinity {
-            assert!(
-                k < shared.workers.len(),
-                "job '{}' is pinned to worker {k}, but the system has {} workers",
-                decls[0].meta().name,
-                shared.workers.len()
-            );
-        }
+        decls.iter().for_each(|d| shared.check_affinity(d.meta()));
         counter.core().add(n);
         // SAFETY: forwarded caller contract.
         let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
@@ -274,7 +267,7 @@ impl Handle {
         );
         // SAFETY: `node` lives on this stack until `block_thread` returns, which is after the
         // waker set `done` (its last touch); the caller keeps `counter` alive while waiting.
-        if unsafe { counter.core().publish(&mut node, shared) } {
+        if unsafe { counter.core().publish(&mut node) } {
             node.block_thread();
         }
     }

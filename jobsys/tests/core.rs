@@ -448,3 +448,24 @@ fn run_is_not_reentrant() {
     // and the system is still usable
     assert_eq!(jobs.run(|ctx| fib(ctx, 10)), 55);
 }
+
+#[test]
+fn a_counter_waited_through_one_system_is_counted_down_by_another() {
+    let a = system(2);
+    let b = system(2);
+    let hits = AtomicUsize::new(0);
+    let decls: Vec<JobDecl> = (0..2000)
+        .map(|_| JobDecl::new(job_meta!("cross"), slow_bump, &hits as *const _ as *mut ()))
+        .collect();
+    let c = Counter::new();
+    let (ha, hb) = (a.handle(), b.handle());
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            // SAFETY: `decls`, `hits` and `c` outlive the blocking wait below.
+            unsafe { hb.run_jobs(&decls, &c) };
+            ha.wait_for_counter(&c, 0);
+            assert_eq!(hits.load(Ordering::SeqCst), 2000);
+        });
+    });
+    assert_eq!(c.value(), 0);
+}

@@ -3,14 +3,13 @@
 use super::{WaitNode, Waiter};
 use crate::panic::fatal;
 use crate::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
-use crate::worker::Shared;
 use core::fmt;
 use core::ptr;
 use crossbeam_utils::CachePadded;
 
 const VALUE_MASK: u64 = 0xFFFF_FFFF;
 
-/// Wait-list buckets per system; picked (contention is per bucket and waits are rare next to
+/// Wait-list buckets in the process; picked (contention is per bucket and waits are rare next to
 /// decrements), tune with data.
 pub(crate) const WAIT_BUCKETS: usize = 64;
 
@@ -31,7 +30,10 @@ fn with_trigger(word: u64, trigger: u32) -> u64 {
     (u64::from(trigger) << 32) | (word & VALUE_MASK)
 }
 
-/// The wait lists of every counter of one system, hashed by counter address.
+/// The wait lists of every counter in the process, hashed by counter address.
+///
+/// Process-wide rather than per system, so a counter may be waited on through one system's
+/// handle while another system's jobs count it down.
 ///
 /// Why not a list inside each counter: the decrement that takes the slow path would touch the
 /// counter after its `fetch_sub`, and by then a waiter that saw the count reach its target may
@@ -40,7 +42,7 @@ fn with_trigger(word: u64, trigger: u32) -> u64 {
 /// a trigger that stays high after its waiters left costs a spurious slow path, nothing more,
 /// and the next publisher on that counter recomputes it exactly.
 pub(crate) struct WaitTable {
-    buckets: Box<[CachePadded<SpinLock<*mut WaitNode>>]>,
+    buckets: [CachePadded<SpinLock<*mut WaitNode>>; WAIT_BUCKETS],
 }
 
 // SAFETY: the node pointers are only dereferenced under their bucket's lock, by the publication
@@ -49,12 +51,34 @@ unsafe impl Send for WaitTable {}
 // SAFETY: as above.
 unsafe impl Sync for WaitTable {}
 
+#[cfg(not(loom))]
+static WAITS: WaitTable = WaitTable::new();
+
+#[cfg(not(loom))]
+fn waits() -> &'static WaitTable {
+    &WAITS
+}
+
+#[cfg(loom)]
+fn waits() -> &'static WaitTable {
+    loom::lazy_static! {
+        static ref WAITS: WaitTable = WaitTable::new();
+    }
+    &WAITS
+}
+
 impl WaitTable {
-    pub(crate) fn new() -> Self {
+    #[cfg(not(loom))]
+    const fn new() -> Self {
         Self {
-            buckets: (0..WAIT_BUCKETS)
-                .map(|_| CachePadded::new(SpinLock::new(ptr::null_mut())))
-                .collect(),
+            buckets: [const { CachePadded::new(SpinLock::new(ptr::null_mut())) }; WAIT_BUCKETS],
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
+        Self {
+            buckets: core::array::from_fn(|_| CachePadded::new(SpinLock::new(ptr::null_mut()))),
         }
     }
 
@@ -112,7 +136,7 @@ impl CounterCore {
     /// Release publishes the finished jobs' writes to waiters. After the `fetch_sub` this
     /// function never touches `self` again: the counter may already be freed.
     #[inline]
-    pub(crate) fn sub(&self, n: u32, shared: &Shared) {
+    pub(crate) fn sub(&self, n: u32) {
         crate::fault::inject(crate::fault::Site::CounterDecrement);
         let this: *const CounterCore = self;
         let old = self.word.fetch_sub(u64::from(n), Ordering::AcqRel);
@@ -120,7 +144,7 @@ impl CounterCore {
             fatal("a counter was decremented below zero (a job finished twice?)");
         };
         if new < trigger_of(old) {
-            wake_cold(this, new, shared);
+            wake_cold(this, new);
         }
     }
 
@@ -133,12 +157,12 @@ impl CounterCore {
     /// # Safety
     /// `node` stays alive and untouched by its owner until the wake protocol hands it back, and
     /// this counter outlives the wait.
-    pub(crate) unsafe fn publish(&self, node: *mut WaitNode, shared: &Shared) -> bool {
+    pub(crate) unsafe fn publish(&self, node: *mut WaitNode) -> bool {
         crate::fault::inject(crate::fault::Site::WaitPublish);
         let this: *const CounterCore = self;
         // SAFETY: caller contract.
         let target = unsafe { (*node).target };
-        let mut head = shared.waits.bucket(this).lock();
+        let mut head = waits().bucket(this).lock();
         // The exact trigger: our target and every other waiter of this counter in the bucket.
         let mut max = target;
         let mut p = *head;
@@ -191,8 +215,8 @@ impl CounterCore {
 /// The slow path of a decrement that reached `reached`: wake this counter's waiters whose
 /// target is at or above it. Touches only the bucket and the woken nodes, never the counter.
 #[cold]
-fn wake_cold(counter: *const CounterCore, reached: u32, shared: &Shared) {
-    let mut head = shared.waits.bucket(counter).lock();
+fn wake_cold(counter: *const CounterCore, reached: u32) {
+    let mut head = waits().bucket(counter).lock();
     let mut woken: *mut WaitNode = ptr::null_mut();
     let mut link: *mut *mut WaitNode = &mut *head;
     // SAFETY: every linked node is alive (its waiter stays parked until woken below), and the
@@ -215,7 +239,7 @@ fn wake_cold(counter: *const CounterCore, reached: u32, shared: &Shared) {
         // because after `wake` the waiter may return and reuse its stack.
         unsafe {
             let next = (*woken).next;
-            Waiter::wake(woken, shared);
+            Waiter::wake(woken);
             woken = next;
         }
     }

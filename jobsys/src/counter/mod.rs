@@ -9,5 +9,5 @@ mod core;
 mod wait;
 
 pub use self::core::Counter;
-pub(crate) use self::core::{CounterCore, WaitTable};
+pub(crate) use self::core::CounterCore;
 pub(crate) use wait::{WaitNode, Waiter};

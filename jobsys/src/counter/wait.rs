@@ -16,8 +16,8 @@ pub(crate) struct WaitNode {
 
 /// How to resume a waiter.
 pub(crate) enum Waiter {
-    /// A parked fiber: pushed to its home worker's ready queue.
-    Fiber(u32),
+    /// A parked fiber of the system at `shared`: pushed to its home worker's ready queue.
+    Fiber { shared: *const Shared, fiber: u32 },
     /// A blocked OS thread (off the worker pool): `done` then unpark.
     Thread { thread: Thread, done: AtomicBool },
 }
@@ -50,10 +50,11 @@ impl Waiter {
     /// # Safety
     /// `node` was unlinked by the caller, who owns it until this call; after this call nobody
     /// may touch it (the waiter may already have resumed and reused its stack).
-    pub(crate) unsafe fn wake(node: *mut WaitNode, shared: &Shared) {
+    pub(crate) unsafe fn wake(node: *mut WaitNode) {
         // SAFETY: caller contract — the node is alive and ours.
         match unsafe { &(*node).waiter } {
-            Waiter::Fiber(fiber) => shared.make_ready(*fiber),
+            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers.
+            Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready(*fiber) },
             Waiter::Thread { thread, done } => {
                 // Clone before `done`: after the store the waiter may free the node.
                 let thread = thread.clone();

@@ -75,7 +75,13 @@ impl Ctx {
             return;
         }
         profile::wait_begin(self.worker_index());
-        let mut node = WaitNode::new(target, Waiter::Fiber(self.fiber));
+        let mut node = WaitNode::new(
+            target,
+            Waiter::Fiber {
+                shared: self.shared(),
+                fiber: self.fiber,
+            },
+        );
         self.shared()
             .fibers
             .slot(self.fiber)
@@ -133,7 +139,8 @@ impl Ctx {
     /// - each `entry(ctx, data)` is sound to call on any worker its affinity allows, once.
     ///
     /// # Panics
-    /// If a declaration is pinned to a worker index that does not exist.
+    /// If a declaration is pinned to a worker index that does not exist (every declaration is
+    /// checked before anything is queued).
     pub unsafe fn run_jobs(&self, decls: &[JobDecl], counter: &Counter) {
         let Ok(n) = u32::try_from(decls.len()) else {
             panic!("a batch holds at most 2^32 - 1 jobs")
@@ -141,6 +148,9 @@ impl Ctx {
         if n == 0 {
             return;
         }
+        decls
+            .iter()
+            .for_each(|d| self.shared().check_affinity(d.meta()));
         counter.core().add(n);
         // SAFETY: forwarded caller contract.
         let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
@@ -288,7 +298,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it).
-            if unsafe { counter.as_ref().publish(node.as_ptr(), shared) } {
+            if unsafe { counter.as_ref().publish(node.as_ptr()) } {
                 shared.fiber_parked();
             } else {
                 slot.transition(Waiting, Ready);

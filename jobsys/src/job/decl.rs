@@ -133,5 +133,5 @@ unsafe fn execute_range(header: NonNull<JobHeader>, ctx: &Ctx) {
     if catch(|| unsafe { entry(ctx, data) }).is_err() {
         counter.poison();
     }
-    counter.sub(1, ctx.shared());
+    counter.sub(1);
 }

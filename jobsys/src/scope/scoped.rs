@@ -3,7 +3,7 @@
 use super::arena::Arena;
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
-use crate::job::{Affinity, JobHeader, JobMeta, JobRef};
+use crate::job::{JobHeader, JobMeta, JobRef};
 use crate::panic::{PanicSlot, catch};
 use crate::sync::SpinLock;
 use core::alloc::Layout;
@@ -90,15 +90,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     where
         F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
     {
-        if let Affinity::Worker(k) = meta.affinity {
-            let n = self.worker_count();
-            assert!(
-                k < n,
-                "job '{}' is pinned to worker {k}, but the system has {n} workers (0..{n})",
-                meta.name
-            );
-        }
         let shared = self.shared();
+        shared.check_affinity(meta);
         let record = self
             .state
             .arena
@@ -140,7 +133,7 @@ where
     if let Err(payload) = catch(|| f(&scope)) {
         state.panic.record(payload);
     }
-    state.counter.sub(1, ctx.shared());
+    state.counter.sub(1);
 }
 
 impl Ctx {

@@ -122,8 +122,6 @@ impl Worker {
 pub(crate) struct Shared {
     pub(crate) workers: Box<[Worker]>,
     pub(crate) fibers: FiberPool,
-    /// Wait lists of every counter, hashed by address.
-    pub(crate) waits: crate::counter::WaitTable,
     /// Overflow from full rings, and submissions from threads that are not workers.
     pub(crate) injector: JobList,
     /// Workers with `sleeping` set.
@@ -147,15 +145,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Panics (before anything is queued) if `meta` pins a job to a worker that does not
+    /// exist. Every submit path calls it on everything it submits.
+    pub(crate) fn check_affinity(&self, meta: &crate::job::JobMeta) {
+        if let crate::job::Affinity::Worker(k) = meta.affinity {
+            let n = self.workers.len();
+            assert!(
+                k < n,
+                "job '{}' is pinned to worker {k}, but the system has {n} workers (0..{n})",
+                meta.name
+            );
+        }
+    }
+
     /// Routes a pinned job to its worker's inbox and wakes that worker.
     pub(crate) fn push_pinned(&self, worker: usize, job: JobRef) {
         let Some(w) = self.workers.get(worker) else {
-            panic!(
-                "job '{}' is pinned to worker {worker}, but the system has {} workers (0..{})",
+            // Unreachable through the public API (submit paths call `check_affinity`); scheduler
+            // code must not unwind.
+            fatal(&format!(
+                "job '{}' is pinned to worker {worker}, but the system has {} workers",
                 job.meta().name,
-                self.workers.len(),
                 self.workers.len()
-            );
+            ));
         };
         w.pinned.push(job);
         self.wake_worker(worker);
