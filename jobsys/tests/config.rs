@@ -1,0 +1,73 @@
+//! Builder behaviour that is not an error: pinning reports, FP control state.
+
+use jobsys::JobSystem;
+#[cfg(target_arch = "x86_64")]
+use jobsys::{Affinity, JobMeta};
+
+#[test]
+fn pinning_is_off_by_default_and_reported_when_asked_for() {
+    let jobs = JobSystem::builder().workers(3).build().unwrap();
+    assert_eq!(jobs.pinned_cores(), &[None, None, None]);
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = JobSystem::builder()
+        .workers(3)
+        .pin_workers(true)
+        .build()
+        .unwrap();
+    let report = jobs.pinned_cores();
+    assert_eq!(report.len(), 3);
+    assert_eq!(
+        report[0], None,
+        "the calling thread is not pinned unless asked"
+    );
+    // Best effort: a worker is either unpinned (the OS refused) or on a real core.
+    assert!(report[1..].iter().flatten().all(|&c| c < cores.max(1024)));
+    // Pinned or not, the system works.
+    assert_eq!(jobs.run(|ctx| ctx.join(|_| 2, |_| 3)), (2, 3));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn workers_copy_the_callers_floating_point_control_state() {
+    fn mxcsr() -> u32 {
+        let mut v = 0u32;
+        // SAFETY: stmxcsr writes 4 bytes to a valid local.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+        v
+    }
+    fn set_mxcsr(v: u32) {
+        // SAFETY: loads a value derived from this CPU's own MXCSR (only FTZ/DAZ bits added).
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+    }
+    const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+    let saved = mxcsr();
+    set_mxcsr(saved | FTZ_DAZ);
+    let jobs = JobSystem::builder().workers(4).build().unwrap();
+    set_mxcsr(saved);
+    let seen = std::sync::Mutex::new(Vec::new());
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            for k in 1..4 {
+                // One job pinned to each spawned worker, so every worker is checked.
+                let meta: &'static JobMeta = Box::leak(Box::new(
+                    JobMeta::new("fp", file!(), line!()).affinity(Affinity::Worker(k)),
+                ));
+                let seen = &seen;
+                s.spawn_with(meta, move |s| {
+                    seen.lock().unwrap().push((s.worker_index(), mxcsr()))
+                });
+            }
+        })
+    });
+    drop(jobs);
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 3);
+    for (worker, v) in seen {
+        assert_eq!(
+            v & FTZ_DAZ,
+            FTZ_DAZ,
+            "worker {worker} did not inherit FTZ/DAZ"
+        );
+    }
+}
