@@ -27,6 +27,9 @@ fn pinning_is_off_by_default_and_reported_when_asked_for() {
     assert_eq!(jobs.run(|ctx| ctx.join(|_| 2, |_| 3)), (2, 3));
 }
 
+/// Guards the contract (every worker runs with the building thread's MXCSR). On Linux new threads
+/// also inherit the FP environment from their creator, so this passes there even without the
+/// explicit copy in `worker/start.rs`; the copy is what makes it hold where threads do not inherit.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn workers_copy_the_callers_floating_point_control_state() {
