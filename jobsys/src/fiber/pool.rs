@@ -55,10 +55,16 @@ unsafe impl Sync for FiberSlot {}
 unsafe impl Send for FiberSlot {}
 
 impl FiberSlot {
+    /// Moves the fiber from `from` to `to`. The caller owns the fiber's current state, so a
+    /// plain store suffices; debug builds check the transition with a swap.
     #[inline]
     pub(crate) fn transition(&self, from: FiberState, to: FiberState) {
-        let was = self.state.swap(to as u8, Ordering::AcqRel);
-        debug_assert_eq!(was, from as u8, "fiber state {from:?} -> {to:?} from {was}");
+        if cfg!(debug_assertions) {
+            let was = self.state.swap(to as u8, Ordering::AcqRel);
+            assert_eq!(was, from as u8, "fiber state {from:?} -> {to:?} from {was}");
+        } else {
+            self.state.store(to as u8, Ordering::Release);
+        }
     }
 
     pub(crate) fn state(&self) -> FiberState {
@@ -85,9 +91,13 @@ impl FiberSlot {
         self.waiting_for.store(target, Ordering::Relaxed);
     }
 
-    /// Records the running job; returns the previous one (jobs run inline nest).
+    /// Records the running job; returns the previous one (jobs run inline nest). Only the
+    /// fiber itself writes this, so load + store (no locked RMW).
+    #[inline]
     pub(crate) fn set_job(&self, meta: *const JobMeta) -> *const JobMeta {
-        self.job.swap(meta.cast_mut(), Ordering::Relaxed)
+        let outer = self.job.load(Ordering::Relaxed);
+        self.job.store(meta.cast_mut(), Ordering::Relaxed);
+        outer
     }
 }
 

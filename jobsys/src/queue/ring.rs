@@ -85,6 +85,16 @@ impl Ring {
     /// Owner only: the most recently pushed job.
     #[inline]
     pub(crate) fn pop(&self) -> Option<JobRef> {
+        // Cheap exit without the fence: `bottom` is ours, and a stale `top` only reads low
+        // (it never decreases), which makes the ring look fuller, never emptier.
+        if self
+            .bottom
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.top.load(Ordering::Relaxed))
+            <= 0
+        {
+            return None;
+        }
         let b = self.bottom.load(Ordering::Relaxed).wrapping_sub(1);
         self.bottom.store(b, Ordering::Relaxed);
         // SeqCst: the bottom store must be visible before we read top, or a thief and we could
