@@ -1,0 +1,494 @@
+//! Shared workload code for the benchmarks defined in `shared/design/benchmarks.md`.
+//!
+//! The six canonical workloads (W1–W6) are implemented here once per system, so that the
+//! `compare` binary and the criterion benches run exactly the same code:
+//!
+//! - [`on_jobsys`]: jobsys (`Ctx::join`, `Ctx::scope`, raw `JobDecl` batches, park/unpark);
+//! - [`on_rayon`]: the rayon idioms the design document names (`rayon::join`, `rayon::scope`,
+//!   `par_chunks_mut`);
+//! - [`on_corosensei`]: the raw corosensei resume/suspend round trip (W1).
+//!
+//! This root module holds what the systems share: the `spin` work unit and its calibration,
+//! the expected results, the W4 arrays and kernel, the W5 frame bookkeeping and statistics.
+//! Every workload checks its result and panics on a wrong one.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod on_corosensei;
+pub mod on_jobsys;
+pub mod on_rayon;
+
+// ---------------------------------------------------------------------------------------------
+// spin and its calibration
+// ---------------------------------------------------------------------------------------------
+
+/// The W5 work unit: `iters` rounds of an LCG step followed by an xorshift, from `seed | 1`.
+///
+/// ```text
+/// x = seed | 1
+/// repeat iters times: x = x * 0x5851F42D4C957F2D + 0x14057B7EF767814F  (wrapping u64)
+///                     x ^= x >> 29
+/// return x
+/// ```
+#[inline]
+pub fn spin(iters: u64, seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..iters {
+        x = x
+            .wrapping_mul(0x5851_F42D_4C95_7F2D)
+            .wrapping_add(0x1405_7B7E_F767_814F);
+        x ^= x >> 29;
+    }
+    x
+}
+
+/// Iterations of the calibration run of [`spin`].
+pub const CALIBRATION_ITERS: u64 = 200_000;
+
+/// Calibrates `K` so that `spin(K)` takes about `target`: the minimum of 15 timed runs of
+/// `spin(200000)`, scaled linearly. Returns at least 1.
+pub fn calibrate_k(target: Duration) -> u64 {
+    let mut best = Duration::MAX;
+    for i in 0..15u64 {
+        let t = Instant::now();
+        black_box(spin(black_box(CALIBRATION_ITERS), black_box(i)));
+        best = best.min(t.elapsed());
+    }
+    let k =
+        (CALIBRATION_ITERS as f64 * target.as_secs_f64() / best.as_secs_f64().max(1e-12)).round();
+    (k as u64).max(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expected results
+// ---------------------------------------------------------------------------------------------
+
+/// `fib(n)`, computed iteratively: the value every W3 run must return.
+pub fn fib_expected(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, a + b);
+    }
+    a
+}
+
+/// Number of jobs (calls) of the recursive `fib(n)` without cutoff: `2 * fib(n + 1) - 1`.
+pub fn fib_jobs(n: u64) -> u64 {
+    2 * fib_expected(n + 1) - 1
+}
+
+/// W3's `n`: fib(30) (2,692,537 jobs), or fib(35) at `T >= 8` as benchmarks.md requires.
+pub fn fib_n_for(workers: usize) -> u64 {
+    if workers >= 8 { 35 } else { 30 }
+}
+
+/// Number of leaves of the W6 tree.
+pub const SKYNET_LEAVES: u64 = 1_000_000;
+
+/// The sum every `skynet(0, size)` must return: `0 + 1 + … + (size - 1)`.
+pub fn skynet_expected(size: u64) -> u64 {
+    size * (size - 1) / 2
+}
+
+/// Number of jobs of `skynet(_, size)` with `size` a power of ten: `1 + 10 + … + size`.
+pub fn skynet_jobs(size: u64) -> u64 {
+    let mut jobs = 0;
+    let mut level = 1;
+    while level <= size {
+        jobs += level;
+        level *= 10;
+    }
+    jobs
+}
+
+// ---------------------------------------------------------------------------------------------
+// W2: flags the empty jobs set (the result check)
+// ---------------------------------------------------------------------------------------------
+
+/// Number of empty jobs in W2.
+pub const EMPTY_JOBS: usize = 1_000_000;
+
+/// One byte per empty job; each job's whole body is one relaxed store of 1 into its own byte
+/// (a plain `mov` on x86), so the run can check that every job ran.
+#[derive(Debug)]
+pub struct Flags {
+    flags: Box<[AtomicU8]>,
+}
+
+impl Flags {
+    /// `n` cleared flags, touched.
+    pub fn new(n: usize) -> Self {
+        Self {
+            flags: (0..n).map(|_| AtomicU8::new(0)).collect(),
+        }
+    }
+
+    /// The flags, one per job.
+    pub fn as_slice(&self) -> &[AtomicU8] {
+        &self.flags
+    }
+
+    /// Clears every flag (done outside the timed region).
+    pub fn clear(&self) {
+        for f in self.flags.iter() {
+            f.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Panics unless every job set its flag exactly to 1.
+    pub fn check_all_set(&self, what: &str) {
+        let missing = self
+            .flags
+            .iter()
+            .filter(|f| f.load(Ordering::Relaxed) != 1)
+            .count();
+        assert_eq!(
+            missing,
+            0,
+            "{what}: {missing} of {} empty jobs did not run",
+            self.flags.len()
+        );
+    }
+}
+
+/// The body of an empty job: sets its flag.
+#[inline]
+pub fn set_flag(flag: &AtomicU8) {
+    flag.store(1, Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// W4: parfor
+// ---------------------------------------------------------------------------------------------
+
+/// Elements of the W4 arrays.
+pub const PARFOR_LEN: usize = 16_777_216;
+/// Elements per W4 chunk (4,096 chunks of 4,096).
+pub const PARFOR_CHUNK: usize = 4096;
+
+/// The W4 kernel, the same non-inlined function for every chunk and for the sequential
+/// baseline: `y[i] = sqrt(x[i]) * 1.0001 + y[i]`.
+#[inline(never)]
+pub fn parfor_kernel(x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "parfor chunk lengths differ");
+    for (yi, xi) in y.iter_mut().zip(x) {
+        // `y + a` is bit-identical to `a + y` (IEEE addition commutes).
+        *yi += xi.sqrt() * 1.0001;
+    }
+}
+
+/// The W4 arrays: `x[i] = (i % 1000) as f32`, `y[i] = 0`.
+#[derive(Debug)]
+pub struct Parfor {
+    /// Input.
+    pub x: Vec<f32>,
+    /// Output, accumulated by every pass.
+    pub y: Vec<f32>,
+}
+
+impl Parfor {
+    /// Arrays of `len` elements, both written (touched) before returning.
+    pub fn new(len: usize) -> Self {
+        let x: Vec<f32> = (0..len).map(|i| (i % 1000) as f32).collect();
+        let mut y = vec![0.0f32; len];
+        // `vec![0.0; n]` may hand out untouched zero pages: write them.
+        y.fill(0.0);
+        black_box(&mut y);
+        Self { x, y }
+    }
+
+    /// Resets `y` to zero (outside the timed region), so the next pass can be verified.
+    pub fn reset(&mut self) {
+        self.y.fill(0.0);
+    }
+
+    /// Panics unless `y` holds exactly the result of one pass from `y = 0`.
+    pub fn verify_one_pass(&self, what: &str) {
+        for (i, (&y, &x)) in self.y.iter().zip(&self.x).enumerate() {
+            let expected = x.sqrt() * 1.0001 + 0.0f32;
+            assert!(
+                y.to_bits() == expected.to_bits(),
+                "{what}: parfor y[{i}] = {y}, expected {expected} after one pass"
+            );
+        }
+    }
+
+    /// One sequential pass of the kernel over the whole array.
+    pub fn sequential_pass(&mut self) {
+        parfor_kernel(&self.x, &mut self.y);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// W5: the frame
+// ---------------------------------------------------------------------------------------------
+
+/// Systems per frame (A..H).
+pub const SYSTEMS: usize = 8;
+/// Jobs per system.
+pub const JOBS_PER_SYSTEM: usize = 64;
+/// Index of each system in [`FrameWork`]: A..H.
+pub mod system {
+    /// System A (no predecessors).
+    pub const A: usize = 0;
+    /// System B (after A).
+    pub const B: usize = 1;
+    /// System C (after A).
+    pub const C: usize = 2;
+    /// System D (after B and C).
+    pub const D: usize = 3;
+    /// System E (after D).
+    pub const E: usize = 4;
+    /// System F (after D).
+    pub const F: usize = 5;
+    /// System G (after D).
+    pub const G: usize = 6;
+    /// System H (after E, F and G).
+    pub const H: usize = 7;
+}
+
+/// The jobs of one W5 frame and what they report: each job `j` of system `s` computes
+/// `spin(K, s*64 + j)`, discards it through `black_box`, and records its own duration and
+/// result in its slot (no slot is shared, so no contention).
+#[derive(Debug)]
+pub struct FrameWork {
+    k: u64,
+    durations: Box<[AtomicU64]>,
+    results: Box<[AtomicU64]>,
+    expected: Box<[u64]>,
+}
+
+impl FrameWork {
+    /// The frame's jobs with `spin(k)` as work unit; precomputes the expected results.
+    pub fn new(k: u64) -> Self {
+        let n = SYSTEMS * JOBS_PER_SYSTEM;
+        Self {
+            k,
+            durations: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            results: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            expected: (0..n as u64).map(|seed| spin(k, seed)).collect(),
+        }
+    }
+
+    /// The calibrated `K`.
+    pub fn k(&self) -> u64 {
+        self.k
+    }
+
+    /// Job `j` of system `s`: the timed `spin(K, s*64 + j)`.
+    #[inline]
+    pub fn job(&self, s: usize, j: usize) {
+        let idx = s * JOBS_PER_SYSTEM + j;
+        let t = Instant::now();
+        let r = black_box(spin(black_box(self.k), black_box(idx as u64)));
+        let d = t.elapsed().as_nanos() as u64;
+        self.durations[idx].store(d.max(1), Ordering::Relaxed);
+        self.results[idx].store(r, Ordering::Relaxed);
+    }
+
+    /// Clears the slots before a frame (outside the timed region).
+    pub fn begin_frame(&self) {
+        for (d, r) in self.durations.iter().zip(self.results.iter()) {
+            d.store(0, Ordering::Relaxed);
+            r.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// After a frame: panics unless every job ran with the right result; returns the summed
+    /// job durations in ns.
+    pub fn end_frame(&self, what: &str) -> u64 {
+        let mut sum = 0u64;
+        for (i, ((d, r), e)) in self
+            .durations
+            .iter()
+            .zip(self.results.iter())
+            .zip(self.expected.iter())
+            .enumerate()
+        {
+            let d = d.load(Ordering::Relaxed);
+            assert!(d != 0, "{what}: frame job {i} did not run");
+            assert_eq!(
+                r.load(Ordering::Relaxed),
+                *e,
+                "{what}: frame job {i} returned a wrong result"
+            );
+            sum += d;
+        }
+        sum
+    }
+}
+
+/// Runs `warmup` untimed and then `frames` timed frames; each frame is `frame()` timed in the
+/// submitting context, bracketed by [`FrameWork::begin_frame`] / [`FrameWork::end_frame`].
+/// `workers` is T, for the work bound.
+pub fn run_frames(
+    work: &FrameWork,
+    workers: usize,
+    warmup: usize,
+    frames: usize,
+    what: &str,
+    mut frame: impl FnMut(),
+) -> FrameStats {
+    for _ in 0..warmup {
+        work.begin_frame();
+        frame();
+        work.end_frame(what);
+    }
+    let mut times = Vec::with_capacity(frames);
+    let mut bounds = Vec::with_capacity(frames);
+    for _ in 0..frames {
+        work.begin_frame();
+        let t = Instant::now();
+        frame();
+        times.push(t.elapsed().as_nanos() as f64);
+        bounds.push(work.end_frame(what) as f64 / workers as f64);
+    }
+    FrameStats::from_samples(&times, &bounds)
+}
+
+/// W5 statistics, all in µs.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameStats {
+    /// Mean frame time.
+    pub mean: f64,
+    /// Median frame time (nearest rank).
+    pub p50: f64,
+    /// 99th percentile frame time (nearest rank).
+    pub p99: f64,
+    /// Longest frame.
+    pub max: f64,
+    /// Mean work bound: (sum of the job durations measured in the frame) / T, averaged.
+    pub bound: f64,
+}
+
+impl FrameStats {
+    /// Statistics of frame times and per-frame bounds, both in ns.
+    pub fn from_samples(frame_ns: &[f64], bound_ns: &[f64]) -> Self {
+        let mut sorted = frame_ns.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+        let bound = bound_ns.iter().sum::<f64>() / bound_ns.len() as f64;
+        Self {
+            mean: mean / 1e3,
+            p50: nearest_rank(&sorted, 0.50) / 1e3,
+            p99: nearest_rank(&sorted, 0.99) / 1e3,
+            max: sorted.last().copied().unwrap_or(f64::NAN) / 1e3,
+            bound: bound / 1e3,
+        }
+    }
+
+    /// Mean frame time over the work bound.
+    pub fn mean_over_bound(&self) -> f64 {
+        self.mean / self.bound
+    }
+
+    /// p99 frame time over the work bound.
+    pub fn p99_over_bound(&self) -> f64 {
+        self.p99 / self.bound
+    }
+}
+
+/// Nearest-rank percentile of an ascending, non-empty slice (`p` in 0..=1).
+pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing
+// ---------------------------------------------------------------------------------------------
+
+/// Median and minimum of a set of timed runs, in ns.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Median (the mean of the two middle values for an even count).
+    pub median: f64,
+    /// Fastest run.
+    pub min: f64,
+}
+
+impl Sample {
+    /// Median and min of `values` (ns); panics if empty.
+    pub fn of(values: &[f64]) -> Self {
+        assert!(!values.is_empty(), "no timed runs");
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Self { median, min: v[0] }
+    }
+
+    /// Both values divided by `d` (e.g. per job, or ns to ms).
+    pub fn scaled(self, d: f64) -> Self {
+        Self {
+            median: self.median / d,
+            min: self.min / d,
+        }
+    }
+}
+
+/// One untimed warm-up call of `f`, then `runs` timed calls; `f` returns the time it measured
+/// itself. Returns the timed durations in ns.
+pub fn warm_then_time(runs: usize, mut f: impl FnMut() -> Duration) -> Vec<f64> {
+    f();
+    (0..runs).map(|_| f().as_nanos() as f64).collect()
+}
+
+/// Times `f` with a monotonic clock.
+#[inline]
+pub fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_values_match_benchmarks_md() {
+        assert_eq!(fib_expected(30), 832_040);
+        assert_eq!(fib_jobs(30), 2_692_537);
+        assert_eq!(fib_expected(35), 9_227_465);
+        assert_eq!(fib_jobs(35), 29_860_703);
+        assert_eq!(skynet_expected(SKYNET_LEAVES), 499_999_500_000);
+        assert_eq!(skynet_jobs(SKYNET_LEAVES), 1_111_111);
+        assert_eq!(PARFOR_LEN / PARFOR_CHUNK, 4096);
+    }
+
+    #[test]
+    fn spin_follows_its_definition() {
+        assert_eq!(spin(0, 4), 5);
+        let x = 1u64
+            .wrapping_mul(0x5851_F42D_4C95_7F2D)
+            .wrapping_add(0x1405_7B7E_F767_814F);
+        assert_eq!(spin(1, 0), x ^ (x >> 29));
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(nearest_rank(&v, 0.99), 99.0);
+        assert_eq!(nearest_rank(&v, 0.50), 50.0);
+        assert_eq!(nearest_rank(&[7.0], 0.99), 7.0);
+        let s = Sample::of(&[3.0, 1.0, 2.0, 10.0]);
+        assert_eq!((s.median, s.min), (2.5, 1.0));
+    }
+
+    #[test]
+    fn parfor_verifies_one_pass() {
+        let mut p = Parfor::new(3 * PARFOR_CHUNK);
+        p.sequential_pass();
+        p.verify_one_pass("test");
+    }
+}

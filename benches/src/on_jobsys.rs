@@ -1,0 +1,391 @@
+//! The workloads on jobsys.
+//!
+//! All functions take the [`Ctx`] of the job they run in: call them inside
+//! [`JobSystem::run`](jobsys::JobSystem::run).
+
+use crate::{
+    FrameWork, JOBS_PER_SYSTEM, PARFOR_CHUNK, Parfor, fib_expected, parfor_kernel, set_flag,
+    skynet_expected, system,
+};
+use jobsys::{Affinity, Counter, Ctx, JobDecl, JobMeta};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// W3: `fib(n)` with [`Ctx::join`] at every level, no cutoff (each `b` side is a stealable job).
+pub fn fib(ctx: &Ctx, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = ctx.join(|c| fib(c, n - 1), |c| fib(c, n - 2));
+    a + b
+}
+
+/// W3, timed and checked: the duration of one `fib(n)`.
+pub fn fib_timed(ctx: &Ctx, n: u64) -> Duration {
+    let t = Instant::now();
+    let r = fib(ctx, black_box(n));
+    let d = t.elapsed();
+    assert_eq!(
+        r,
+        fib_expected(n),
+        "jobsys fib({n}) returned a wrong result"
+    );
+    d
+}
+
+/// W6: `skynet(num, size)` with a 10-way [`Ctx::scope`] fan-out per level.
+pub fn skynet(ctx: &Ctx, num: u64, size: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let sub = size / 10;
+    let mut sums = [0u64; 10];
+    ctx.scope(|s| {
+        for (i, slot) in sums.iter_mut().enumerate() {
+            s.spawn(move |s| *slot = skynet(s, num + i as u64 * sub, sub));
+        }
+    });
+    sums.iter().sum()
+}
+
+/// W6, timed and checked: the duration of one `skynet(0, size)`.
+pub fn skynet_timed(ctx: &Ctx, size: u64) -> Duration {
+    let t = Instant::now();
+    let r = skynet(ctx, 0, black_box(size));
+    let d = t.elapsed();
+    assert_eq!(
+        r,
+        skynet_expected(size),
+        "jobsys skynet(0, {size}) returned a wrong result"
+    );
+    d
+}
+
+/// W2b: one `spawn` per flag inside one scope; each job sets its flag. Returns the time from
+/// the first spawn to the return of the scope (its wait).
+pub fn empty_spawns(ctx: &Ctx, flags: &[AtomicU8]) -> Duration {
+    let t = Instant::now();
+    ctx.scope(|s| {
+        for f in flags {
+            s.spawn(move |_| set_flag(f));
+        }
+    });
+    t.elapsed()
+}
+
+static EMPTY_META: JobMeta = JobMeta::new("w2a-empty", file!(), line!());
+
+/// Entry of a W2a declaration: `data` is the job's `&AtomicU8` flag.
+fn empty_entry(_: &Ctx, data: *mut ()) {
+    // SAFETY: every W2a declaration is built by `EmptyBatch::new` with `data` pointing at one
+    // flag of the `Flags` the batch borrows, which outlives the batch (see `EmptyBatch`).
+    let flag = unsafe { &*data.cast_const().cast::<AtomicU8>() };
+    set_flag(flag);
+}
+
+/// W2a: one Naughty-Dog-style batch of declarations, one per flag, each a separately
+/// schedulable job whose body sets its flag.
+///
+/// The declaration array is built once, outside the timed region, and reused by every run
+/// (a finished batch may be submitted again); the timed region is `run_jobs` through the
+/// return of `wait_for_counter`.
+#[derive(Debug)]
+pub struct EmptyBatch<'f> {
+    decls: Vec<JobDecl>,
+    flags: &'f crate::Flags,
+}
+
+impl<'f> EmptyBatch<'f> {
+    /// One declaration per flag of `flags`.
+    pub fn new(flags: &'f crate::Flags) -> Self {
+        let decls = flags
+            .as_slice()
+            .iter()
+            .map(|f| {
+                JobDecl::new(
+                    &EMPTY_META,
+                    empty_entry,
+                    (f as *const AtomicU8).cast_mut().cast(),
+                )
+            })
+            .collect();
+        Self { decls, flags }
+    }
+
+    /// Clears the flags, then submits the whole batch on one counter and waits for it; checks
+    /// every job ran. Returns the time from submission to the return of the wait.
+    pub fn run(&self, ctx: &Ctx) -> Duration {
+        self.flags.clear();
+        let counter = Counter::new();
+        let t = Instant::now();
+        // SAFETY: `self.decls` and `counter` outlive the wait below, which returns only once
+        // the counter is back at zero; the declarations are in no other batch in flight (a run
+        // borrows `self` until its wait returned); each entry only stores into the flag it was
+        // built with, which `self.flags` keeps alive, so running it once on any worker is sound.
+        unsafe { ctx.run_jobs(&self.decls, &counter) };
+        ctx.wait_for_counter(&counter, 0);
+        let d = t.elapsed();
+        assert!(!counter.is_poisoned(), "a W2a job panicked");
+        self.flags.check_all_set("jobsys W2a (decl batch)");
+        d
+    }
+}
+
+/// W4: one pass over the arrays, one scope `spawn` per 4,096-element chunk (the owner runs the
+/// chunks it keeps from the LIFO end of its queue: in descending address order).
+pub fn parfor(ctx: &Ctx, data: &mut Parfor) {
+    let Parfor { x, y } = data;
+    ctx.scope(|s| {
+        for (yc, xc) in y.chunks_mut(PARFOR_CHUNK).zip(x.chunks(PARFOR_CHUNK)) {
+            s.spawn(move |_| parfor_kernel(xc, yc));
+        }
+    });
+}
+
+/// One W4 chunk as a raw job sees it.
+struct ChunkPtrs {
+    x: *const f32,
+    y: *mut f32,
+    len: usize,
+}
+
+static PARFOR_META: JobMeta = JobMeta::new("w4-chunk", file!(), line!());
+
+/// Entry of a W4 declaration: `data` is its `ChunkPtrs`.
+fn parfor_entry(_: &Ctx, data: *mut ()) {
+    // SAFETY: `parfor_decls` builds each declaration with `data` pointing at one `ChunkPtrs` of
+    // its scratch, which it keeps alive and unmoved until the batch's counter is zero; the
+    // chunks are disjoint pieces of the arrays `parfor_decls` borrows mutably for that time.
+    let (x, y) = unsafe {
+        let c = &*data.cast_const().cast::<ChunkPtrs>();
+        (
+            core::slice::from_raw_parts(c.x, c.len),
+            core::slice::from_raw_parts_mut(c.y, c.len),
+        )
+    };
+    parfor_kernel(x, y);
+}
+
+/// Reusable storage for [`parfor_decls`]: one chunk descriptor and one declaration per chunk
+/// (filled anew every pass, allocated only on the first).
+#[derive(Default)]
+pub struct ParforDecls {
+    chunks: Vec<ChunkPtrs>,
+    decls: Vec<JobDecl>,
+}
+
+impl ParforDecls {
+    /// Empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl core::fmt::Debug for ParforDecls {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ParforDecls")
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
+}
+
+/// W4: one pass over the arrays as one Naughty-Dog-style batch of 4,096 declarations, one per
+/// chunk (split lazily: each worker walks its ranges in ascending address order). Filling the
+/// declarations is part of the pass.
+pub fn parfor_decls(ctx: &Ctx, data: &mut Parfor, scratch: &mut ParforDecls) {
+    let Parfor { x, y } = data;
+    scratch.decls.clear();
+    scratch.chunks.clear();
+    for (yc, xc) in y.chunks_mut(PARFOR_CHUNK).zip(x.chunks(PARFOR_CHUNK)) {
+        scratch.chunks.push(ChunkPtrs {
+            x: xc.as_ptr(),
+            y: yc.as_mut_ptr(),
+            len: xc.len(),
+        });
+    }
+    for c in &scratch.chunks {
+        scratch.decls.push(JobDecl::new(
+            &PARFOR_META,
+            parfor_entry,
+            (c as *const ChunkPtrs).cast_mut().cast(),
+        ));
+    }
+    let counter = Counter::new();
+    // SAFETY: `scratch` (declarations and chunk descriptors) and `counter` stay alive and
+    // unmoved until the wait below returns; the declarations are in no other batch; each entry
+    // touches only its own chunk of `data`, which this function borrows mutably throughout and
+    // whose chunks are disjoint, so running each once on any worker is sound.
+    unsafe { ctx.run_jobs(&scratch.decls, &counter) };
+    ctx.wait_for_counter(&counter, 0);
+    assert!(!counter.is_poisoned(), "a W4 chunk job panicked");
+}
+
+/// One W5 system: 64 jobs in a scope.
+fn frame_system(ctx: &Ctx, work: &FrameWork, s: usize) {
+    ctx.scope(|sc| {
+        for j in 0..JOBS_PER_SYSTEM {
+            sc.spawn(move |_| work.job(s, j));
+        }
+    });
+}
+
+/// W5: one frame of the DAG A → {B, C} → D → {E, F, G} → H, one scope per system; B ∥ C
+/// through [`Ctx::join`], E ∥ F ∥ G through a scope (E, F spawned, G on the caller).
+pub fn frame(ctx: &Ctx, work: &FrameWork) {
+    use system::*;
+    frame_system(ctx, work, A);
+    ctx.join(|c| frame_system(c, work, B), |c| frame_system(c, work, C));
+    frame_system(ctx, work, D);
+    ctx.scope(|sc| {
+        sc.spawn(|c| frame_system(c, work, E));
+        sc.spawn(|c| frame_system(c, work, F));
+        frame_system(sc, work, G);
+    });
+    frame_system(ctx, work, H);
+}
+
+/// What the W1b signalling job reports back to the waiter.
+struct Signal {
+    runs: AtomicU64,
+    /// Address of a local in the signalling job's frame: tells which stack it ran on.
+    stack_addr: AtomicUsize,
+}
+
+/// Entry of the W1b signalling job: counts itself and records where its stack is.
+fn signal_entry(_: &Ctx, data: *mut ()) {
+    // SAFETY: `park_unpark` builds the declaration with `data` pointing at its `Signal`, which
+    // lives on its frame until after the wait for this job returned.
+    let signal = unsafe { &*data.cast_const().cast::<Signal>() };
+    let probe = 0u8;
+    signal
+        .stack_addr
+        .store(black_box(&probe) as *const u8 as usize, Ordering::Relaxed);
+    signal
+        .runs
+        .store(signal.runs.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// A signalling-job frame closer than this below the waiter's frame means it ran nested on the
+/// waiter's own fiber (inline, no park). Fiber stacks are separate mappings of >= 64 KiB, so a
+/// job on another fiber lies farther away or above.
+const INLINE_DISTANCE: usize = 16 * 1024;
+
+/// Result of a W1b sample.
+#[derive(Debug, Clone, Copy)]
+pub struct ParkSample {
+    /// Time for all iterations.
+    pub elapsed: Duration,
+    /// Iterations in which the signalling job ran nested on the waiter's fiber instead of
+    /// after a park (0 when every wait really parked).
+    pub inline_runs: u64,
+}
+
+/// W1b: `iters` park/unpark round trips through the scheduler, on worker 0 (call it from the
+/// closure of [`JobSystem::run`](jobsys::JobSystem::run)).
+///
+/// Each iteration (one park + one unpark):
+/// 1. the waiter (this job, on fiber F0 of worker 0) submits one declaration `D` on counter
+///    `C`, pinned to worker 0 (`Affinity::Worker(0)`): pinned jobs go to the worker's pinned inbox,
+///    which the waiter's inline-children pass (it pops only its own LIFO ring) never touches
+///    and other workers never steal;
+/// 2. the waiter calls `wait_for_counter(C, 0)`: `C` is 1, no own child is in the ring, so the
+///    fiber really parks (switch F0 → scheduler loop, which publishes the wait node);
+/// 3. the scheduler loop takes `D` from the pinned inbox, runs it on a pooled fiber F1
+///    (switch → F1); `D`'s completion decrements `C` to 0, which makes F0 ready on worker 0;
+/// 4. F1 sees a ready fiber and goes back to the pool (switch → loop), the loop resumes F0
+///    (switch → F0) and `wait_for_counter` returns.
+///
+/// So the time per iteration is one submit + one park + one job start on another fiber + one
+/// counter signal + one unpark: four fiber switches, against two for a W1 round trip. Each
+/// iteration checks that `D` ran (and reports, through [`ParkSample::inline_runs`], any that
+/// ran nested on F0 rather than after a park).
+pub fn park_unpark(ctx: &Ctx, iters: u64) -> ParkSample {
+    assert_eq!(
+        ctx.worker_index(),
+        0,
+        "park_unpark runs on worker 0 (call it from JobSystem::run's closure)"
+    );
+    let meta = jobsys::job_meta!("w1b-signal", affinity(Affinity::Worker(0)));
+    signal_rounds(ctx, iters, meta)
+}
+
+/// `iters` rounds of "submit one signalling declaration with `meta`, then wait for it".
+fn signal_rounds(ctx: &Ctx, iters: u64, meta: &'static JobMeta) -> ParkSample {
+    let signal = Signal {
+        runs: AtomicU64::new(0),
+        stack_addr: AtomicUsize::new(0),
+    };
+    let here = black_box(&signal) as *const Signal as usize;
+    let decl = [JobDecl::new(
+        meta,
+        signal_entry,
+        (&signal as *const Signal).cast_mut().cast(),
+    )];
+    let counter = Counter::new();
+    let mut inline_runs = 0;
+    let t = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: `decl`, `signal` and `counter` live in this frame until after the wait below
+        // returned (the counter is back at zero); the declaration is in no other batch in
+        // flight (the previous iteration's wait returned); the entry only touches `signal`,
+        // through atomics, so it may run on any worker.
+        unsafe { ctx.run_jobs(&decl, &counter) };
+        ctx.wait_for_counter(&counter, 0);
+        let at = signal.stack_addr.load(Ordering::Relaxed);
+        if at < here && here - at < INLINE_DISTANCE {
+            inline_runs += 1;
+        }
+    }
+    let elapsed = t.elapsed();
+    assert!(!counter.is_poisoned(), "the W1b signalling job panicked");
+    assert_eq!(
+        signal.runs.load(Ordering::Relaxed),
+        iters,
+        "W1b: the signalling job did not run once per wait"
+    );
+    ParkSample {
+        elapsed,
+        inline_runs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Flags, fib_expected, skynet_expected};
+    use jobsys::JobSystem;
+
+    #[test]
+    fn every_w1b_wait_parks() {
+        let jobs = JobSystem::builder().workers(1).build().unwrap();
+        let s = jobs.run(|ctx| park_unpark(ctx, 1000));
+        assert_eq!(s.inline_runs, 0);
+    }
+
+    #[test]
+    fn the_inline_detector_sees_an_unpinned_signal_run_inline() {
+        // Unpinned, the declaration is the waiter's own child at the LIFO end of its ring, so
+        // the wait runs it nested on the waiter's fiber: the detector must count every round.
+        let jobs = JobSystem::builder().workers(1).build().unwrap();
+        let s = jobs.run(|ctx| signal_rounds(ctx, 100, jobsys::job_meta!("w1b-unpinned")));
+        assert_eq!(s.inline_runs, 100);
+    }
+
+    #[test]
+    fn small_workloads_check_out() {
+        for t in [1, 2] {
+            let jobs = JobSystem::builder().workers(t).build().unwrap();
+            let flags = Flags::new(10_000);
+            let batch = EmptyBatch::new(&flags);
+            jobs.run(|ctx| {
+                assert_eq!(fib(ctx, 18), fib_expected(18));
+                assert_eq!(skynet(ctx, 0, 10_000), skynet_expected(10_000));
+                batch.run(ctx);
+                flags.clear();
+                empty_spawns(ctx, flags.as_slice());
+                flags.check_all_set("test");
+            });
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `ChromeTrace` end to end: install it, run jobs that fork, scope, wait and sleep, write the
+//! JSON, and check that every worker's track is well formed.
+//!
+//! The hooks are process-wide, so only `installed_trace_balances_every_worker` installs one;
+//! the other tests feed a private trace by calling the hooks directly.
+
+use jobsys::profile::ProfileHooks;
+use jobsys::{Affinity, Counter, Ctx, JobDecl, JobSystem, job_meta};
+use jobsys_profiling::ChromeTrace;
+use std::time::{Duration, Instant};
+
+/// The events of `json` on worker `tid`'s track, as lines.
+fn track(json: &str, tid: usize) -> Vec<&str> {
+    let needle = format!("\"tid\":{tid}");
+    json.lines()
+        .filter(|l| {
+            l.contains(&needle)
+                && !l.contains(&format!("{needle}0"))
+                && !l.contains(&format!("{needle}1"))
+        })
+        .collect()
+}
+
+fn count(lines: &[&str], ph: &str) -> usize {
+    let needle = format!("\"ph\":\"{ph}\"");
+    lines.iter().filter(|l| l.contains(&needle)).count()
+}
+
+/// Checks the JSON's outer shape and that `"B"`/`"E"` nest on each track; returns the
+/// number of slices per worker.
+fn check_well_formed(json: &str, workers: usize) -> Vec<usize> {
+    assert!(
+        json.starts_with("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
+        "{}",
+        &json[..json.len().min(200)]
+    );
+    assert!(json.trim_end().ends_with("}}"));
+    assert_eq!(
+        json.matches('{').count(),
+        json.matches('}').count(),
+        "unbalanced braces"
+    );
+    assert_eq!(
+        json.matches('[').count(),
+        json.matches(']').count(),
+        "unbalanced brackets"
+    );
+    (0..workers)
+        .map(|w| {
+            let lines = track(json, w);
+            let (mut depth, mut slices) = (0usize, 0);
+            for line in &lines {
+                if line.contains("\"ph\":\"B\"") {
+                    depth += 1;
+                    slices += 1;
+                } else if line.contains("\"ph\":\"E\"") {
+                    depth = depth
+                        .checked_sub(1)
+                        .unwrap_or_else(|| panic!("worker {w}: an E without its B: {line}"));
+                }
+            }
+            assert_eq!(depth, 0, "worker {w}: slices left open");
+            assert_eq!(count(&lines, "B"), count(&lines, "E"), "worker {w}");
+            assert_eq!(
+                count(&lines, "b"),
+                count(&lines, "e"),
+                "worker {w}: parked spans"
+            );
+            slices
+        })
+        .collect()
+}
+
+fn fib(ctx: &Ctx, n: u32) -> u64 {
+    if n < 2 {
+        return u64::from(n);
+    }
+    let (a, b) = ctx.join(|c| fib(c, n - 1), |c| fib(c, n - 2));
+    a + b
+}
+
+/// Busy work for about `us` microseconds, so the other worker has time to steal.
+fn spin(us: u64) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Entry of a raw job that bumps the `u64` it points to.
+///
+/// # Safety
+/// `data` points to a `u64` only this job touches.
+unsafe fn bump(_ctx: &Ctx, data: *mut ()) {
+    // SAFETY: caller contract; the test gives each declaration its own cell.
+    unsafe { *data.cast::<u64>() += 1 };
+}
+
+#[test]
+fn installed_trace_balances_every_worker() {
+    const WORKERS: usize = 2;
+    let trace: &'static ChromeTrace = Box::leak(Box::new(ChromeTrace::new(WORKERS, 1 << 18)));
+    assert!(
+        trace.install(),
+        "hooks were already installed in this process"
+    );
+
+    let jobs = JobSystem::builder()
+        .workers(WORKERS)
+        .build()
+        .expect("job system");
+    let mut cells = vec![0u64; 256];
+    let fibs = jobs.run(|ctx| {
+        let mut fibs = Vec::new();
+        for _round in 0..3 {
+            // Fork-join: many waits that park.
+            fibs.push(fib(ctx, 16));
+            // A scope whose jobs open scopes of their own.
+            ctx.scope(|s| {
+                for _ in 0..32 {
+                    s.spawn_with(job_meta!("leaf"), |s| {
+                        spin(20);
+                        s.scope(|inner| {
+                            inner.spawn_with(job_meta!("inner"), |_| std::hint::black_box(()));
+                        });
+                    });
+                }
+            });
+            // A raw batch.
+            let decls: Vec<JobDecl> = cells
+                .iter_mut()
+                .map(|c| JobDecl::new(job_meta!("bump"), bump, std::ptr::from_mut(c).cast()))
+                .collect();
+            let counter = Counter::new();
+            // SAFETY: `cells`, `decls` and `counter` outlive the wait below; one cell per job.
+            unsafe { ctx.run_jobs(&decls, &counter) };
+            ctx.wait_for_counter(&counter, 0);
+            // A batch pinned to this worker: the wait cannot run it inline, so this job parks,
+            // the worker runs the batch on other fibers, and this job resumes — a split slice.
+            let pinned: Vec<JobDecl> = cells
+                .iter_mut()
+                .take(4)
+                .map(|c| {
+                    JobDecl::new(
+                        job_meta!("pinned", affinity(Affinity::Worker(0))),
+                        bump,
+                        std::ptr::from_mut(c).cast(),
+                    )
+                })
+                .collect();
+            // SAFETY: as above; the four cells are not in another batch in flight.
+            unsafe { ctx.run_jobs(&pinned, &counter) };
+            ctx.wait_for_counter(&counter, 0);
+            // Let the other worker go to sleep between rounds.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        fibs
+    });
+    drop(jobs); // joins the workers: all events are in
+    assert!(fibs.iter().all(|&f| f == 987));
+    assert!(cells[..4].iter().all(|&c| c == 6) && cells[4..].iter().all(|&c| c == 3));
+
+    let mut out = Vec::new();
+    trace.write_json(&mut out).expect("write to a Vec");
+    let json = String::from_utf8(out).expect("UTF-8");
+    assert_eq!(trace.dropped(), 0, "buffers too small for the test");
+
+    let slices = check_well_formed(&json, WORKERS);
+    assert!(slices[0] > 0, "worker 0 ran nothing");
+    for name in
+        ["leaf", "inner", "bump", "pinned", "join", "run"].map(|n| format!("\"name\":\"{n}\""))
+    {
+        assert!(json.contains(&name), "no {name} slice");
+    }
+    // The waits for the pinned batches parked the root job: it resumes as a second slice.
+    assert!(
+        json.contains("\"resumed\":true"),
+        "no job was split at a wait"
+    );
+    assert!(json.contains("\"name\":\"parked\""), "no parked span");
+    assert!(json.contains("\"name\":\"sleep\""), "no worker ever slept");
+    assert!(json.contains("\"name\":\"thread_name\""));
+    println!("{} events, slices per worker {slices:?}", trace.recorded());
+}
+
+#[test]
+fn a_full_buffer_counts_what_it_drops_and_stays_balanced() {
+    let trace = ChromeTrace::new(1, 5);
+    let meta = job_meta!("tiny");
+    for _ in 0..10 {
+        trace.job_begin(0, meta);
+        trace.job_end(0, meta);
+    }
+    trace.sleep_begin(3); // no buffer for worker 3
+    assert_eq!(trace.recorded(), 5);
+    assert_eq!(trace.dropped(), 15 + 1);
+
+    let mut out = Vec::new();
+    trace.write_json(&mut out).unwrap();
+    let json = String::from_utf8(out).unwrap();
+    // 5 events stored: begin, end, begin, end, begin — the last slice is closed at the end.
+    assert_eq!(check_well_formed(&json, 1), vec![3]);
+    assert!(json.contains("\"dropped\":16"));
+}
+
+#[test]
+fn job_slices_split_where_their_fiber_is_switched_out() {
+    let trace = ChromeTrace::new(1, 64);
+    let (outer, other) = (job_meta!("waits"), job_meta!("other \"quoted\""));
+    // Fiber 1 runs `waits`, which parks; fiber 2 runs `other`; fiber 1 comes back.
+    trace.fiber_enter(0, 1);
+    trace.job_begin(0, outer);
+    trace.wait_begin(0);
+    trace.fiber_leave(0, 1);
+    trace.fiber_enter(0, 2);
+    trace.job_begin(0, other);
+    trace.job_end(0, other);
+    trace.fiber_leave(0, 2);
+    trace.sleep_begin(0);
+    trace.wake(0);
+    trace.sleep_end(0);
+    trace.fiber_enter(0, 1);
+    trace.wait_end(0);
+    trace.job_end(0, outer);
+    trace.fiber_leave(0, 1);
+    trace.steal(0, 1, 4);
+
+    let mut out = Vec::new();
+    trace.write_json(&mut out).unwrap();
+    let json = String::from_utf8(out).unwrap();
+    check_well_formed(&json, 1);
+
+    let slices: Vec<(&str, &str)> = track(&json, 0)
+        .into_iter()
+        .filter_map(|l| {
+            let ph = ["B", "E"]
+                .into_iter()
+                .find(|ph| l.contains(&format!("\"ph\":\"{ph}\"")))?;
+            let name = l.split("\"name\":\"").nth(1)?.split("\",\"cat\"").next()?;
+            Some((ph, name))
+        })
+        .collect();
+    let other = r#"other \"quoted\""#;
+    assert_eq!(
+        slices,
+        [
+            ("B", "waits"),
+            ("E", "waits"),
+            ("B", other),
+            ("E", other),
+            ("B", "sleep"),
+            ("E", "sleep"),
+            ("B", "waits"),
+            ("E", "waits")
+        ]
+    );
+    assert!(json.contains("\"resumed\":true"));
+    assert_eq!(json.matches("\"name\":\"parked\"").count(), 2);
+    assert!(json.contains("\"args\":{\"victim\":1,\"count\":4}"));
+    assert!(json.contains("\"name\":\"wake\""));
+}
