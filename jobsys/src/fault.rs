@@ -7,7 +7,6 @@
 
 /// Where a fault may be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // some sites are only reached by later issues
 pub(crate) enum Site {
     /// Before a job is pushed to a ring.
     Push,
@@ -19,7 +18,7 @@ pub(crate) enum Site {
     WaitPublish,
     /// Between announcing sleep and re-checking for work.
     BeforeSleep,
-    /// Around a fiber switch.
+    /// Before a worker switches into a fiber.
     Switch,
 }
 

@@ -469,3 +469,29 @@ fn a_counter_waited_through_one_system_is_counted_down_by_another() {
     });
     assert_eq!(c.value(), 0);
 }
+
+#[test]
+fn migration_mode_runs_the_same_work_correctly() {
+    for n in common::WORKER_COUNTS {
+        // SAFETY: these jobs hold nothing thread-affine across their waits.
+        let jobs = unsafe { JobSystem::builder().workers(n).allow_migration() }
+            .build()
+            .unwrap();
+        assert_eq!(jobs.run(|ctx| fib(ctx, 20)), 6765);
+        let mut data = vec![1u64; 10_000];
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for chunk in data.chunks_mut(100) {
+                    s.spawn(move |s| {
+                        let (a, b) = chunk.split_at_mut(50);
+                        s.join(
+                            |_| a.iter_mut().for_each(|x| *x += 1),
+                            |_| b.iter_mut().for_each(|x| *x += 1),
+                        );
+                    });
+                }
+            })
+        });
+        assert!(data.iter().all(|&x| x == 2), "{n} workers");
+    }
+}

@@ -216,3 +216,48 @@ fn pinning_to_a_missing_worker_is_refused_before_anything_is_queued() {
     );
     assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
 }
+
+fn recurse(depth: u64) -> u64 {
+    let pad = std::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        pad[0]
+    } else {
+        recurse(depth + 1) + pad[1]
+    }
+}
+
+#[test]
+fn a_fiber_stack_overflow_hits_the_guard_page_instead_of_corrupting_memory() {
+    if is_child() {
+        let jobs = JobSystem::builder()
+            .workers(1)
+            .small_fibers(2, 64 * 1024)
+            .large_fibers(0, 0)
+            .build()
+            .unwrap();
+        let r = jobs.run(|_| recurse(0));
+        println!("unreachable: {r}");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_fiber_stack_overflow_hits_the_guard_page_instead_of_corrupting_memory",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("JOBSYS_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        let sig = out.status.signal();
+        assert!(
+            matches!(sig, Some(libc_sig) if libc_sig == 11 || libc_sig == 7),
+            "expected SIGSEGV/SIGBUS, got {:?}",
+            out.status
+        );
+    }
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+}

@@ -276,6 +276,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
     );
     slot.transition(prev, Running);
     slot.home.store(index, crate::sync::Ordering::Relaxed);
+    fault::inject(fault::Site::Switch);
     profile::fiber_enter(index, fiber);
     // SAFETY: the caller took `fiber` from the free list or a ready queue, which hand each fiber
     // to one worker at a time.
