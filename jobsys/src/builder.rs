@@ -211,6 +211,7 @@ impl Builder {
             migration: self.migration,
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
+        crate::profile::worker_start(0);
 
         // Read the core list before pinning anything: on Linux it is the calling thread's mask.
         let cores = if self.pin_workers || self.pin_main {

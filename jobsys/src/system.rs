@@ -26,7 +26,8 @@ use std::thread::JoinHandle;
 /// ```
 ///
 /// Dropping it drains all queued work, waits for every parked fiber to finish, joins the
-/// worker threads and unmaps the fibers. If fibers are parked and nothing is left that could
+/// worker threads and ends the fibers (their stacks are unmapped once the last [`Handle`] is
+/// gone too). If fibers are parked and nothing is left that could
 /// wake them, it aborts with a report of what each fiber waits on rather than hang.
 pub struct JobSystem {
     shared: Arc<Shared>,
@@ -122,8 +123,11 @@ impl Drop for JobSystem {
         while shared.foreign_submitters.load(Ordering::SeqCst) != 0 {
             std::thread::yield_now();
         }
-        // Worker 0 helps drain until nothing can happen any more.
+        // Worker 0 helps drain until nothing can happen any more, as a worker: a handle refuses
+        // to block it meanwhile.
+        shared.in_run.store(true, Ordering::Release);
         main_loop(shared, 0, LoopMode::NoSleep, &|| shared.drained());
+        shared.in_run.store(false, Ordering::Release);
         shared.exit.store(true, Ordering::SeqCst);
         shared.wake_all();
         for t in self.threads.drain(..) {
@@ -139,7 +143,7 @@ impl Shared {
     /// wake them are a deadlock: report and abort.
     fn drained(&self) -> bool {
         let w0 = &self.workers[0];
-        let idle = w0.ready.is_empty()
+        let idle = w0.no_ready()
             && w0.yielded.is_empty()
             && w0.pinned.is_empty()
             && w0.rings_empty()
@@ -150,7 +154,7 @@ impl Shared {
                     && w.settled.load(Ordering::SeqCst)
                     && w.rings_empty()
                     && w.pinned.is_empty()
-                    && w.ready.is_empty()
+                    && w.no_ready()
                     && w.yielded.is_empty()
             });
         if !idle {
@@ -226,7 +230,7 @@ impl Handle {
             !shared.shutdown.load(Ordering::SeqCst),
             "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
         );
-        decls.iter().for_each(|d| shared.check_affinity(d.meta()));
+        decls.iter().for_each(|d| shared.check_job(d.meta()));
         counter.core().add(n);
         // SAFETY: forwarded caller contract.
         let job = unsafe { crate::job::submit_decls(decls, counter.core()) };

@@ -495,3 +495,74 @@ fn migration_mode_runs_the_same_work_correctly() {
         assert!(data.iter().all(|&x| x == 2), "{n} workers");
     }
 }
+
+#[test]
+fn tiny_rings_overflow_to_the_injector_without_losing_or_repeating_jobs() {
+    const N: usize = 200_000;
+    let flags: Vec<AtomicU8> = (0..N).map(|_| AtomicU8::new(0)).collect();
+    for n in common::WORKER_COUNTS {
+        let jobs = JobSystem::builder()
+            .workers(n)
+            .queue_capacity(4)
+            .build()
+            .unwrap();
+        flags.iter().for_each(|f| f.store(0, Ordering::Relaxed));
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for chunk in flags.chunks(1000) {
+                    // nested spawners overflow their own rings concurrently
+                    s.spawn(move |s| {
+                        for f in chunk {
+                            s.spawn(move |_| {
+                                f.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                    });
+                }
+            })
+        });
+        let bad = flags
+            .iter()
+            .filter(|f| f.load(Ordering::Relaxed) != 1)
+            .count();
+        assert_eq!(bad, 0, "{bad} jobs lost or repeated at {n} workers");
+    }
+}
+
+#[test]
+fn migration_never_moves_pinned_jobs_or_the_run_closure() {
+    for n in common::WORKER_COUNTS {
+        // SAFETY: the test jobs hold nothing thread-affine across waits (they only compare ids).
+        let jobs = unsafe { JobSystem::builder().workers(n).allow_migration() }
+            .build()
+            .unwrap();
+        let moved = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            let main = std::thread::current().id();
+            for _ in 0..50 {
+                ctx.scope(|s| {
+                    for k in 0..n {
+                        let meta: &'static JobMeta = Box::leak(Box::new(
+                            JobMeta::new("pinned", file!(), line!()).affinity(Affinity::Worker(k)),
+                        ));
+                        let moved = &moved;
+                        s.spawn_with(meta, move |s| {
+                            let t = std::thread::current().id();
+                            // waits whose children other workers may run
+                            s.scope(|inner| {
+                                (0..4).for_each(|_| inner.spawn(|_| std::hint::black_box(())))
+                            });
+                            if std::thread::current().id() != t || s.worker_index() != k {
+                                moved.fetch_add(1, Ordering::Relaxed);
+                            }
+                        });
+                    }
+                });
+                if std::thread::current().id() != main {
+                    moved.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        assert_eq!(moved.load(Ordering::Relaxed), 0, "{n} workers");
+    }
+}

@@ -261,3 +261,73 @@ fn a_fiber_stack_overflow_hits_the_guard_page_instead_of_corrupting_memory() {
     }
     assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
 }
+
+#[test]
+fn a_large_job_without_large_fibers_is_refused_at_submit() {
+    let jobs = JobSystem::builder()
+        .workers(2)
+        .small_fibers(8, 64 * 1024)
+        .large_fibers(0, 0)
+        .build()
+        .unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            ctx.scope(|s| s.spawn_with(job_meta!("deep", stack(StackClass::Large)), |_| {}))
+        })
+    }));
+    let msg = r
+        .expect_err("must refuse")
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        msg.contains("needs a Large stack, but the pool has no large fibers"),
+        "{msg}"
+    );
+}
+
+struct DrainProbe {
+    handle: jobsys::Handle,
+    blocker: Counter,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+fn wait_through_handle(_: &Ctx, data: *mut ()) {
+    // SAFETY: points at the test's `DrainProbe`, alive until after the system is dropped.
+    let probe = unsafe { &*(data as *const DrainProbe) };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        probe.handle.wait_for_counter(&probe.blocker, 0)
+    }));
+    probe
+        .refused
+        .store(r.is_err(), std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn a_handle_refuses_to_block_worker_0_while_the_system_drains() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let jobs = JobSystem::builder().workers(1).build().unwrap();
+    let probe = DrainProbe {
+        handle: jobs.handle(),
+        blocker: Counter::new(),
+        refused: Default::default(),
+    };
+    let main = job_meta!("on-main", affinity(jobsys::Affinity::Worker(0)));
+    let waiter = [JobDecl::new(
+        main,
+        wait_through_handle,
+        &probe as *const DrainProbe as *mut (),
+    )];
+    let blocked = [JobDecl::new(main, nop, std::ptr::null_mut())];
+    let done = Counter::new();
+    // SAFETY: everything outlives `jobs`, whose drop runs both jobs.
+    unsafe {
+        probe.handle.run_jobs(&waiter, &done);
+        probe.handle.run_jobs(&blocked, &probe.blocker);
+    }
+    drop(jobs); // worker 0 drains: the waiter must be refused, not block the only worker
+    std::panic::set_hook(hook);
+    assert!(probe.refused.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!((done.value(), probe.blocker.value()), (0, 0));
+}

@@ -122,8 +122,8 @@ impl Ctx {
         }
     }
 
-    /// Lets this worker's ready fibers and one round of queued jobs run, then continues (on
-    /// the same worker). With nothing else to do it returns at once.
+    /// Lets other work run on this worker first — its woken fibers and one queued job — then
+    /// continues on the same worker. With nothing else to do it returns almost at once.
     pub fn yield_now(&self) {
         self.suspend(Suspend::Yield);
     }
@@ -148,9 +148,7 @@ impl Ctx {
         if n == 0 {
             return;
         }
-        decls
-            .iter()
-            .for_each(|d| self.shared().check_affinity(d.meta()));
+        decls.iter().for_each(|d| self.shared().check_job(d.meta()));
         counter.core().add(n);
         // SAFETY: forwarded caller contract.
         let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
@@ -164,8 +162,9 @@ impl Ctx {
         match job.meta().affinity {
             Affinity::Any => {
                 fault::inject(fault::Site::Push);
-                if let Err(job) = self.worker().ring(job.meta().stack).push(job) {
-                    shared.injector.push(job);
+                let ring = self.worker().ring(job.meta().stack);
+                if let Err(job) = ring.push(job) {
+                    shared.overflow(ring, job);
                 }
                 shared.notify_one();
             }
@@ -179,11 +178,18 @@ impl Ctx {
         let meta = job.meta();
         let slot = self.shared().fibers.slot(self.fiber);
         let outer = slot.set_job(meta);
+        let pinned = meta.affinity != Affinity::Any;
+        if pinned {
+            slot.add_pinned(1);
+        }
         profile::job_begin(self.worker_index(), meta);
         // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
         // allowed (pinned jobs only ever sit in their worker's inbox).
         unsafe { job.execute(self) };
         profile::job_end(self.worker_index(), meta);
+        if pinned {
+            slot.add_pinned(-1);
+        }
         slot.set_job(outer);
     }
 
@@ -244,7 +250,8 @@ pub(crate) fn fiber_main(
     loop {
         ctx.run(job);
         let shared = ctx.shared();
-        let next = if ctx.worker().ready.is_empty() {
+        let worker = ctx.worker();
+        let next = if worker.no_ready() && worker.yielded.is_empty() {
             shared.find_job(ctx.worker_index(), Host::Fiber(class))
         } else {
             None

@@ -15,8 +15,8 @@ pub(crate) type Coro = Coroutine<Resume, Suspend, (), DefaultStack>;
 
 /// The life of a fiber. Transitions (checked with `debug_assert!`):
 /// `Pooled → Running` (a worker starts a job on it), `Running → Pooled` (idle),
-/// `Running → Waiting` (a wait published), `Waiting → Ready` (woken), `Running → Ready`
-/// (yield, or a wait already satisfied at publication), `Ready → Running` (resumed).
+/// `Running → Waiting` (suspended to wait), `Waiting → Ready` (woken, or its wait was already
+/// satisfied at publication), `Running → Ready` (yield), `Ready → Running` (resumed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum FiberState {
@@ -45,6 +45,9 @@ pub(crate) struct FiberSlot {
     waiting_for: AtomicU32,
     /// The job it runs, for deadlock reports.
     job: AtomicPtr<JobMeta>,
+    /// Pinned jobs (affinity other than `Any`) on this fiber's stack; a fiber with any may
+    /// never resume on another worker, even in migration mode. Written by the fiber only.
+    pinned: AtomicU32,
 }
 
 // SAFETY: the coroutine is only touched by the one worker that owns the fiber's current state
@@ -91,6 +94,22 @@ impl FiberSlot {
         self.waiting_for.store(target, Ordering::Relaxed);
     }
 
+    /// Counts a pinned job starting (`+1`) or ending (`-1`) on this fiber.
+    #[inline]
+    pub(crate) fn add_pinned(&self, delta: i32) {
+        let n = self
+            .pinned
+            .load(Ordering::Relaxed)
+            .wrapping_add_signed(delta);
+        self.pinned.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether a pinned job is on this fiber's stack (read by a waker after the fiber parked;
+    /// publication under the bucket lock orders the fiber's last write before this read).
+    pub(crate) fn has_pinned(&self) -> bool {
+        self.pinned.load(Ordering::Relaxed) != 0
+    }
+
     /// Records the running job; returns the previous one (jobs run inline nest). Only the
     /// fiber itself writes this, so load + store (no locked RMW).
     #[inline]
@@ -106,6 +125,8 @@ pub(crate) struct FiberPool {
     slots: Box<[FiberSlot]>,
     free_small: ArrayQueue<u32>,
     free_large: ArrayQueue<u32>,
+    /// Number of large fibers.
+    large: usize,
 }
 
 impl FiberPool {
@@ -139,6 +160,7 @@ impl FiberPool {
                 waiting_on: AtomicPtr::new(core::ptr::null_mut()),
                 waiting_for: AtomicU32::new(0),
                 job: AtomicPtr::new(core::ptr::null_mut()),
+                pinned: AtomicU32::new(0),
             });
             let free = if class == StackClass::Small {
                 &free_small
@@ -151,6 +173,7 @@ impl FiberPool {
             slots: slots.into_boxed_slice(),
             free_small,
             free_large,
+            large: large.0,
         })
     }
 
@@ -170,6 +193,14 @@ impl FiberPool {
         match class {
             StackClass::Small => self.free_small.pop().or_else(|| self.free_large.pop()),
             StackClass::Large => self.free_large.pop(),
+        }
+    }
+
+    /// Whether the pool has any fiber of `class`.
+    pub(crate) fn has_class(&self, class: StackClass) -> bool {
+        match class {
+            StackClass::Small => self.slots.len() > self.large,
+            StackClass::Large => self.large > 0,
         }
     }
 

@@ -56,6 +56,43 @@ impl JobList {
         self.len.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Appends the chain `first ..= last` (already linked through `next`, `n` jobs) under one
+    /// lock acquisition.
+    pub(crate) fn push_chain(&self, first: JobRef, last: JobRef, n: usize) {
+        last.set_next(ptr::null());
+        let mut ends = self.ends.lock();
+        if ends.tail.is_null() {
+            ends.head = first.as_ptr();
+        } else {
+            // SAFETY: `tail` is a linked job, owned by the list, alive until popped.
+            unsafe { JobRef::from_ptr(ends.tail) }.set_next(first.as_ptr());
+        }
+        ends.tail = last.as_ptr();
+        self.len.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Pops up to `max` jobs under one lock acquisition, handing each to `take`; returns how
+    /// many were taken.
+    pub(crate) fn pop_batch(&self, max: usize, mut take: impl FnMut(JobRef)) -> usize {
+        if max == 0 || self.len.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let mut ends = self.ends.lock();
+        let mut n = 0;
+        while n < max && !ends.head.is_null() {
+            // SAFETY: `head` is a linked job owned by the list.
+            let job = unsafe { JobRef::from_ptr(ends.head) };
+            ends.head = job.next();
+            take(job);
+            n += 1;
+        }
+        if ends.head.is_null() {
+            ends.tail = ptr::null();
+        }
+        self.len.fetch_sub(n, Ordering::SeqCst);
+        n
+    }
+
     pub(crate) fn pop(&self) -> Option<JobRef> {
         if self.len.load(Ordering::Relaxed) == 0 {
             return None;

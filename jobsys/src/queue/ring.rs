@@ -54,6 +54,10 @@ impl Ring {
         &self.slots[i as usize & self.mask]
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
     /// Approximate length (exact for the owner when no thief is active).
     #[inline]
     pub(crate) fn len(&self) -> usize {

@@ -91,7 +91,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
     {
         let shared = self.shared();
-        shared.check_affinity(meta);
+        shared.check_job(meta);
         let record = self
             .state
             .arena

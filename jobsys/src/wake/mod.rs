@@ -42,6 +42,7 @@ impl Shared {
         let w = &self.workers[index];
         if w.sleeping.load(Ordering::Relaxed) && w.sleeping.swap(false, Ordering::AcqRel) {
             self.sleepers.fetch_sub(1, Ordering::AcqRel);
+            crate::profile::wake(index);
             if let Some(t) = w.thread.get() {
                 t.unpark();
             }
@@ -58,7 +59,7 @@ impl Shared {
     /// Whether worker `index` could find something to do (a read-only look, no popping).
     pub(crate) fn has_work(&self, index: usize) -> bool {
         let me = &self.workers[index];
-        !me.ready.is_empty()
+        !me.no_ready()
             || !me.yielded.is_empty()
             || !me.pinned.is_empty()
             || !me.rings_empty()
@@ -66,7 +67,7 @@ impl Shared {
             || self
                 .workers
                 .iter()
-                .any(|w| !w.rings_empty() || (self.migration && !w.ready.is_empty()))
+                .any(|w| !w.rings_empty() || !w.ready_any.is_empty())
     }
 
     /// Puts worker `index` to sleep until a waker clears its `sleeping` flag.

@@ -11,6 +11,10 @@ use core::ptr::NonNull;
 /// with data (issue 3 makes idling frame-aware).
 const IDLE_YIELDS: u32 = 16;
 
+/// Most jobs a worker takes from the injector at once; picked (half a default ring), tune with
+/// data.
+const INJECTOR_BATCH: usize = 128;
+
 /// Whether an idle worker may sleep.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LoopMode {
@@ -31,7 +35,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
     let worker = &shared.workers[index];
     let mut idle = 0u32;
     loop {
-        if let Some(fiber) = worker.ready.pop().or_else(|| shared.steal_ready(index)) {
+        if let Some(fiber) = worker.pop_ready().or_else(|| shared.steal_ready(index)) {
             switch_into(shared, index, fiber, Resume::Continue(at));
             idle = 0;
             continue;
@@ -47,6 +51,10 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
                 Some(fiber) => {
                     switch_into(shared, index, fiber, Resume::Run(job, at));
                     idle = 0;
+                    // A fiber that yielded gets its turn after each round of new work.
+                    if let Some(fiber) = worker.yielded.pop() {
+                        switch_into(shared, index, fiber, Resume::Continue(at));
+                    }
                 }
                 None => {
                     // No free fiber: hold the job and only resume ready fibers until one frees.
@@ -120,13 +128,67 @@ impl Shared {
 
     #[cold]
     fn find_job_cold(&self, index: usize, host: Host) -> Option<JobRef> {
-        if let Some(job) = self.injector.pop() {
-            if !self.injector.is_empty() {
-                self.notify_one();
-            }
+        if let Some(job) = self.take_injected(index) {
             return Some(job);
         }
         self.steal(index, host)
+    }
+
+    /// Takes a share of the injector under one lock: the first job is returned, the rest go to
+    /// this worker's rings (where thieves can take them again).
+    fn take_injected(&self, index: usize) -> Option<JobRef> {
+        let me = &self.workers[index];
+        let share = (self.injector.len() / self.workers.len()).clamp(1, INJECTOR_BATCH);
+        let mut first = None;
+        // Jobs our rings have no room for; they go back after the injector lock is released
+        // (the lock is not reentrant).
+        let (mut back_first, mut back_last, mut back_n) = (None::<JobRef>, None::<JobRef>, 0);
+        self.injector.pop_batch(share, |job| {
+            if first.is_none() {
+                first = Some(job);
+            } else if let Err(job) = me.ring(job.meta().stack).push(job) {
+                match back_last {
+                    Some(l) => l.set_next(job.as_ptr()),
+                    None => back_first = Some(job),
+                }
+                back_last = Some(job);
+                back_n += 1;
+            }
+        });
+        if let (Some(f), Some(l)) = (back_first, back_last) {
+            self.injector.push_chain(f, l, back_n);
+        }
+        if first.is_some() && !self.injector.is_empty() {
+            self.notify_one();
+        }
+        first
+    }
+
+    /// A ring was full when its owner pushed `job`: move the older half of the ring and `job`
+    /// to the injector in one lock acquisition (Tokio's overflow), so a long run of submissions
+    /// costs one lock per half ring instead of one per job.
+    #[cold]
+    pub(crate) fn overflow(&self, ring: &crate::queue::Ring, job: JobRef) {
+        let (mut first, mut last, mut n) = (None::<JobRef>, None::<JobRef>, 0);
+        for _ in 0..ring.capacity() / 2 {
+            match ring.steal() {
+                Steal::Success(old) => {
+                    match last {
+                        Some(l) => l.set_next(old.as_ptr()),
+                        None => first = Some(old),
+                    }
+                    last = Some(old);
+                    n += 1;
+                }
+                Steal::Empty => break,
+                Steal::Retry => crate::sync::spin_loop(),
+            }
+        }
+        match last {
+            Some(l) => l.set_next(job.as_ptr()),
+            None => first = Some(job),
+        }
+        self.injector.push_chain(first.unwrap_or(job), job, n + 1);
     }
 
     /// Steals from another worker's ring, taking up to half of what it holds: the first job is
@@ -177,7 +239,8 @@ impl Shared {
         None
     }
 
-    /// In migration mode, an idle worker may resume another worker's ready fiber.
+    /// In migration mode, an idle worker may resume another worker's woken fiber — only one
+    /// with no pinned job on its stack (those sit in `ready`, never stolen).
     #[inline]
     fn steal_ready(&self, index: usize) -> Option<u32> {
         if !self.migration {
@@ -186,6 +249,6 @@ impl Shared {
         self.workers
             .iter()
             .filter(|w| w.index != index)
-            .find_map(|w| w.ready.pop())
+            .find_map(|w| w.ready_any.pop())
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct Worker {
     pub(crate) pinned: JobList,
     /// Fibers woken by a counter, to be resumed here (bounded by the pool size).
     pub(crate) ready: ArrayQueue<u32>,
+    /// Migration mode only: woken fibers with no pinned job on their stack, which any idle
+    /// worker may resume.
+    pub(crate) ready_any: ArrayQueue<u32>,
     /// Fibers that yielded: resumed after new jobs had their turn, in FIFO order.
     pub(crate) yielded: ArrayQueue<u32>,
     /// Fibers parked while running on this worker and not yet pushed back to `ready`.
@@ -48,6 +51,7 @@ impl Worker {
             rings: [Ring::new(ring_capacity), Ring::new(ring_capacity)],
             pinned: JobList::new(),
             ready: ArrayQueue::new(fibers.max(1)),
+            ready_any: ArrayQueue::new(fibers.max(1)),
             yielded: ArrayQueue::new(fibers.max(1)),
             parked_here: AtomicUsize::new(0),
             sleeping: CachePadded::new(AtomicBool::new(false)),
@@ -63,6 +67,18 @@ impl Worker {
         if self.ready.push(fiber).is_err() {
             fatal("ready queue overflow (more ready fibers than the pool holds)");
         }
+    }
+
+    /// The next woken fiber to resume here.
+    #[inline]
+    pub(crate) fn pop_ready(&self) -> Option<u32> {
+        self.ready.pop().or_else(|| self.ready_any.pop())
+    }
+
+    /// No woken fiber waits here.
+    #[inline]
+    pub(crate) fn no_ready(&self) -> bool {
+        self.ready.is_empty() && self.ready_any.is_empty()
     }
 
     /// Owner thread only.
@@ -109,7 +125,7 @@ impl Worker {
 
     /// Nothing queued, ready, parked or pending here (owner thread only, for `pending`).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.ready.is_empty()
+        self.no_ready()
             && self.yielded.is_empty()
             && self.parked_here.load(Ordering::SeqCst) == 0
             && self.pinned.is_empty()
@@ -146,8 +162,17 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Panics (before anything is queued) if `meta` pins a job to a worker that does not
-    /// exist. Every submit path calls it on everything it submits.
-    pub(crate) fn check_affinity(&self, meta: &crate::job::JobMeta) {
+    /// exist, or needs a large stack in a pool without large fibers. Every submit path calls it
+    /// on everything it submits.
+    pub(crate) fn check_job(&self, meta: &crate::job::JobMeta) {
+        if meta.stack == crate::job::StackClass::Large
+            && !self.fibers.has_class(crate::job::StackClass::Large)
+        {
+            panic!(
+                "job '{}' needs a Large stack, but the pool has no large fibers: give Builder::large_fibers a count of at least 1",
+                meta.name
+            );
+        }
         if let crate::job::Affinity::Worker(k) = meta.affinity {
             let n = self.workers.len();
             assert!(
@@ -195,11 +220,17 @@ impl Shared {
         let w = &self.workers[home];
         // Push before un-counting: `parked_here + ready` never reads zero while the fiber is in
         // between, so worker 0 cannot leave `run` with a fiber still on its way back.
-        w.push_ready(fiber);
+        let anywhere = self.migration && !slot.has_pinned();
+        if anywhere {
+            if w.ready_any.push(fiber).is_err() {
+                fatal("ready queue overflow (more ready fibers than the pool holds)");
+            }
+        } else {
+            w.push_ready(fiber);
+        }
         w.parked_here.fetch_sub(1, Ordering::SeqCst);
-        crate::profile::wake(home);
         self.wake_worker(home);
-        if self.migration {
+        if anywhere {
             self.notify_one();
         }
     }
