@@ -137,31 +137,34 @@ impl Shared {
     /// Takes a share of the injector under one lock: the first job is returned, the rest go to
     /// this worker's rings (where thieves can take them again).
     fn take_injected(&self, index: usize) -> Option<JobRef> {
-        let me = &self.workers[index];
         let share = (self.injector.len() / self.workers.len()).clamp(1, INJECTOR_BATCH);
-        let mut first = None;
-        // Jobs our rings have no room for; they go back after the injector lock is released
-        // (the lock is not reentrant).
-        let (mut back_first, mut back_last, mut back_n) = (None::<JobRef>, None::<JobRef>, 0);
+        let mut batch = [None::<JobRef>; INJECTOR_BATCH];
+        let mut n = 0;
         self.injector.pop_batch(share, |job| {
-            if first.is_none() {
-                first = Some(job);
-            } else if let Err(job) = me.ring(job.meta().stack).push(job) {
-                match back_last {
-                    Some(l) => l.set_next(job.as_ptr()),
-                    None => back_first = Some(job),
-                }
-                back_last = Some(job);
-                back_n += 1;
-            }
+            batch[n] = Some(job);
+            n += 1;
         });
-        if let (Some(f), Some(l)) = (back_first, back_last) {
-            self.injector.push_chain(f, l, back_n);
+        let first = batch[0];
+        if n > 1 {
+            self.keep_in_order(index, &batch[1..n]);
         }
         if first.is_some() && !self.injector.is_empty() {
             self.notify_one();
         }
         first
+    }
+
+    /// Pushes `jobs` (oldest first) onto worker `index`'s rings in reverse, so that its LIFO
+    /// pops take them oldest first: FIFO-submitted work, typically ascending addresses, stays
+    /// in submission order. What the rings have no room for goes back to the injector (after
+    /// any injector lock was released: it is not reentrant).
+    fn keep_in_order(&self, index: usize, jobs: &[Option<JobRef>]) {
+        let me = &self.workers[index];
+        for job in jobs.iter().rev().flatten() {
+            if let Err(job) = me.ring(job.meta().stack).push(*job) {
+                self.injector.push(job);
+            }
+        }
     }
 
     /// A ring was full when its owner pushed `job`: move the older half of the ring and `job`
@@ -209,21 +212,21 @@ impl Shared {
                 if !self.can_host(host, class) {
                     continue;
                 }
-                let (ring, mine) = (self.workers[v].ring(class), me.ring(class));
+                let ring = self.workers[v].ring(class);
                 loop {
                     crate::fault::inject(crate::fault::Site::Steal);
                     match ring.steal() {
                         Steal::Success(job) => {
+                            let mut batch = [None::<JobRef>; INJECTOR_BATCH];
                             let mut taken = 1;
-                            for _ in 0..ring.len() / 2 {
+                            for slot in batch.iter_mut().take(ring.len() / 2) {
                                 let Steal::Success(more) = ring.steal() else {
                                     break;
                                 };
-                                if let Err(more) = mine.push(more) {
-                                    self.injector.push(more);
-                                }
+                                *slot = Some(more);
                                 taken += 1;
                             }
+                            self.keep_in_order(index, &batch[..taken - 1]);
                             crate::profile::steal(index, v, taken);
                             if !ring.is_empty() || taken > 1 {
                                 self.notify_one();
