@@ -4,13 +4,18 @@
 use jobsys::{BuildErrorKind, Counter, Ctx, JobDecl, JobSystem, StackClass, job_meta};
 use std::process::Command;
 
-/// Re-runs this test binary for one test with `JOBSYS_CHILD` set; returns (success, stderr).
-fn run_child(test: &str) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
+/// Re-runs this test binary for one test with `JOBSYS_CHILD` set.
+fn child_output(test: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("JOBSYS_CHILD", "1")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`child_output`] as (success, stderr).
+fn run_child(test: &str) -> (bool, String) {
+    let out = child_output(test);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -23,6 +28,11 @@ fn is_child() -> bool {
 
 fn nop(_: &Ctx, _: *mut ()) {}
 
+/// A one-job batch that does nothing.
+fn nop_decl(meta: &'static jobsys::JobMeta) -> [JobDecl; 1] {
+    [JobDecl::new(meta, nop, std::ptr::null_mut())]
+}
+
 /// Every fiber parks on the same unfinished counter whose job sits below them in the queue.
 fn exhaust_pool() {
     let jobs = JobSystem::builder()
@@ -32,11 +42,7 @@ fn exhaust_pool() {
         .build()
         .unwrap();
     jobs.run(|ctx| {
-        let decls = [JobDecl::new(
-            job_meta!("starved"),
-            nop,
-            std::ptr::null_mut(),
-        )];
+        let decls = nop_decl(job_meta!("starved"));
         let blocked = Counter::new();
         // SAFETY: never returns normally: the process aborts with the report.
         unsafe { ctx.run_jobs(&decls, &blocked) };
@@ -81,11 +87,7 @@ fn waiting_while_panicking_is_refused_with_a_message() {
     if is_child() {
         let jobs = JobSystem::builder().workers(1).build().unwrap();
         jobs.run(|ctx| {
-            let decls = [JobDecl::new(
-                job_meta!("pending"),
-                nop,
-                std::ptr::null_mut(),
-            )];
+            let decls = nop_decl(job_meta!("pending"));
             let c = Counter::new();
             // SAFETY: the process aborts before `decls` or `c` go away.
             unsafe { ctx.run_jobs(&decls, &c) };
@@ -170,11 +172,7 @@ fn a_handle_refuses_to_block_a_worker_thread() {
     let handle = jobs.handle();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         jobs.run(|ctx| {
-            let decls = [JobDecl::new(
-                job_meta!("pending"),
-                nop,
-                std::ptr::null_mut(),
-            )];
+            let decls = nop_decl(job_meta!("pending"));
             let c = Counter::new();
             // SAFETY: the job runs inside this `run` (drained before it returns).
             unsafe { ctx.run_jobs(&decls, &c) };
@@ -239,15 +237,8 @@ fn a_fiber_stack_overflow_hits_the_guard_page_instead_of_corrupting_memory() {
         println!("unreachable: {r}");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_fiber_stack_overflow_hits_the_guard_page_instead_of_corrupting_memory",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("JOBSYS_CHILD", "1")
-        .output()
-        .unwrap();
+    let out =
+        child_output("a_fiber_stack_overflow_hits_the_guard_page_instead_of_corrupting_memory");
     assert!(!out.status.success());
     #[cfg(unix)]
     {
@@ -319,7 +310,7 @@ fn a_handle_refuses_to_block_worker_0_while_the_system_drains() {
         wait_through_handle,
         &probe as *const DrainProbe as *mut (),
     )];
-    let blocked = [JobDecl::new(main, nop, std::ptr::null_mut())];
+    let blocked = nop_decl(main);
     let done = Counter::new();
     // SAFETY: everything outlives `jobs`, whose drop runs both jobs.
     unsafe {

@@ -212,10 +212,11 @@ struct Slot {
     event: UnsafeCell<MaybeUninit<Event>>,
 }
 
-// SAFETY: `event` is written exactly once, by the one `Buffer::push` call that claimed the slot
-// (the claim hands out each index once, ever), before that call sets `ready` with Release; it
-// is read only after `ready` was loaded true with Acquire, and never written again. So no two
-// accesses to `event` race. (`Send` follows from the fields: `Event` is plain `Copy` data.)
+// `event` is written exactly once, by the one `Buffer::push` call that claimed the slot (the
+// claim hands out each index once, ever), before that call sets `ready` with Release; it is read
+// only after `ready` was loaded true with Acquire, and never written again. (`Send` follows from
+// the fields: `Event` is plain `Copy` data.)
+// SAFETY: by the above, no two accesses to `event` race.
 unsafe impl Sync for Slot {}
 
 /// One worker's events. Aligned so that two workers' claim words never share a cache line.

@@ -44,16 +44,7 @@ impl JobList {
     }
 
     pub(crate) fn push(&self, job: JobRef) {
-        job.set_next(ptr::null());
-        let mut ends = self.ends.lock();
-        if ends.tail.is_null() {
-            ends.head = job.as_ptr();
-        } else {
-            // SAFETY: `tail` is a linked job, owned by the list, alive until popped.
-            unsafe { JobRef::from_ptr(ends.tail) }.set_next(job.as_ptr());
-        }
-        ends.tail = job.as_ptr();
-        self.len.fetch_add(1, Ordering::SeqCst);
+        self.push_chain(job, job, 1);
     }
 
     /// Appends the chain `first ..= last` (already linked through `next`, `n` jobs) under one
