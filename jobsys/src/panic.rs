@@ -18,8 +18,10 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
 pub(crate) struct PanicSlot(SpinLock<Option<Payload>>);
 
 impl PanicSlot {
-    pub(crate) const fn new() -> Self {
-        Self(SpinLock::new(None))
+    crate::sync::loom_const! {
+        pub(crate) fn new() -> Self {
+            Self(SpinLock::new(None))
+        }
     }
 
     pub(crate) fn record(&self, payload: Payload) {

@@ -265,7 +265,7 @@ impl Handle {
         let mut node = WaitNode::new(
             target,
             Waiter::Thread {
-                thread: me,
+                thread: crate::sync::thread::current(),
                 done: Default::default(),
             },
         );

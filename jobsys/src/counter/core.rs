@@ -101,10 +101,12 @@ pub(crate) struct CounterCore {
 }
 
 impl CounterCore {
-    pub(crate) const fn new(value: u32) -> Self {
-        Self {
-            word: AtomicU64::new(value as u64),
-            poisoned: AtomicBool::new(false),
+    crate::sync::loom_const! {
+        pub(crate) fn new(value: u32) -> Self {
+            Self {
+                word: AtomicU64::new(value as u64),
+                poisoned: AtomicBool::new(false),
+            }
         }
     }
 
@@ -264,10 +266,12 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// A counter at zero.
-    pub const fn new() -> Self {
-        Self {
-            core: CachePadded::new(CounterCore::new(0)),
+    crate::sync::loom_const! {
+        /// A counter at zero.
+        pub fn new() -> Self {
+            Self {
+                core: CachePadded::new(CounterCore::new(0)),
+            }
         }
     }
 

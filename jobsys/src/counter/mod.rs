@@ -6,6 +6,8 @@
 //! The publication protocol is argued in `counter/README.md`.
 
 mod core;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod wait;
 
 pub use self::core::Counter;

@@ -1,8 +1,8 @@
 //! Wait nodes: who is waiting, for what value, and how to wake them.
 
+use crate::sync::thread::{self, Thread};
 use crate::sync::{AtomicBool, Ordering};
 use crate::worker::Shared;
-use std::thread::Thread;
 
 /// A waiter, linked into a counter's list. Lives on the waiter's stack for the whole wait.
 pub(crate) struct WaitNode {
@@ -39,7 +39,7 @@ impl WaitNode {
         };
         // Acquire pairs with the waker's Release: the woken thread sees the jobs' writes.
         while !done.load(Ordering::Acquire) {
-            std::thread::park();
+            thread::park();
         }
     }
 }

@@ -44,20 +44,22 @@ unsafe impl Send for JobDecl {}
 unsafe impl Sync for JobDecl {}
 
 impl JobDecl {
-    /// A declaration that calls `entry(ctx, data)` when it runs.
-    ///
-    /// `entry` may be a safe `fn(&Ctx, *mut ())`; it receives the context of the fiber it runs
-    /// on, through which it can submit and wait.
-    pub const fn new(
-        meta: &'static JobMeta,
-        entry: unsafe fn(&Ctx, *mut ()),
-        data: *mut (),
-    ) -> Self {
-        Self {
-            header: JobHeader::new(execute_range, core::ptr::null(), meta),
-            entry,
-            data,
-            range_len: UnsafeCell::new(0),
+    crate::sync::loom_const! {
+        /// A declaration that calls `entry(ctx, data)` when it runs.
+        ///
+        /// `entry` may be a safe `fn(&Ctx, *mut ())`; it receives the context of the fiber it runs
+        /// on, through which it can submit and wait.
+        pub fn new(
+            meta: &'static JobMeta,
+            entry: unsafe fn(&Ctx, *mut ()),
+            data: *mut (),
+        ) -> Self {
+            Self {
+                header: JobHeader::new(execute_range, core::ptr::null(), meta),
+                entry,
+                data,
+                range_len: UnsafeCell::new(0),
+            }
         }
     }
 

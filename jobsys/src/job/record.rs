@@ -25,19 +25,22 @@ pub(crate) struct JobHeader {
 }
 
 // Four words: a header must stay cheap to embed in every stack job.
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<JobHeader>() == 4 * size_of::<usize>());
 
 impl JobHeader {
-    pub(crate) const fn new(
-        execute: unsafe fn(NonNull<JobHeader>, &Ctx),
-        owner: *const CounterCore,
-        meta: &'static JobMeta,
-    ) -> Self {
-        Self {
-            execute,
-            next: UnsafeCell::new(ptr::null()),
-            owner: UnsafeCell::new(owner),
-            meta,
+    crate::sync::loom_const! {
+        pub(crate) fn new(
+            execute: unsafe fn(NonNull<JobHeader>, &Ctx),
+            owner: *const CounterCore,
+            meta: &'static JobMeta,
+        ) -> Self {
+            Self {
+                execute,
+                next: UnsafeCell::new(ptr::null()),
+                owner: UnsafeCell::new(owner),
+                meta,
+            }
         }
     }
 }

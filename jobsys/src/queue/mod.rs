@@ -7,6 +7,8 @@
 //! allocates. Pinned jobs wait in their worker's own `JobList`.
 
 mod list;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod ring;
 
 pub(crate) use list::JobList;

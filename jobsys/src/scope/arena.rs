@@ -33,9 +33,11 @@ fn next_of(block: *mut u8) -> *mut *mut u8 {
 }
 
 impl BlockPool {
-    pub(crate) const fn new() -> Self {
-        Self {
-            free: SpinLock::new(ptr::null_mut()),
+    crate::sync::loom_const! {
+        pub(crate) fn new() -> Self {
+            Self {
+                free: SpinLock::new(ptr::null_mut()),
+            }
         }
     }
 
@@ -95,12 +97,14 @@ pub(crate) struct Arena {
 unsafe impl Send for Arena {}
 
 impl Arena {
-    pub(crate) const fn new() -> Self {
-        Self {
-            blocks: ptr::null_mut(),
-            last: ptr::null_mut(),
-            offset: BLOCK_SIZE,
-            big: ptr::null_mut(),
+    crate::sync::loom_const! {
+        pub(crate) fn new() -> Self {
+            Self {
+                blocks: ptr::null_mut(),
+                last: ptr::null_mut(),
+                offset: BLOCK_SIZE,
+                big: ptr::null_mut(),
+            }
         }
     }
 

@@ -10,14 +10,16 @@ pub(crate) struct UnsafeCell<T>(
 );
 
 impl<T> UnsafeCell<T> {
-    pub(crate) const fn new(v: T) -> Self {
-        #[cfg(loom)]
-        {
-            Self(loom::cell::UnsafeCell::new(v))
-        }
-        #[cfg(not(loom))]
-        {
-            Self(core::cell::UnsafeCell::new(v))
+    crate::sync::loom_const! {
+        pub(crate) fn new(v: T) -> Self {
+            #[cfg(loom)]
+            {
+                Self(loom::cell::UnsafeCell::new(v))
+            }
+            #[cfg(not(loom))]
+            {
+                Self(core::cell::UnsafeCell::new(v))
+            }
         }
     }
 

@@ -19,7 +19,29 @@ pub(crate) use std::sync::atomic::{
 };
 
 pub(crate) use cell::UnsafeCell;
+
+/// Thread handles and parking for blocking waiters (loom's under `--cfg loom`).
+pub(crate) mod thread {
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{Thread, current, park};
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{Thread, current, park};
+}
 pub(crate) use spin::SpinLock;
+
+/// Defines a function that is `const` except under loom, whose atomics and cells have no
+/// `const` constructors.
+macro_rules! loom_const {
+    ($(#[$m:meta])* $vis:vis fn $($rest:tt)*) => {
+        $(#[$m])*
+        #[cfg(not(loom))]
+        $vis const fn $($rest)*
+        $(#[$m])*
+        #[cfg(loom)]
+        $vis fn $($rest)*
+    };
+}
+pub(crate) use loom_const;
 
 /// Spin hint used by every busy-wait in the crate.
 #[inline]
