@@ -45,6 +45,15 @@ impl<F: FnOnce(&Ctx) -> R, R> StackJob<F, R> {
         &self.done
     }
 
+    /// The closure of a job that was published and then taken back before anyone ran it.
+    pub(crate) fn take_unrun(&self) -> F {
+        // SAFETY: the caller popped the only ref to this job, so nobody else can run it: the
+        // closure is ours to take.
+        self.f
+            .with_mut(|p| unsafe { (*p).take() })
+            .expect("a stack job taken back twice")
+    }
+
     /// The job's result once `done` is zero.
     pub(crate) fn take_result(&self) -> Result<R, Payload> {
         debug_assert!(self.done.is_done(0));
@@ -95,10 +104,33 @@ impl Ctx {
         RB: Send,
     {
         let job = StackJob::new(&JobMeta::JOIN, b);
-        // SAFETY: `job` stays in this frame until `done` is zero — we wait below on every path,
-        // panics in `a` included; `B: Send` lets it run on any worker.
-        self.push(unsafe { job.job_ref() });
+        // SAFETY: `job` stays in this frame until `done` is zero or we took it back unrun — we
+        // wait below on every other path, panics in `a` included; `B: Send` lets it run on any
+        // worker.
+        let r = unsafe { job.job_ref() };
+        self.push(r);
         let ra = catch(|| a(self));
+        if let Ok(ra) = ra {
+            // Fast path: nobody took `b`; it is still at the LIFO end of our ring. Take it back
+            // and call it here: no counter decrement, no result slot, and a panic in `b` may
+            // simply propagate, since `a` is done and nothing else borrows this frame.
+            let ring = self.worker().ring(JobMeta::JOIN.stack);
+            match ring.pop() {
+                Some(top) if top == r => {
+                    let rb = job.take_unrun()(self);
+                    return (ra, rb);
+                }
+                Some(other) if ring.push(other).is_err() => {
+                    crate::panic::fatal("ring overflow re-pushing a just-popped job")
+                }
+                _ => {}
+            }
+            self.wait_core(job.done(), 0);
+            return match job.take_result() {
+                Ok(rb) => (ra, rb),
+                Err(p) => resume_unwind(p),
+            };
+        }
         self.wait_core(job.done(), 0);
         match (ra, job.take_result()) {
             (Ok(ra), Ok(rb)) => (ra, rb),
