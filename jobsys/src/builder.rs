@@ -199,14 +199,14 @@ impl Builder {
         let shared = Arc::new(Shared {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
             fibers,
-            injector: JobList::new(),
+            injector: CachePadded::new(JobList::new()),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             parked: CachePadded::new(AtomicIsize::new(0)),
             shutdown: AtomicBool::new(false),
             exit: AtomicBool::new(false),
             in_run: AtomicBool::new(false),
-            foreign_submitters: AtomicUsize::new(0),
-            blocks: BlockPool::new(),
+            foreign_submitters: CachePadded::new(AtomicUsize::new(0)),
+            blocks: CachePadded::new(BlockPool::new()),
             idle_spins: self.idle_spins,
             migration: self.migration,
         });

@@ -220,7 +220,9 @@ impl Ctx {
 
     #[inline]
     pub(crate) fn worker(&self) -> &Worker {
-        &self.shared().workers[self.at.get().index]
+        // SAFETY: points into `Shared::workers`, which lives as long as the system (see
+        // `shared`).
+        unsafe { self.at.get().worker.as_ref() }
     }
 }
 

@@ -25,6 +25,8 @@ use core::ptr::NonNull;
 pub(crate) struct WorkerRef {
     pub(crate) shared: NonNull<Shared>,
     pub(crate) index: usize,
+    /// `&shared.workers[index]`, cached so the hot path never reads `Shared` to find it.
+    pub(crate) worker: NonNull<crate::worker::Worker>,
 }
 
 /// What the scheduler loop tells a fiber when it switches into it.

@@ -28,11 +28,12 @@ pub(crate) enum LoopMode {
 /// inbox, own rings, injector, steal), then fibers that yielded, then spin, yield, sleep.
 pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dyn Fn() -> bool) {
     let guard = AbortIfPanic("a panic escaped the jobsys scheduler loop");
+    let worker = &shared.workers[index];
     let at = WorkerRef {
         shared: NonNull::from(shared),
         index,
+        worker: NonNull::from(worker),
     };
-    let worker = &shared.workers[index];
     let mut idle = 0u32;
     loop {
         if let Some(fiber) = worker.pop_ready().or_else(|| shared.steal_ready(index)) {

@@ -139,7 +139,7 @@ pub(crate) struct Shared {
     pub(crate) workers: Box<[Worker]>,
     pub(crate) fibers: FiberPool,
     /// Overflow from full rings, and submissions from threads that are not workers.
-    pub(crate) injector: JobList,
+    pub(crate) injector: CachePadded<JobList>,
     /// Workers with `sleeping` set.
     pub(crate) sleepers: CachePadded<AtomicUsize>,
     /// Fibers parked on a counter (may lag below the truth, never above; see `fiber_parked`).
@@ -151,9 +151,9 @@ pub(crate) struct Shared {
     /// Worker 0 is inside `JobSystem::run`.
     pub(crate) in_run: AtomicBool,
     /// Foreign threads inside a submit call (shutdown waits for them to leave).
-    pub(crate) foreign_submitters: AtomicUsize,
+    pub(crate) foreign_submitters: CachePadded<AtomicUsize>,
     /// Memory blocks for scope job records, recycled across scopes.
-    pub(crate) blocks: BlockPool,
+    pub(crate) blocks: CachePadded<BlockPool>,
     /// Idle rounds spent spinning before a worker sleeps.
     pub(crate) idle_spins: u32,
     /// Whether a woken fiber may resume on another worker (unsafe builder opt-in).
