@@ -201,6 +201,7 @@ impl Builder {
             fibers,
             injector: CachePadded::new(JobList::new()),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
+            wake_epoch: CachePadded::new(AtomicUsize::new(0)),
             parked: CachePadded::new(AtomicIsize::new(0)),
             shutdown: AtomicBool::new(false),
             exit: AtomicBool::new(false),

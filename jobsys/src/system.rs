@@ -1,7 +1,7 @@
 //! `JobSystem` (owned by the thread that built it) and `Handle` (for every other thread).
 
 use crate::Builder;
-use crate::counter::{Counter, WaitNode, Waiter};
+use crate::counter::Counter;
 use crate::fiber::Ctx;
 use crate::job::{Affinity, JobDecl, JobMeta};
 use crate::scope::StackJob;
@@ -142,12 +142,15 @@ impl Shared {
     /// sleeps after finding nothing, and no fiber is parked. Parked fibers with nothing left to
     /// wake them are a deadlock: report and abort.
     fn drained(&self) -> bool {
+        // Each worker is read at a different moment; a worker seen asleep stays asleep unless
+        // woken, and every wake bumps the epoch first. An unchanged epoch across the scan means
+        // all of them were asleep together at its end.
+        let epoch = self.wake_epoch.load(Ordering::SeqCst);
         let w0 = &self.workers[0];
         let idle = w0.no_ready()
             && w0.yielded.is_empty()
             && w0.pinned.is_empty()
             && w0.rings_empty()
-            && !w0.has_pending()
             && self.injector.is_empty()
             && self.workers[1..].iter().all(|w| {
                 w.sleeping.load(Ordering::SeqCst)
@@ -157,7 +160,7 @@ impl Shared {
                     && w.no_ready()
                     && w.yielded.is_empty()
             });
-        if !idle {
+        if !idle || self.wake_epoch.load(Ordering::SeqCst) != epoch {
             return false;
         }
         let parked = self
@@ -262,18 +265,7 @@ impl Handle {
             !on_worker,
             "Handle::wait_for_counter was called on a worker thread, which it would block; use Ctx::wait_for_counter inside jobs"
         );
-        let mut node = WaitNode::new(
-            target,
-            Waiter::Thread {
-                thread: crate::sync::thread::current(),
-                done: Default::default(),
-            },
-        );
-        // SAFETY: `node` lives on this stack until `block_thread` returns, which is after the
-        // waker set `done` (its last touch); the caller keeps `counter` alive while waiting.
-        if unsafe { counter.core().publish(&mut node) } {
-            node.block_thread();
-        }
+        crate::counter::block_thread_until(counter.core(), target);
     }
 }
 

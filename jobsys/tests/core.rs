@@ -566,3 +566,37 @@ fn migration_never_moves_pinned_jobs_or_the_run_closure() {
         assert_eq!(moved.load(Ordering::Relaxed), 0, "{n} workers");
     }
 }
+
+static LARGE_PARENT: JobMeta =
+    JobMeta::new("large-parent", file!(), line!()).stack(StackClass::Large);
+
+/// A worker must never hold a job it has no fiber for while the work that would free one sits
+/// in its own queue (found in review: this hung forever).
+#[test]
+fn a_job_waiting_for_a_fiber_never_blocks_the_work_that_frees_one() {
+    for n in common::WORKER_COUNTS {
+        let jobs = JobSystem::builder()
+            .workers(n)
+            .large_fibers(1, 512 * 1024)
+            .queue_capacity(4)
+            .build()
+            .unwrap();
+        let done = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..8 {
+                    s.spawn_with(&LARGE_PARENT, |s| {
+                        s.scope(|t| {
+                            for _ in 0..16 {
+                                t.spawn(|_| {
+                                    done.fetch_add(1, Ordering::Relaxed);
+                                });
+                            }
+                        })
+                    });
+                }
+            })
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 128, "{n} workers");
+    }
+}

@@ -322,3 +322,43 @@ fn a_handle_refuses_to_block_worker_0_while_the_system_drains() {
     assert!(probe.refused.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!((done.value(), probe.blocker.value()), (0, 0));
 }
+
+struct YieldOnDrop<'a>(&'a Ctx);
+
+impl Drop for YieldOnDrop<'_> {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            self.0.yield_now();
+        }
+    }
+}
+
+/// A yield during unwinding returns at once instead of running other jobs on top of a
+/// panicking fiber (which would see the panic count and be refused their waits).
+#[test]
+fn yield_while_panicking_does_not_run_other_jobs_on_the_unwinding_fiber() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let jobs = JobSystem::builder().workers(1).build().unwrap();
+    let other_done = std::sync::atomic::AtomicBool::new(false);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn(|s| {
+                    s.scope(|t| t.spawn(|_| {}));
+                    other_done.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                s.spawn(|s| {
+                    let _g = YieldOnDrop(s);
+                    panic!("a");
+                });
+            })
+        })
+    }));
+    std::panic::set_hook(hook);
+    assert!(r.is_err(), "the scope re-raises the panic");
+    assert!(
+        other_done.load(std::sync::atomic::Ordering::SeqCst),
+        "the other job ran and waited normally"
+    );
+}

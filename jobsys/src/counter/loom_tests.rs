@@ -2,27 +2,12 @@
 //! target, non-zero targets, and several waiters. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p jobsys --lib --release loom`.
 
-use super::{CounterCore, WaitNode, Waiter};
-use crate::sync::{AtomicBool, thread};
+use super::CounterCore;
 use loom::sync::Arc;
 
-/// A blocking thread's wait: the same publish-then-park path `Handle::wait_for_counter` takes.
+/// A blocking thread's wait: the very loop `Handle::wait_for_counter` runs.
 fn wait(counter: &CounterCore, target: u32) {
-    if counter.is_done(target) {
-        return;
-    }
-    let mut node = WaitNode::new(
-        target,
-        Waiter::Thread {
-            thread: thread::current(),
-            done: AtomicBool::new(false),
-        },
-    );
-    // SAFETY: `node` lives on this stack until `block_thread` returns, after the waker's last
-    // touch; `counter` outlives the wait (an `Arc` held by the caller).
-    if unsafe { counter.publish(&mut node) } {
-        node.block_thread();
-    }
+    super::block_thread_until(counter, target);
 }
 
 #[test]
@@ -80,5 +65,35 @@ fn loom_two_waiters_with_different_targets_both_wake() {
         assert_eq!(c.value(), 0);
         other.join().unwrap();
         dec.join().unwrap();
+    });
+}
+
+/// Found in review: a decrement whose slow path runs late (it read the trigger of an earlier
+/// waiter) wakes a waiter that has since re-armed the counter with a new batch. The wait must
+/// not return before its own target is reached.
+#[test]
+fn loom_a_late_slow_path_never_ends_a_later_wait_early() {
+    loom::model(|| {
+        let c = Arc::new(CounterCore::new(2));
+        let first: Vec<_> = (0..2)
+            .map(|_| {
+                let c = c.clone();
+                loom::thread::spawn(move || c.sub(1))
+            })
+            .collect();
+        wait(&c, 1);
+        // A new batch of 2 on the same counter, counted down by one more job.
+        c.add(2);
+        let second = {
+            let c = c.clone();
+            loom::thread::spawn(move || {
+                c.sub(1);
+                c.sub(1);
+            })
+        };
+        wait(&c, 0);
+        assert_eq!(c.value(), 0, "a wait for 0 returned early");
+        first.into_iter().for_each(|t| t.join().unwrap());
+        second.join().unwrap();
     });
 }

@@ -12,4 +12,4 @@ mod wait;
 
 pub use self::core::Counter;
 pub(crate) use self::core::CounterCore;
-pub(crate) use wait::{WaitNode, Waiter};
+pub(crate) use wait::{WaitNode, Waiter, block_thread_until};

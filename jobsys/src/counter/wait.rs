@@ -64,3 +64,23 @@ impl Waiter {
         }
     }
 }
+
+/// Blocks the calling OS thread until `counter` is at or below `target`: publish a node on this
+/// stack, park, and re-check — a wake may be spurious (counter/README.md).
+///
+pub(crate) fn block_thread_until(counter: &crate::counter::CounterCore, target: u32) {
+    while !counter.is_done(target) {
+        let mut node = WaitNode::new(
+            target,
+            Waiter::Thread {
+                thread: thread::current(),
+                done: AtomicBool::new(false),
+            },
+        );
+        // SAFETY: `node` lives on this stack until `block_thread` returns, which is after the
+        // waker set `done` (its last touch); `counter` is borrowed for the whole wait.
+        if unsafe { counter.publish(&mut node) } {
+            node.block_thread();
+        }
+    }
+}

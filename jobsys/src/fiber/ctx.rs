@@ -75,22 +75,26 @@ impl Ctx {
             return;
         }
         profile::wait_begin(self.worker_index());
-        let mut node = WaitNode::new(
-            target,
-            Waiter::Fiber {
-                shared: self.shared(),
-                fiber: self.fiber,
-            },
-        );
-        self.shared()
-            .fibers
-            .slot(self.fiber)
-            .set_waiting(counter, target);
-        self.suspend(Suspend::Wait(
-            NonNull::from(&mut node),
-            NonNull::from(counter),
-        ));
-        debug_assert!(counter.is_done(target) || counter.value() > target);
+        // A wake may be spurious: a decrement whose slow path ran late can wake a waiter that
+        // has since waited again on the same counter (see counter/README.md). So re-check and
+        // park again until the target is really reached.
+        while !counter.is_done(target) {
+            let mut node = WaitNode::new(
+                target,
+                Waiter::Fiber {
+                    shared: self.shared(),
+                    fiber: self.fiber,
+                },
+            );
+            self.shared()
+                .fibers
+                .slot(self.fiber)
+                .set_waiting(counter, target);
+            self.suspend(Suspend::Wait(
+                NonNull::from(&mut node),
+                NonNull::from(counter),
+            ));
+        }
         profile::wait_end(self.worker_index());
     }
 
@@ -124,8 +128,13 @@ impl Ctx {
 
     /// Lets other work run on this worker first — its woken fibers and one queued job — then
     /// continues on the same worker. With nothing else to do it returns almost at once.
+    ///
+    /// While the thread is panicking (a `Drop` running during unwinding) it returns at once:
+    /// other jobs must not run on top of an unwinding fiber, which would see the panic count.
     pub fn yield_now(&self) {
-        self.suspend(Suspend::Yield);
+        if !std::thread::panicking() {
+            self.suspend(Suspend::Yield);
+        }
     }
 
     /// Submits a batch of raw declarations counted on `counter` (which gains `decls.len()`)
@@ -259,8 +268,9 @@ pub(crate) fn fiber_main(
             None
         };
         match next {
-            Some(j) if class.fits(j.meta().stack) => job = j,
-            other => match y.suspend(Suspend::Idle(other)) {
+            // `find_job` only hands a fiber jobs whose stack class fits it.
+            Some(j) => job = j,
+            None => match y.suspend(Suspend::Idle) {
                 Resume::Run(j, at) => {
                     ctx.at.set(at);
                     job = j;
@@ -293,12 +303,9 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
     profile::fiber_leave(index, fiber);
     let worker = &shared.workers[index];
     match result {
-        CoroutineResult::Yield(Suspend::Idle(job)) => {
+        CoroutineResult::Yield(Suspend::Idle) => {
             slot.transition(Running, Pooled);
             shared.fibers.release(fiber);
-            if let Some(job) = job {
-                worker.set_pending(job);
-            }
         }
         CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
             slot.transition(Running, Waiting);

@@ -43,7 +43,7 @@ pub(crate) enum Resume {
 pub(crate) enum Suspend {
     /// Out of work; pool me. Carries a job the fiber found but whose stack class it cannot
     /// host, for the worker to start on a larger fiber.
-    Idle(Option<JobRef>),
+    Idle,
     /// Publish `node` on `counter`, then park me until it is woken.
     Wait(NonNull<WaitNode>, NonNull<CounterCore>),
     /// Put me at the back of the ready queue.

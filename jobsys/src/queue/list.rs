@@ -84,21 +84,34 @@ impl JobList {
         n
     }
 
-    pub(crate) fn pop(&self) -> Option<JobRef> {
+    /// Removes and returns the first job (oldest first) that `pred` accepts.
+    pub(crate) fn pop_first(&self, mut pred: impl FnMut(JobRef) -> bool) -> Option<JobRef> {
         if self.len.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut ends = self.ends.lock();
-        if ends.head.is_null() {
-            return None;
+        let mut prev: *const JobHeader = ptr::null();
+        let mut cur = ends.head;
+        while !cur.is_null() {
+            // SAFETY: linked jobs are owned by the list and alive until popped; we hold the lock.
+            let job = unsafe { JobRef::from_ptr(cur) };
+            let next = job.next();
+            if pred(job) {
+                if prev.is_null() {
+                    ends.head = next;
+                } else {
+                    // SAFETY: `prev` is a linked job, as above.
+                    unsafe { JobRef::from_ptr(prev) }.set_next(next);
+                }
+                if ends.tail == cur {
+                    ends.tail = prev;
+                }
+                self.len.fetch_sub(1, Ordering::SeqCst);
+                return Some(job);
+            }
+            prev = cur;
+            cur = next;
         }
-        // SAFETY: `head` is a linked job owned by the list.
-        let job = unsafe { JobRef::from_ptr(ends.head) };
-        ends.head = job.next();
-        if ends.head.is_null() {
-            ends.tail = ptr::null();
-        }
-        self.len.fetch_sub(1, Ordering::SeqCst);
-        Some(job)
+        None
     }
 }

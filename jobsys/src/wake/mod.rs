@@ -24,7 +24,7 @@ impl Shared {
     #[cold]
     fn wake_any(&self) {
         for w in self.workers.iter() {
-            if w.sleeping.load(Ordering::Relaxed) && w.sleeping.swap(false, Ordering::AcqRel) {
+            if w.sleeping.load(Ordering::Relaxed) && self.claim_sleeper(w) {
                 self.sleepers.fetch_sub(1, Ordering::AcqRel);
                 crate::profile::wake(w.index);
                 if let Some(t) = w.thread.get() {
@@ -40,13 +40,21 @@ impl Shared {
     pub(crate) fn wake_worker(&self, index: usize) {
         fence(Ordering::SeqCst);
         let w = &self.workers[index];
-        if w.sleeping.load(Ordering::Relaxed) && w.sleeping.swap(false, Ordering::AcqRel) {
+        if w.sleeping.load(Ordering::Relaxed) && self.claim_sleeper(w) {
             self.sleepers.fetch_sub(1, Ordering::AcqRel);
             crate::profile::wake(index);
             if let Some(t) = w.thread.get() {
                 t.unpark();
             }
         }
+    }
+
+    /// Takes the right to wake `w` (one waker wins per sleep). Bumps the wake epoch first, so
+    /// shutdown's quiescence scan notices any wake that overlaps it.
+    #[inline]
+    fn claim_sleeper(&self, w: &crate::worker::Worker) -> bool {
+        self.wake_epoch.fetch_add(1, Ordering::SeqCst);
+        w.sleeping.swap(false, Ordering::AcqRel)
     }
 
     /// Wakes every worker (shutdown).

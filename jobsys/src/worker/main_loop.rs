@@ -2,7 +2,7 @@
 
 use super::Shared;
 use crate::fiber::{Resume, WorkerRef, switch_into};
-use crate::job::{JobRef, StackClass};
+use crate::job::{Affinity, JobRef, StackClass};
 use crate::panic::AbortIfPanic;
 use crate::queue::Steal;
 use core::ptr::NonNull;
@@ -44,10 +44,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
         if done() {
             break;
         }
-        if let Some(job) = worker
-            .take_pending()
-            .or_else(|| shared.find_job(index, Host::Scheduler))
-        {
+        if let Some(job) = shared.find_job(index, Host::Scheduler) {
             match shared.fibers.acquire(job.meta().stack) {
                 Some(fiber) => {
                     switch_into(shared, index, fiber, Resume::Run(job, at));
@@ -58,8 +55,9 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
                     }
                 }
                 None => {
-                    // No free fiber: hold the job and only resume ready fibers until one frees.
-                    worker.set_pending(job);
+                    // Another worker took the free fiber we saw: give the job back (a worker
+                    // never holds a job it cannot run) and try again.
+                    shared.give_back(index, job);
                     std::thread::yield_now();
                 }
             }
@@ -107,37 +105,43 @@ impl Shared {
         }
     }
 
-    /// The next job for worker `index`: pinned inbox, own rings (LIFO), injector, then steal.
-    /// Pinned and injected jobs may not fit `host`; the caller then finds them a fiber.
+    /// The next job for worker `index` that `host` can run now: pinned inbox (first hostable
+    /// job), own rings (LIFO), a share of the injector, then steal. Never returns a job the
+    /// host cannot run: a worker holding such a job would stop running the work that could
+    /// free a fiber for it.
     #[inline]
     pub(crate) fn find_job(&self, index: usize, host: Host) -> Option<JobRef> {
         let me = &self.workers[index];
-        if let Some(job) = me.pinned.pop() {
+        if let Some(job) = me.pinned.pop_first(|j| self.can_host(host, j.meta().stack)) {
             return Some(job);
         }
-        for class in CLASSES {
-            if let Some(job) = self
-                .can_host(host, class)
+        self.pop_own(index, host)
+            .or_else(|| self.find_job_cold(index, host))
+    }
+
+    /// The newest hostable job on worker `index`'s own rings.
+    #[inline]
+    fn pop_own(&self, index: usize, host: Host) -> Option<JobRef> {
+        let me = &self.workers[index];
+        CLASSES.into_iter().find_map(|class| {
+            self.can_host(host, class)
                 .then(|| me.ring(class).pop())
                 .flatten()
-            {
-                return Some(job);
-            }
-        }
-        self.find_job_cold(index, host)
+        })
     }
 
     #[cold]
     fn find_job_cold(&self, index: usize, host: Host) -> Option<JobRef> {
-        if let Some(job) = self.take_injected(index) {
-            return Some(job);
-        }
-        self.steal(index, host)
+        let injected = self
+            .take_injected(index)
+            .then(|| self.pop_own(index, host))
+            .flatten();
+        injected.or_else(|| self.steal(index, host))
     }
 
-    /// Takes a share of the injector under one lock: the first job is returned, the rest go to
-    /// this worker's rings (where thieves can take them again).
-    fn take_injected(&self, index: usize) -> Option<JobRef> {
+    /// Moves a share of the injector to worker `index`'s rings under one lock (where its
+    /// class-gated pops — and thieves — take them). Returns whether it moved anything.
+    fn take_injected(&self, index: usize) -> bool {
         let share = (self.injector.len() / self.workers.len()).clamp(1, INJECTOR_BATCH);
         let mut batch = [None::<JobRef>; INJECTOR_BATCH];
         let mut n = 0;
@@ -145,14 +149,25 @@ impl Shared {
             batch[n] = Some(job);
             n += 1;
         });
-        let first = batch[0];
-        if n > 1 {
-            self.keep_in_order(index, &batch[1..n]);
-        }
-        if first.is_some() && !self.injector.is_empty() {
+        self.keep_in_order(index, &batch[..n]);
+        if n > 0 && !self.injector.is_empty() {
             self.notify_one();
         }
-        first
+        n > 0
+    }
+
+    /// Returns a job worker `index` took but could not start (it lost the race for the free
+    /// fiber it saw) to where it may run: its pinned inbox, or this worker's ring.
+    pub(crate) fn give_back(&self, index: usize, job: JobRef) {
+        match job.meta().affinity {
+            Affinity::Worker(k) => self.workers[k].pinned.push(job),
+            Affinity::Any => {
+                let ring = self.workers[index].ring(job.meta().stack);
+                if let Err(job) = ring.push(job) {
+                    self.overflow(ring, job);
+                }
+            }
+        }
     }
 
     /// Pushes `jobs` (oldest first) onto worker `index`'s rings in reverse, so that its LIFO

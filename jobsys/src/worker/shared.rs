@@ -34,8 +34,7 @@ pub(crate) struct Worker {
     /// quiescence).
     pub(crate) settled: AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
-    /// A job this worker took but had no fiber for. Owner thread only.
-    pending: UnsafeCell<Option<JobRef>>,
+
     /// xorshift state for victim choice. Owner thread only.
     rng: UnsafeCell<u32>,
 }
@@ -57,7 +56,7 @@ impl Worker {
             sleeping: CachePadded::new(AtomicBool::new(false)),
             settled: AtomicBool::new(false),
             thread: OnceLock::new(),
-            pending: UnsafeCell::new(None),
+
             rng: UnsafeCell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
         }
     }
@@ -79,26 +78,6 @@ impl Worker {
     #[inline]
     pub(crate) fn no_ready(&self) -> bool {
         self.ready.is_empty() && self.ready_any.is_empty()
-    }
-
-    /// Owner thread only.
-    pub(crate) fn set_pending(&self, job: JobRef) {
-        // SAFETY: owner-thread-only field (type invariant).
-        let prev = self.pending.with_mut(|p| unsafe { (*p).replace(job) });
-        if prev.is_some() {
-            fatal("a worker held two jobs without a fiber");
-        }
-    }
-
-    /// Owner thread only.
-    pub(crate) fn take_pending(&self) -> Option<JobRef> {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.pending.with_mut(|p| unsafe { (*p).take() })
-    }
-
-    pub(crate) fn has_pending(&self) -> bool {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.pending.with(|p| unsafe { (*p).is_some() })
     }
 
     /// Owner thread only: next pseudo-random number.
@@ -123,14 +102,13 @@ impl Worker {
         self.rings.iter().all(Ring::is_empty)
     }
 
-    /// Nothing queued, ready, parked or pending here (owner thread only, for `pending`).
+    /// Nothing queued, ready or parked here.
     pub(crate) fn is_quiet(&self) -> bool {
         self.no_ready()
             && self.yielded.is_empty()
             && self.parked_here.load(Ordering::SeqCst) == 0
             && self.pinned.is_empty()
             && self.rings_empty()
-            && !self.has_pending()
     }
 }
 
@@ -140,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) fibers: FiberPool,
     /// Overflow from full rings, and submissions from threads that are not workers.
     pub(crate) injector: CachePadded<JobList>,
+    /// Bumped before every wake of a sleeping worker (see `drained`).
+    pub(crate) wake_epoch: CachePadded<AtomicUsize>,
     /// Workers with `sleeping` set.
     pub(crate) sleepers: CachePadded<AtomicUsize>,
     /// Fibers parked on a counter (may lag below the truth, never above; see `fiber_parked`).
@@ -218,8 +198,6 @@ impl Shared {
         self.parked.fetch_sub(1, Ordering::AcqRel);
         slot.transition(FiberState::Waiting, FiberState::Ready);
         let w = &self.workers[home];
-        // Push before un-counting: `parked_here + ready` never reads zero while the fiber is in
-        // between, so worker 0 cannot leave `run` with a fiber still on its way back.
         let anywhere = self.migration && !slot.has_pinned();
         if anywhere {
             if w.ready_any.push(fiber).is_err() {
@@ -228,11 +206,15 @@ impl Shared {
         } else {
             w.push_ready(fiber);
         }
-        w.parked_here.fetch_sub(1, Ordering::SeqCst);
         self.wake_worker(home);
         if anywhere {
             self.notify_one();
         }
+        // Last, and the last touch of this system: while `parked_here` counts the fiber, its
+        // system can neither leave `run` nor finish dropping (the waker may be a job of another
+        // system). Pushing before un-counting also means `parked_here + ready` never reads zero
+        // while the fiber is on its way back.
+        w.parked_here.fetch_sub(1, Ordering::SeqCst);
     }
 
     #[cold]
