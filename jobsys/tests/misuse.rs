@@ -22,6 +22,16 @@ fn run_child(test: &str) -> (bool, String) {
     )
 }
 
+/// The message of the panic that `r` must hold (a `String` or `&str` payload).
+fn refusal<T>(r: std::thread::Result<T>) -> String {
+    let payload = r.err().expect("must refuse with a panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|m| m.to_string()))
+        .unwrap_or_default()
+}
+
 fn is_child() -> bool {
     std::env::var_os("JOBSYS_CHILD").is_some()
 }
@@ -179,11 +189,7 @@ fn a_handle_refuses_to_block_a_worker_thread() {
             handle.wait_for_counter(&c, 0);
         })
     }));
-    let msg = r
-        .expect_err("must refuse")
-        .downcast::<&str>()
-        .map(|m| *m)
-        .unwrap_or_default();
+    let msg = refusal(r);
     assert!(
         msg.contains("use Ctx::wait_for_counter inside jobs"),
         "{msg}"
@@ -203,11 +209,7 @@ fn pinning_to_a_missing_worker_is_refused_before_anything_is_queued() {
             })
         })
     }));
-    let msg = r
-        .expect_err("must refuse")
-        .downcast::<String>()
-        .map(|m| *m)
-        .unwrap_or_default();
+    let msg = refusal(r);
     assert!(
         msg.contains("pinned to worker 5, but the system has 2 workers"),
         "{msg}"
@@ -266,11 +268,7 @@ fn a_large_job_without_large_fibers_is_refused_at_submit() {
             ctx.scope(|s| s.spawn_with(job_meta!("deep", stack(StackClass::Large)), |_| {}))
         })
     }));
-    let msg = r
-        .expect_err("must refuse")
-        .downcast::<String>()
-        .map(|m| *m)
-        .unwrap_or_default();
+    let msg = refusal(r);
     assert!(
         msg.contains("needs a Large stack, but the pool has no large fibers"),
         "{msg}"
