@@ -6,6 +6,15 @@ use common::{each_worker_count, system};
 use jobsys::{Affinity, Counter, Ctx, JobDecl, JobMeta, JobSystem, StackClass, job_meta};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
+/// Asserts every flag was bumped exactly once (a job lost or run twice fails it).
+fn assert_each_ran_once(flags: &[AtomicU8], what: &str) {
+    let bad = flags
+        .iter()
+        .filter(|f| f.load(Ordering::Relaxed) != 1)
+        .count();
+    assert_eq!(bad, 0, "{bad} jobs not run exactly once: {what}");
+}
+
 fn bump_u8(_: &Ctx, data: *mut ()) {
     // SAFETY: every declaration points at one live `AtomicU8` of the test's flag array.
     unsafe { &*(data as *const AtomicU8) }.fetch_add(1, Ordering::Relaxed);
@@ -29,11 +38,7 @@ fn a_million_batch_jobs_each_run_exactly_once() {
             ctx.wait_for_counter(&counter, 0);
             assert!(!counter.is_poisoned());
         });
-        let bad = flags
-            .iter()
-            .filter(|f| f.load(Ordering::Relaxed) != 1)
-            .count();
-        assert_eq!(bad, 0, "{bad} jobs did not run exactly once at {n} workers");
+        assert_each_ran_once(&flags, &format!("batch at {n} workers"));
     });
 }
 
@@ -52,14 +57,7 @@ fn a_million_scope_spawns_each_run_exactly_once() {
                 }
             })
         });
-        let bad = flags
-            .iter()
-            .filter(|f| f.load(Ordering::Relaxed) != 1)
-            .count();
-        assert_eq!(
-            bad, 0,
-            "{bad} spawned jobs did not run exactly once at {n} workers"
-        );
+        assert_each_ran_once(&flags, &format!("scope spawns at {n} workers"));
     });
 }
 
@@ -521,11 +519,7 @@ fn tiny_rings_overflow_to_the_injector_without_losing_or_repeating_jobs() {
                 }
             })
         });
-        let bad = flags
-            .iter()
-            .filter(|f| f.load(Ordering::Relaxed) != 1)
-            .count();
-        assert_eq!(bad, 0, "{bad} jobs lost or repeated at {n} workers");
+        assert_each_ran_once(&flags, &format!("tiny rings at {n} workers"));
     }
 }
 

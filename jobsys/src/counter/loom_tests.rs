@@ -10,16 +10,21 @@ fn wait(counter: &CounterCore, target: u32) {
     super::block_thread_until(counter, target);
 }
 
+/// `n` threads, each removing one finished job from `c`.
+fn spawn_decrements(c: &Arc<CounterCore>, n: usize) -> Vec<loom::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let c = c.clone();
+            loom::thread::spawn(move || c.sub(1))
+        })
+        .collect()
+}
+
 #[test]
 fn loom_the_decrement_that_reaches_zero_wakes_the_waiter() {
     loom::model(|| {
         let c = Arc::new(CounterCore::new(2));
-        let decrementers: Vec<_> = (0..2)
-            .map(|_| {
-                let c = c.clone();
-                loom::thread::spawn(move || c.sub(1))
-            })
-            .collect();
+        let decrementers = spawn_decrements(&c, 2);
         wait(&c, 0);
         assert_eq!(c.value(), 0);
         decrementers.into_iter().for_each(|t| t.join().unwrap());
@@ -30,12 +35,7 @@ fn loom_the_decrement_that_reaches_zero_wakes_the_waiter() {
 fn loom_a_non_zero_target_is_woken_by_the_decrement_that_reaches_it() {
     loom::model(|| {
         let c = Arc::new(CounterCore::new(3));
-        let decrementers: Vec<_> = (0..2)
-            .map(|_| {
-                let c = c.clone();
-                loom::thread::spawn(move || c.sub(1))
-            })
-            .collect();
+        let decrementers = spawn_decrements(&c, 2);
         wait(&c, 1);
         assert!(c.value() <= 1);
         decrementers.into_iter().for_each(|t| t.join().unwrap());
@@ -75,12 +75,7 @@ fn loom_two_waiters_with_different_targets_both_wake() {
 fn loom_a_late_slow_path_never_ends_a_later_wait_early() {
     loom::model(|| {
         let c = Arc::new(CounterCore::new(2));
-        let first: Vec<_> = (0..2)
-            .map(|_| {
-                let c = c.clone();
-                loom::thread::spawn(move || c.sub(1))
-            })
-            .collect();
+        let first = spawn_decrements(&c, 2);
         wait(&c, 1);
         // A new batch of 2 on the same counter, counted down by one more job.
         c.add(2);
