@@ -4,10 +4,9 @@ use crate::JobSystem;
 use crate::error::{BuildError, BuildErrorKind};
 use crate::fiber::{FiberPool, fiber_main};
 use crate::job::StackClass;
-use crate::queue::JobList;
 use crate::scope::BlockPool;
 use crate::sync::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
-use crate::worker::{FpState, Shared, Worker, start_worker};
+use crate::worker::{FpState, Injector, Shared, Worker, start_worker};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 
@@ -199,7 +198,8 @@ impl Builder {
         let shared = Arc::new(Shared {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
             fibers,
-            injector: CachePadded::new(JobList::new()),
+            injector: Injector::new(),
+            policy: crate::sched::Active::default(),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             wake_epoch: CachePadded::new(AtomicUsize::new(0)),
             parked: CachePadded::new(AtomicIsize::new(0)),

@@ -3,7 +3,7 @@
 use crate::Builder;
 use crate::counter::Counter;
 use crate::fiber::Ctx;
-use crate::job::{Affinity, JobDecl, JobMeta};
+use crate::job::{JobDecl, JobMeta};
 use crate::scope::StackJob;
 use crate::sync::Ordering;
 use crate::worker::{LoopMode, Shared, main_loop};
@@ -237,13 +237,7 @@ impl Handle {
         counter.core().add(n);
         // SAFETY: forwarded caller contract.
         let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
-        match job.meta().affinity {
-            Affinity::Any => {
-                shared.injector.push(job);
-                shared.notify_one();
-            }
-            Affinity::Worker(k) => shared.push_pinned(k, job),
-        }
+        shared.submit_foreign(job);
     }
 
     /// Blocks the calling thread until `counter` is at or below `target`.

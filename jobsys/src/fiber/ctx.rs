@@ -4,6 +4,7 @@ use super::{Resume, Suspend, WorkerRef};
 use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::{AbortIfPanic, fatal};
+use crate::sched::{Hint, Place, Policy};
 use crate::worker::{Host, Shared, Worker};
 use crate::{Handle, fault, profile};
 use core::cell::Cell;
@@ -99,30 +100,41 @@ impl Ctx {
     }
 
     /// The inline-children policy: pop from the LIFO end of each ring whose class fits this
-    /// fiber while the job there belongs to `counter` — never unrelated jobs.
+    /// fiber while the job there belongs to `counter` — never unrelated jobs — in the
+    /// policy's priority order for the pick. Each child counts as a pick of this worker; at a
+    /// global pick with urgent work pending (see `sched/`) the pass stops without using the
+    /// pick, so the caller parks and the worker's next pick — that global one — takes that
+    /// work.
     fn run_own_children(&self, counter: &CounterCore, target: u32) {
         let classes: &[StackClass] = match self.class {
             StackClass::Large => &[StackClass::Large, StackClass::Small],
             StackClass::Small => &[StackClass::Small],
         };
-        let mut progress = true;
-        while progress {
-            progress = false;
-            for &class in classes {
-                let ring = self.worker().ring(class);
-                let Some(job) = ring.pop() else { continue };
-                if !core::ptr::eq(job.owner(), counter) {
-                    if ring.push(job).is_err() {
-                        fatal("ring overflow re-pushing a just-popped job");
-                    }
-                    continue;
-                }
-                self.run(job);
-                if counter.is_done(target) {
-                    return;
-                }
-                progress = true;
+        let policy = &self.shared().policy;
+        'pick: loop {
+            let tick = self.worker().peek_tick();
+            if policy.global_pick(tick) && self.shared().urgent_work(self.worker_index()) {
+                return;
             }
+            for &priority in policy.child_order(tick) {
+                for &class in classes {
+                    let ring = self.worker().ring(priority, class);
+                    let Some(job) = ring.pop() else { continue };
+                    if !core::ptr::eq(job.owner(), counter) {
+                        if ring.push(job).is_err() {
+                            fatal("ring overflow re-pushing a just-popped job");
+                        }
+                        continue;
+                    }
+                    self.worker().next_tick();
+                    self.run(job);
+                    if counter.is_done(target) {
+                        return;
+                    }
+                    continue 'pick;
+                }
+            }
+            return;
         }
     }
 
@@ -151,6 +163,22 @@ impl Ctx {
     /// If a declaration is pinned to a worker index that does not exist (every declaration is
     /// checked before anything is queued).
     pub unsafe fn run_jobs(&self, decls: &[JobDecl], counter: &Counter) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.run_jobs_hinted(decls, counter, Hint::Lifo) }
+    }
+
+    /// [`run_jobs`](Self::run_jobs) with a placement [`Hint`] for the batch: `Lifo` (what
+    /// `run_jobs` does) publishes it on this worker's ring, `Fifo` queues it behind the work
+    /// already in the shared injector, `Inline` starts it on this fiber before returning — the
+    /// batch splits as it runs, so other workers take the other halves while this fiber runs
+    /// the first declaration.
+    ///
+    /// # Safety
+    /// As for [`run_jobs`](Self::run_jobs).
+    ///
+    /// # Panics
+    /// As for [`run_jobs`](Self::run_jobs).
+    pub unsafe fn run_jobs_hinted(&self, decls: &[JobDecl], counter: &Counter, hint: Hint) {
         let Ok(n) = u32::try_from(decls.len()) else {
             panic!("a batch holds at most 2^32 - 1 jobs")
         };
@@ -161,23 +189,43 @@ impl Ctx {
         counter.core().add(n);
         // SAFETY: forwarded caller contract.
         let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
-        self.push(job);
+        self.submit(job, hint);
     }
 
     /// Publishes a job on this worker (or on the worker it is pinned to) and wakes a sleeper.
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
+        self.submit(job, Hint::Lifo);
+    }
+
+    /// Places `job` where the policy says for `hint` (see `sched/`): run here now, this
+    /// worker's ring, the injector, or a pinned inbox; wakes a sleeper for published work.
+    #[inline]
+    pub(crate) fn submit(&self, job: JobRef, hint: Hint) {
         let shared = self.shared();
-        match job.meta().affinity {
-            Affinity::Any => {
+        let meta = job.meta();
+        let inline_ok = hint == Hint::Inline
+            && self.class.fits(meta.stack)
+            && match meta.affinity {
+                Affinity::Any => true,
+                Affinity::Worker(k) => k == self.worker_index(),
+            };
+        match shared.policy.place(meta, hint, inline_ok) {
+            Place::Inline => self.run(job),
+            Place::Own(priority) => {
                 fault::inject(fault::Site::Push);
-                let ring = self.worker().ring(job.meta().stack);
+                let ring = self.worker().ring(priority, meta.stack);
                 if let Err(job) = ring.push(job) {
                     shared.overflow(ring, job);
                 }
                 shared.notify_one();
             }
-            Affinity::Worker(k) => shared.push_pinned(k, job),
+            Place::Injector(priority) => {
+                fault::inject(fault::Site::Push);
+                shared.injector.at(priority).push(job);
+                shared.notify_one();
+            }
+            Place::Pinned(k) => shared.push_pinned(k, job),
         }
     }
 

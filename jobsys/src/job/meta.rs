@@ -2,8 +2,13 @@
 
 /// Scheduling priority of a job.
 ///
-/// Recorded on every job today; the per-priority rings that act on it arrive with the scheduler
-/// work (issue 3). Until then every priority is scheduled as `Normal`.
+/// Every worker keeps one ring per priority and looks at its own rings, the shared injectors
+/// and other workers' rings most urgent first. One pick in 61 is a *global pick* that looks
+/// for High work anywhere, then Low work, first: a High job submitted elsewhere starts within
+/// 60 local picks of a busy worker, and Low work is never starved by a stream of Normal work.
+/// There is no priority inheritance: a waiting job runs its own unstarted children inline,
+/// whatever their priority. The rules in full are in the guide (docs/guide.md, "Priorities and
+/// hints").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Priority {
     /// Latency-critical work (input, render submission).

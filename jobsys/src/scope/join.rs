@@ -114,7 +114,9 @@ impl Ctx {
             // Fast path: nobody took `b`; it is still at the LIFO end of our ring. Take it back
             // and call it here: no counter decrement, no result slot, and a panic in `b` may
             // simply propagate, since `a` is done and nothing else borrows this frame.
-            let ring = self.worker().ring(JobMeta::JOIN.stack);
+            let ring = self
+                .worker()
+                .ring(JobMeta::JOIN.priority, JobMeta::JOIN.stack);
             match ring.pop() {
                 Some(top) if top == r => {
                     let rb = job.take_unrun()(self);

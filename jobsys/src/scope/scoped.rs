@@ -5,6 +5,7 @@ use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
 use crate::panic::{PanicSlot, catch};
+use crate::sched::Hint;
 use crate::sync::SpinLock;
 use core::alloc::Layout;
 use core::marker::PhantomData;
@@ -90,6 +91,21 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     where
         F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
     {
+        self.spawn_hinted(Hint::Lifo, meta, f);
+    }
+
+    /// Spawns `f` with metadata and a placement [`Hint`]: `Inline` runs it on this fiber
+    /// before returning, `Lifo` (what [`spawn`](Self::spawn) does) pushes it on this worker's
+    /// ring, `Fifo` queues it behind the work already in the shared injector. Whatever the
+    /// hint, the job belongs to the scope: its panic reaches the scope, and the scope waits
+    /// for it.
+    ///
+    /// # Panics
+    /// If `meta` pins the job to a worker that does not exist.
+    pub fn spawn_hinted<F>(&self, hint: Hint, meta: &'static JobMeta, f: F)
+    where
+        F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+    {
         let shared = self.shared();
         shared.check_job(meta);
         let record = self
@@ -110,7 +126,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         self.state.counter.add(1);
         // SAFETY: the header is the first field of a `#[repr(C)]` record.
         let job = unsafe { JobRef::new(record.cast()) };
-        self.push(job);
+        self.submit(job, hint);
     }
 }
 

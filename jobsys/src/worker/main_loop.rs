@@ -2,9 +2,10 @@
 
 use super::Shared;
 use crate::fiber::{Resume, WorkerRef, switch_into};
-use crate::job::{Affinity, JobRef, StackClass};
+use crate::job::{Affinity, JobRef, Priority, StackClass};
 use crate::panic::AbortIfPanic;
 use crate::queue::Steal;
+use crate::sched::{Policy, Source};
 use core::ptr::NonNull;
 
 /// Idle rounds that call `yield_now` after the spin rounds and before sleeping; picked, tune
@@ -105,52 +106,70 @@ impl Shared {
         }
     }
 
-    /// The next job for worker `index` that `host` can run now: pinned inbox (first hostable
-    /// job), own rings (LIFO), a share of the injector, then steal. Never returns a job the
-    /// host cannot run: a worker holding such a job would stop running the work that could
-    /// free a fiber for it.
+    /// The next job for worker `index` that `host` can run now, from the sources the policy
+    /// lists for this pick (see `sched/`). Never returns a job the host cannot run: a worker
+    /// holding such a job would stop running the work that could free a fiber for it.
     #[inline]
     pub(crate) fn find_job(&self, index: usize, host: Host) -> Option<JobRef> {
-        let me = &self.workers[index];
-        if let Some(job) = me.pinned.pop_first(|j| self.can_host(host, j.meta().stack)) {
-            return Some(job);
-        }
-        self.pop_own(index, host)
-            .or_else(|| self.find_job_cold(index, host))
+        let tick = self.workers[index].next_tick();
+        self.policy
+            .order(tick)
+            .iter()
+            .find_map(|&source| self.take_from(index, host, source))
     }
 
-    /// The newest hostable job on worker `index`'s own rings.
+    /// One hostable job from `source`, if it has one.
     #[inline]
-    fn pop_own(&self, index: usize, host: Host) -> Option<JobRef> {
+    fn take_from(&self, index: usize, host: Host, source: Source) -> Option<JobRef> {
+        match source {
+            Source::Pinned => self.workers[index]
+                .pinned
+                .pop_first(|j| self.can_host(host, j.meta().stack)),
+            Source::Own(p) => self.pop_own(index, host, p),
+            Source::Injector(p) => self.take_injected_cold(index, host, p),
+            Source::Steal(p) => self.steal(index, host, p),
+        }
+    }
+
+    /// The newest hostable job on worker `index`'s own rings of `priority`.
+    #[inline]
+    fn pop_own(&self, index: usize, host: Host, priority: Priority) -> Option<JobRef> {
         let me = &self.workers[index];
         CLASSES.into_iter().find_map(|class| {
             self.can_host(host, class)
-                .then(|| me.ring(class).pop())
+                .then(|| me.ring(priority, class).pop())
                 .flatten()
         })
     }
 
     #[cold]
-    fn find_job_cold(&self, index: usize, host: Host) -> Option<JobRef> {
-        let injected = self
-            .take_injected(index)
-            .then(|| self.pop_own(index, host))
-            .flatten();
-        injected.or_else(|| self.steal(index, host))
+    fn take_injected_cold(&self, index: usize, host: Host, priority: Priority) -> Option<JobRef> {
+        self.take_injected(index, priority)
+            .then(|| self.pop_own(index, host, priority))
+            .flatten()
     }
 
-    /// Moves a share of the injector to worker `index`'s rings under one lock (where its
-    /// class-gated pops — and thieves — take them). Returns whether it moved anything.
-    fn take_injected(&self, index: usize) -> bool {
-        let share = (self.injector.len() / self.workers.len()).clamp(1, INJECTOR_BATCH);
+    /// Whether work more urgent than a waiting fiber's own children is pending for worker
+    /// `index`: High work in the injector or pinned work in its inbox (checked at global picks
+    /// by the inline-children pass, which then parks so the worker can take it).
+    pub(crate) fn urgent_work(&self, index: usize) -> bool {
+        !self.injector.at(Priority::High).is_empty() || !self.workers[index].pinned.is_empty()
+    }
+
+    /// Moves a share of the `priority` injector to worker `index`'s rings under one lock
+    /// (where its class-gated pops — and thieves — take them). Returns whether it moved
+    /// anything.
+    fn take_injected(&self, index: usize, priority: Priority) -> bool {
+        let list = self.injector.at(priority);
+        let share = (list.len() / self.workers.len()).clamp(1, INJECTOR_BATCH);
         let mut batch = [None::<JobRef>; INJECTOR_BATCH];
         let mut n = 0;
-        self.injector.pop_batch(share, |job| {
+        list.pop_batch(share, |job| {
             batch[n] = Some(job);
             n += 1;
         });
         self.keep_in_order(index, &batch[..n]);
-        if n > 0 && !self.injector.is_empty() {
+        if n > 0 && !list.is_empty() {
             self.notify_one();
         }
         n > 0
@@ -162,7 +181,8 @@ impl Shared {
         match job.meta().affinity {
             Affinity::Worker(k) => self.workers[k].pinned.push(job),
             Affinity::Any => {
-                let ring = self.workers[index].ring(job.meta().stack);
+                let meta = job.meta();
+                let ring = self.workers[index].ring(meta.priority, meta.stack);
                 if let Err(job) = ring.push(job) {
                     self.overflow(ring, job);
                 }
@@ -177,7 +197,8 @@ impl Shared {
     fn keep_in_order(&self, index: usize, jobs: &[Option<JobRef>]) {
         let me = &self.workers[index];
         for job in jobs.iter().rev().flatten() {
-            if let Err(job) = me.ring(job.meta().stack).push(*job) {
+            let meta = job.meta();
+            if let Err(job) = me.ring(meta.priority, meta.stack).push(*job) {
                 self.injector.push(job);
             }
         }
@@ -207,18 +228,21 @@ impl Shared {
             Some(l) => l.set_next(job.as_ptr()),
             None => first = Some(job),
         }
-        self.injector.push_chain(first.unwrap_or(job), job, n + 1);
+        self.injector
+            .at(job.meta().priority)
+            .push_chain(first.unwrap_or(job), job, n + 1);
     }
 
-    /// Steals from another worker's ring, taking up to half of what it holds: the first job is
-    /// returned, the rest land in our own ring (single steals: see queue/ring.rs).
-    fn steal(&self, index: usize, host: Host) -> Option<JobRef> {
+    /// Steals from another worker's rings of `priority`, taking up to half of what one holds:
+    /// the first job is returned, the rest land in our own ring (single steals: see
+    /// queue/ring.rs).
+    fn steal(&self, index: usize, host: Host, priority: Priority) -> Option<JobRef> {
         let n = self.workers.len();
         if n == 1 {
             return None;
         }
         let me = &self.workers[index];
-        let start = me.next_random() as usize % n;
+        let start = self.policy.first_victim(n, me.next_random());
         for k in 0..n {
             let v = (start + k) % n;
             if v == index {
@@ -228,7 +252,10 @@ impl Shared {
                 if !self.can_host(host, class) {
                     continue;
                 }
-                let ring = self.workers[v].ring(class);
+                let ring = self.workers[v].ring(priority, class);
+                if ring.is_empty() {
+                    continue;
+                }
                 loop {
                     crate::fault::inject(crate::fault::Site::Steal);
                     match ring.steal() {
@@ -269,5 +296,20 @@ impl Shared {
             .iter()
             .filter(|w| w.index != index)
             .find_map(|w| w.ready_any.pop())
+    }
+}
+
+impl Shared {
+    /// Places a job submitted from a thread outside the pool (see `sched/`) and wakes a
+    /// worker for it.
+    pub(crate) fn submit_foreign(&self, job: JobRef) {
+        match self.policy.place_foreign(job.meta()) {
+            crate::sched::Place::Pinned(k) => self.push_pinned(k, job),
+            crate::sched::Place::Injector(p) => {
+                self.injector.at(p).push(job);
+                self.notify_one();
+            }
+            other => crate::panic::fatal(&format!("a foreign submission cannot go to {other:?}")),
+        }
     }
 }

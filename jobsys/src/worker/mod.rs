@@ -10,5 +10,5 @@ mod shared;
 mod start;
 
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
-pub(crate) use shared::{Shared, Worker};
+pub(crate) use shared::{Injector, Shared, Worker};
 pub(crate) use start::{FpState, start_worker};

@@ -1,7 +1,7 @@
 //! State shared by all workers, and each worker's public face.
 
 use crate::fiber::{FiberPool, FiberState};
-use crate::job::JobRef;
+use crate::job::{JobRef, Priority, StackClass};
 use crate::panic::fatal;
 use crate::queue::{JobList, Ring};
 use crate::scope::BlockPool;
@@ -14,9 +14,12 @@ use std::thread::Thread;
 /// One worker as the others see it.
 pub(crate) struct Worker {
     pub(crate) index: usize,
-    /// Owner-LIFO, thief-FIFO rings of unstarted jobs, one per stack class (indexed by
-    /// `StackClass as usize`), so a thief only takes jobs it has a fitting fiber for.
-    pub(crate) rings: [Ring; 2],
+    /// Owner-LIFO, thief-FIFO rings of unstarted jobs, one per priority and stack class
+    /// (indexed `[Priority as usize][StackClass as usize]`): a thief only takes jobs it has a
+    /// fitting fiber for, and every source is looked at most urgent first.
+    pub(crate) rings: [[Ring; 2]; 3],
+    /// Picks made by this worker (the policy's tick). Owner thread only.
+    tick: UnsafeCell<u32>,
     /// Jobs pinned to this worker; never stolen.
     pub(crate) pinned: JobList,
     /// Fibers woken by a counter, to be resumed here (bounded by the pool size).
@@ -39,7 +42,7 @@ pub(crate) struct Worker {
     rng: UnsafeCell<u32>,
 }
 
-// SAFETY: `pending` and `rng` are only touched by the thread running this worker's loop (and the
+// SAFETY: `tick` and `rng` are only touched by the thread running this worker's loop (and the
 // fibers it runs, on the same thread); everything else is atomic or internally synchronised.
 unsafe impl Sync for Worker {}
 
@@ -47,7 +50,8 @@ impl Worker {
     pub(crate) fn new(index: usize, ring_capacity: usize, fibers: usize) -> Self {
         Self {
             index,
-            rings: [Ring::new(ring_capacity), Ring::new(ring_capacity)],
+            rings: core::array::from_fn(|_| [Ring::new(ring_capacity), Ring::new(ring_capacity)]),
+            tick: UnsafeCell::new(1),
             pinned: JobList::new(),
             ready: ArrayQueue::new(fibers.max(1)),
             ready_any: ArrayQueue::new(fibers.max(1)),
@@ -93,13 +97,31 @@ impl Worker {
         })
     }
 
+    /// Owner thread only: the tick the next pick will have, without using it.
     #[inline]
-    pub(crate) fn ring(&self, class: crate::job::StackClass) -> &Ring {
-        &self.rings[class as usize]
+    pub(crate) fn peek_tick(&self) -> u32 {
+        // SAFETY: owner-thread-only field (type invariant).
+        self.tick.with(|p| unsafe { *p }).wrapping_add(1)
+    }
+
+    /// Owner thread only: uses up and returns the next pick's tick (see
+    /// `sched::Policy::order`).
+    #[inline]
+    pub(crate) fn next_tick(&self) -> u32 {
+        // SAFETY: owner-thread-only field (type invariant).
+        self.tick.with_mut(|p| unsafe {
+            *p = (*p).wrapping_add(1);
+            *p
+        })
+    }
+
+    #[inline]
+    pub(crate) fn ring(&self, priority: Priority, class: StackClass) -> &Ring {
+        &self.rings[priority as usize][class as usize]
     }
 
     pub(crate) fn rings_empty(&self) -> bool {
-        self.rings.iter().all(Ring::is_empty)
+        self.rings.iter().flatten().all(Ring::is_empty)
     }
 
     /// Nothing queued, ready or parked here.
@@ -116,8 +138,11 @@ impl Worker {
 pub(crate) struct Shared {
     pub(crate) workers: Box<[Worker]>,
     pub(crate) fibers: FiberPool,
-    /// Overflow from full rings, and submissions from threads that are not workers.
-    pub(crate) injector: CachePadded<JobList>,
+    /// Overflow from full rings, `Hint::Fifo` submissions and submissions from threads that
+    /// are not workers, one FIFO per priority.
+    pub(crate) injector: Injector,
+    /// The scheduling policy (see `sched/`).
+    pub(crate) policy: crate::sched::Active,
     /// Bumped before every wake of a sleeping worker (see `drained`).
     pub(crate) wake_epoch: CachePadded<AtomicUsize>,
     /// Workers with `sleeping` set.
@@ -228,5 +253,32 @@ impl Shared {
             self.fibers.len(),
             self.injector.len()
         ))
+    }
+}
+
+/// The shared FIFOs, one per priority (indexed by `Priority as usize`).
+pub(crate) struct Injector([CachePadded<JobList>; 3]);
+
+impl Injector {
+    pub(crate) fn new() -> Self {
+        Self(core::array::from_fn(|_| CachePadded::new(JobList::new())))
+    }
+
+    #[inline]
+    pub(crate) fn at(&self, priority: Priority) -> &JobList {
+        &self.0[priority as usize]
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|l| l.is_empty())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.iter().map(|l| l.len()).sum()
+    }
+
+    /// Appends `job` to the FIFO of its priority.
+    pub(crate) fn push(&self, job: JobRef) {
+        self.at(job.meta().priority).push(job);
     }
 }
