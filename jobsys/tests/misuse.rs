@@ -178,13 +178,15 @@ fn every_bad_configuration_is_a_typed_error_that_says_what_to_change() {
 
 #[test]
 fn a_handle_refuses_to_block_a_worker_thread() {
+    // Declared before the system, so they outlive it: the refusal unwinds out of `run` with
+    // the job still queued, and the system's drop runs it.
+    let decls = nop_decl(job_meta!("pending"));
+    let c = Counter::new();
     let jobs = JobSystem::builder().workers(1).build().unwrap();
     let handle = jobs.handle();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         jobs.run(|ctx| {
-            let decls = nop_decl(job_meta!("pending"));
-            let c = Counter::new();
-            // SAFETY: the job runs inside this `run` (drained before it returns).
+            // SAFETY: `decls` and `c` outlive `jobs`, whose drop runs the job.
             unsafe { ctx.run_jobs(&decls, &c) };
             handle.wait_for_counter(&c, 0);
         })

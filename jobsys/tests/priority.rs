@@ -263,3 +263,47 @@ fn a_panic_in_an_inline_job_reaches_its_scope() {
     // The system stays usable.
     assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
 }
+
+/// What the batched-decrement test's jobs share.
+struct Debt {
+    first: Counter,
+    seen_by_second: AtomicUsize,
+}
+
+fn nop_entry(_: &Ctx, _: *mut ()) {}
+
+fn check_first_entry(_: &Ctx, data: *mut ()) {
+    // SAFETY: the test points `data` at a `Debt` that outlives the waits for both batches.
+    let debt = unsafe { &*data.cast_const().cast::<Debt>() };
+    debt.seen_by_second
+        .store(debt.first.value() as usize, Ordering::Relaxed);
+}
+
+/// Decrements are batched per worker, but a worker pays what it owes a counter before it
+/// starts a job of another counter: a job that runs after the whole first batch on the same
+/// worker sees that batch's counter at zero.
+#[test]
+fn batched_decrements_are_paid_before_a_job_of_another_counter_starts() {
+    let jobs = system(1);
+    let debt = Debt {
+        first: Counter::new(),
+        seen_by_second: AtomicUsize::new(usize::MAX),
+    };
+    let data = (&debt as *const Debt).cast_mut().cast();
+    let first: Vec<JobDecl> = (0..10)
+        .map(|_| JobDecl::new(job_meta!("first"), nop_entry, data))
+        .collect();
+    let second = [JobDecl::new(job_meta!("second"), check_first_entry, data)];
+    jobs.run(|ctx| {
+        let second_done = Counter::new();
+        // SAFETY: the declarations, `debt` and both counters outlive the waits below.
+        unsafe {
+            ctx.run_jobs(&first, &debt.first);
+            // Behind the first batch: the one worker runs all of it, then this.
+            ctx.run_jobs_hinted(&second, &second_done, Hint::Fifo);
+        }
+        ctx.wait_for_counter(&second_done, 0);
+        ctx.wait_for_counter(&debt.first, 0);
+    });
+    assert_eq!(debt.seen_by_second.load(Ordering::Relaxed), 0);
+}

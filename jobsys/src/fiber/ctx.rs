@@ -66,6 +66,11 @@ impl Ctx {
 
     #[cold]
     fn wait_cold(&self, counter: &CounterCore, target: u32) {
+        // Our own batched decrements may be what the waited-for counter lacks.
+        self.flush_decrements();
+        if counter.is_done(target) {
+            return;
+        }
         if std::thread::panicking() {
             fatal(
                 "a job waited on a counter while its thread was panicking (wait in a Drop during unwinding?); waits are refused there",
@@ -114,7 +119,7 @@ impl Ctx {
         'pick: loop {
             let tick = self.worker().peek_tick();
             if policy.global_pick(tick) && self.shared().urgent_work(self.worker_index()) {
-                return;
+                break;
             }
             for &priority in policy.child_order(tick) {
                 for &class in classes {
@@ -128,14 +133,32 @@ impl Ctx {
                     }
                     self.worker().next_tick();
                     self.run(job);
-                    if counter.is_done(target) {
-                        return;
+                    if self.done_counting_debt(counter, target) {
+                        break 'pick;
                     }
                     continue 'pick;
                 }
             }
-            return;
+            break;
         }
+        // The children's decrements are batched: pay them, so the caller's check (and the
+        // counter's other waiters) see them.
+        self.flush_decrements();
+    }
+
+    /// Whether `counter` is at or below `target` once this worker's batched decrements are
+    /// paid (without paying them).
+    #[inline]
+    fn done_counting_debt(&self, counter: &CounterCore, target: u32) -> bool {
+        // SAFETY: as in `complete`; a read of two plain fields.
+        let owed = self.worker().pending.with(|p| unsafe {
+            if core::ptr::eq((*p).counter, counter) {
+                (*p).n
+            } else {
+                0
+            }
+        });
+        counter.value().saturating_sub(owed) <= target
     }
 
     /// Lets other work run on this worker first — its woken fibers and one queued job — then
@@ -218,20 +241,84 @@ impl Ctx {
                 if let Err(job) = ring.push(job) {
                     shared.overflow(ring, job);
                 }
-                shared.notify_one();
+                shared.notify_local();
             }
             Place::Injector(priority) => {
                 fault::inject(fault::Site::Push);
                 shared.injector.at(priority).push(job);
-                shared.notify_one();
+                shared.notify_local();
             }
             Place::Pinned(k) => shared.push_pinned(k, job),
         }
     }
 
+    /// Records that a job of `counter` finished. Consecutive completions of one counter on
+    /// one worker are subtracted together — one RMW on the counter's line per run of jobs
+    /// instead of one per job — and the debt is paid before this worker starts a job of
+    /// another counter, before any fiber on it waits, yields or goes idle (so before the
+    /// worker can sleep), and when the run of the same counter reaches 2^16 jobs. A counter
+    /// owed a decrement cannot reach zero, so its owner cannot free it while we hold the
+    /// pointer.
+    #[inline]
+    pub(crate) fn complete(&self, counter: &CounterCore) {
+        let owed = self.worker().pending.with_mut(|p| {
+            // SAFETY: owner-thread-only field: this fiber runs on the worker's thread, and no
+            // reference to it outlives this closure.
+            let p = unsafe { &mut *p };
+            if core::ptr::eq(p.counter, counter) && p.n < PENDING_MAX {
+                p.n += 1;
+                return None;
+            }
+            let owed = (p.counter, p.n);
+            p.counter = counter;
+            p.n = 1;
+            Some(owed)
+        });
+        if let Some((old, n)) = owed
+            && n > 0
+        {
+            // SAFETY: `old` is owed `n` decrements, so it has not reached zero and is alive.
+            unsafe { (*old).sub(n) };
+        }
+    }
+
+    /// Pays this worker's batched decrements (see [`complete`](Self::complete)).
+    #[inline]
+    pub(crate) fn flush_decrements(&self) {
+        let owed = self.worker().pending.with_mut(|p| {
+            // SAFETY: as in `complete`.
+            let p = unsafe { &mut *p };
+            let owed = (p.counter, p.n);
+            p.counter = core::ptr::null();
+            p.n = 0;
+            owed
+        });
+        if owed.1 > 0 {
+            // SAFETY: as in `complete`.
+            unsafe { (*owed.0).sub(owed.1) };
+        }
+    }
+
+    /// Pays batched decrements, then returns this fiber to the scheduler as idle; returns
+    /// what it is resumed with.
+    fn go_idle(&self, y: &Yielder<Resume, Suspend>) -> Resume {
+        self.flush_decrements();
+        y.suspend(Suspend::Idle)
+    }
+
     /// Runs `job` on this fiber now.
     #[inline]
     pub(crate) fn run(&self, job: JobRef) {
+        // Pay what we owe another counter before a job that may take long: its waiter must not
+        // wait for this one.
+        let owner = job.owner();
+        let owes_other = self.worker().pending.with(|p| {
+            // SAFETY: as in `complete`; a read of two plain fields.
+            unsafe { !core::ptr::eq((*p).counter, owner) && (*p).n > 0 }
+        });
+        if owes_other {
+            self.flush_decrements();
+        }
         let meta = job.meta();
         let slot = self.shared().fibers.slot(self.fiber);
         let outer = slot.set_job(meta);
@@ -251,6 +338,7 @@ impl Ctx {
     }
 
     fn suspend(&self, why: Suspend) {
+        self.flush_decrements();
         // SAFETY: the yielder lives in this fiber's root frame, which outlives every `Ctx` use.
         let input = unsafe { self.yielder.as_ref() }.suspend(why);
         match input {
@@ -282,6 +370,9 @@ impl Ctx {
         unsafe { self.at.get().worker.as_ref() }
     }
 }
+
+/// Most completions of one counter a worker batches before paying them.
+const PENDING_MAX: u32 = 1 << 16;
 
 /// The body of every pooled fiber: run jobs until the worker's queues are empty, then go idle.
 pub(crate) fn fiber_main(
@@ -318,7 +409,7 @@ pub(crate) fn fiber_main(
         match next {
             // `find_job` only hands a fiber jobs whose stack class fits it.
             Some(j) => job = j,
-            None => match y.suspend(Suspend::Idle) {
+            None => match ctx.go_idle(y) {
                 Resume::Run(j, at) => {
                     ctx.at.set(at);
                     job = j;

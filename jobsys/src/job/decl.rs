@@ -135,5 +135,5 @@ unsafe fn execute_range(header: NonNull<JobHeader>, ctx: &Ctx) {
     if catch(|| unsafe { entry(ctx, data) }).is_err() {
         counter.poison();
     }
-    counter.sub(1);
+    ctx.complete(counter);
 }

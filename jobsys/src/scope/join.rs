@@ -77,7 +77,7 @@ unsafe fn execute_stack<F: FnOnce(&Ctx) -> R, R>(header: NonNull<JobHeader>, ctx
             .expect("a stack job ran twice");
         let r = catch(|| f(ctx));
         (*job).result.with_mut(|p| *p = Some(r));
-        (*job).done.sub(1);
+        ctx.complete(&(*job).done);
     }
 }
 

@@ -149,7 +149,7 @@ where
     if let Err(payload) = catch(|| f(&scope)) {
         state.panic.record(payload);
     }
-    state.counter.sub(1);
+    ctx.complete(&state.counter);
 }
 
 impl Ctx {

@@ -21,6 +21,24 @@ impl Shared {
         }
     }
 
+    /// Called by a worker after publishing work on its own ring or in the injector: wakes one
+    /// sleeping worker if one is seen asleep, without the SeqCst fence.
+    ///
+    /// Skipping the fence can miss a worker that is announcing its sleep at this very moment
+    /// (both sides' loads may miss the other's store). That costs parallelism, never progress:
+    /// the publishing worker is awake, never sleeps while its own rings or the injector hold
+    /// work (its own sleep re-checks them after its fence), and so runs the work itself if
+    /// nobody else does; and its next publication or steal with work left sees the sleeper
+    /// and wakes it. Submissions that no awake worker will run — from foreign threads, to a
+    /// pinned inbox, or a woken fiber — use the fenced [`notify_one`](Self::notify_one) or
+    /// [`wake_worker`](Self::wake_worker).
+    #[inline]
+    pub(crate) fn notify_local(&self) {
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_any();
+        }
+    }
+
     #[cold]
     fn wake_any(&self) {
         for w in self.workers.iter() {

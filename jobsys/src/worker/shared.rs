@@ -11,6 +11,19 @@ use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
 use std::thread::Thread;
 
+/// Decrements a worker owes one counter: `n` finished jobs of `counter`, batched so that a
+/// run of jobs of one counter on one worker costs one RMW on its cache line instead of `n`.
+pub(crate) struct PendingDecrements {
+    /// The counter owed (null when `n` is 0).
+    pub(crate) counter: *const crate::counter::CounterCore,
+    /// Jobs finished and not yet subtracted.
+    pub(crate) n: u32,
+}
+
+// SAFETY: the pointer is only dereferenced on the thread that owns the worker (see
+// `Ctx::complete`); moving the record between threads (at build) moves no access.
+unsafe impl Send for PendingDecrements {}
+
 /// One worker as the others see it.
 pub(crate) struct Worker {
     pub(crate) index: usize,
@@ -20,6 +33,9 @@ pub(crate) struct Worker {
     pub(crate) rings: [[Ring; 2]; 3],
     /// Picks made by this worker (the policy's tick). Owner thread only.
     tick: UnsafeCell<u32>,
+    /// Finished jobs of one counter not yet subtracted from it (see `Ctx::complete`). Owner
+    /// thread only.
+    pub(crate) pending: UnsafeCell<PendingDecrements>,
     /// Jobs pinned to this worker; never stolen.
     pub(crate) pinned: JobList,
     /// Fibers woken by a counter, to be resumed here (bounded by the pool size).
@@ -42,7 +58,7 @@ pub(crate) struct Worker {
     rng: UnsafeCell<u32>,
 }
 
-// SAFETY: `tick` and `rng` are only touched by the thread running this worker's loop (and the
+// SAFETY: `tick`, `pending` and `rng` are only touched by the thread running this worker's loop (and the
 // fibers it runs, on the same thread); everything else is atomic or internally synchronised.
 unsafe impl Sync for Worker {}
 
@@ -52,6 +68,10 @@ impl Worker {
             index,
             rings: core::array::from_fn(|_| [Ring::new(ring_capacity), Ring::new(ring_capacity)]),
             tick: UnsafeCell::new(1),
+            pending: UnsafeCell::new(PendingDecrements {
+                counter: core::ptr::null(),
+                n: 0,
+            }),
             pinned: JobList::new(),
             ready: ArrayQueue::new(fibers.max(1)),
             ready_any: ArrayQueue::new(fibers.max(1)),
