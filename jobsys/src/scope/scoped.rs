@@ -50,6 +50,8 @@ pub(crate) struct ScopeState {
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
     state: &'scope ScopeState,
+    /// The body's lock-free fast path (`None` in the scope's jobs, which share `state`).
+    body: Option<&'scope BodyLocal>,
     ctx: NonNull<Ctx>,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
@@ -61,6 +63,76 @@ impl Deref for Scope<'_, '_> {
         // SAFETY: a `Scope` value is only handed out by reference for the duration of the body
         // or job call that owns `ctx`.
         unsafe { self.ctx.as_ref() }
+    }
+}
+
+/// Bytes of spawn records a scope body keeps on its own stack before it uses pooled blocks:
+/// small scopes (a fork of a dozen jobs) touch no shared allocator. Picked; tune with data.
+const INLINE_RECORDS: usize = 1024;
+
+/// Counter units a scope body adds at once and hands to its spawns one by one.
+const CREDIT_CHUNK: u32 = 64;
+
+#[repr(C, align(64))]
+struct InlineRecords([core::mem::MaybeUninit<u8>; INLINE_RECORDS]);
+
+/// What only the scope's body uses — it runs on one fiber, and `Scope` is neither `Send` nor
+/// `Sync`, so no other job can reach it: spawn records bump-allocated from the body's own
+/// stack frame without the arena lock, and counter units added `CREDIT_CHUNK` at a time
+/// instead of one RMW per spawn.
+struct BodyLocal {
+    records: core::cell::UnsafeCell<InlineRecords>,
+    used: core::cell::Cell<usize>,
+    /// Units added to the counter and not yet handed to a spawn.
+    credits: core::cell::Cell<u32>,
+}
+
+impl BodyLocal {
+    fn new() -> Self {
+        Self {
+            records: core::cell::UnsafeCell::new(InlineRecords(
+                [core::mem::MaybeUninit::uninit(); INLINE_RECORDS],
+            )),
+            used: core::cell::Cell::new(0),
+            credits: core::cell::Cell::new(0),
+        }
+    }
+
+    /// Room for one record of `layout` in the inline buffer, if it fits.
+    #[inline]
+    fn alloc(&self, layout: Layout) -> Option<NonNull<u8>> {
+        if layout.align() > 64 {
+            return None;
+        }
+        let start = self.used.get().next_multiple_of(layout.align());
+        let end = start.checked_add(layout.size())?;
+        if end > INLINE_RECORDS {
+            return None;
+        }
+        self.used.set(end);
+        // SAFETY: `start..end` is inside the buffer, handed out once; the buffer is aligned to
+        // 64 >= `layout.align()`.
+        Some(unsafe { NonNull::new_unchecked(self.records.get().cast::<u8>().add(start)) })
+    }
+
+    /// Accounts one more job on `counter` (adding a chunk of units when none is left).
+    #[inline]
+    fn take_credit(&self, counter: &CounterCore) {
+        let left = self.credits.get();
+        if left == 0 {
+            counter.add(CREDIT_CHUNK);
+            self.credits.set(CREDIT_CHUNK - 1);
+        } else {
+            self.credits.set(left - 1);
+        }
+    }
+
+    /// Gives back the units no spawn used, so the counter counts exactly the jobs in flight.
+    fn return_credits(&self, counter: &CounterCore) {
+        let left = self.credits.replace(0);
+        if left > 0 {
+            counter.sub(left);
+        }
     }
 }
 
@@ -108,11 +180,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     {
         let shared = self.shared();
         shared.check_job(meta);
+        let layout = Layout::new::<SpawnJob<F>>();
         let record = self
-            .state
-            .arena
-            .lock()
-            .alloc(&shared.blocks, Layout::new::<SpawnJob<F>>())
+            .body
+            .and_then(|b| b.alloc(layout))
+            .unwrap_or_else(|| self.state.arena.lock().alloc(&shared.blocks, layout))
             .cast::<SpawnJob<F>>();
         // SAFETY: fresh, suitably aligned arena memory that lives until the scope ends, which is
         // after this job ran (the scope waits for its counter).
@@ -123,7 +195,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 f: ManuallyDrop::new(f),
             })
         };
-        self.state.counter.add(1);
+        match self.body {
+            Some(body) => body.take_credit(&self.state.counter),
+            None => self.state.counter.add(1),
+        }
         // SAFETY: the header is the first field of a `#[repr(C)]` record.
         let job = unsafe { JobRef::new(record.cast()) };
         self.submit(job, hint);
@@ -142,6 +217,7 @@ where
     let (f, state) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).state) };
     let scope = Scope {
         state,
+        body: None,
         ctx: NonNull::from(ctx),
         _scope: PhantomData,
         _env: PhantomData,
@@ -180,13 +256,16 @@ impl Ctx {
             panic: PanicSlot::new(),
             arena: SpinLock::new(Arena::new()),
         };
+        let body = BodyLocal::new();
         let scope = Scope {
             state: &state,
+            body: Some(&body),
             ctx: NonNull::from(self),
             _scope: PhantomData,
             _env: PhantomData,
         };
         let result = catch(|| f(&scope));
+        body.return_credits(&state.counter);
         self.wait_core(&state.counter, 0);
         state.arena.lock().release(&self.shared().blocks);
         if let Some(payload) = state.panic.take() {
