@@ -65,6 +65,12 @@ impl JobSystem {
         self.shared.fibers.len()
     }
 
+    /// How many workers are asleep right now (a diagnostic: it may change as soon as it is
+    /// read). Between frames idle workers sleep; while a [`Ctx::frame`] is open none does.
+    pub fn sleeping_workers(&self) -> usize {
+        self.shared.sleeping_workers()
+    }
+
     /// For each worker, the core it was pinned to, or `None` if pinning was off or failed.
     pub fn pinned_cores(&self) -> &[Option<usize>] {
         &self.pinned_cores
@@ -145,7 +151,7 @@ impl Shared {
         // Each worker is read at a different moment; a worker seen asleep stays asleep unless
         // woken, and every wake bumps the epoch first. An unchanged epoch across the scan means
         // all of them were asleep together at its end.
-        let epoch = self.wake_epoch.load(Ordering::SeqCst);
+        let epoch = self.dorm.epoch.load(Ordering::SeqCst);
         let w0 = &self.workers[0];
         let idle = w0.no_ready()
             && w0.yielded.is_empty()
@@ -153,14 +159,14 @@ impl Shared {
             && w0.rings_empty()
             && self.injector.is_empty()
             && self.workers[1..].iter().all(|w| {
-                w.sleeping.load(Ordering::SeqCst)
-                    && w.settled.load(Ordering::SeqCst)
+                w.bed.sleeping.load(Ordering::SeqCst)
+                    && w.bed.settled.load(Ordering::SeqCst)
                     && w.rings_empty()
                     && w.pinned.is_empty()
                     && w.no_ready()
                     && w.yielded.is_empty()
             });
-        if !idle || self.wake_epoch.load(Ordering::SeqCst) != epoch {
+        if !idle || self.dorm.epoch.load(Ordering::SeqCst) != epoch {
             return false;
         }
         let parked = self

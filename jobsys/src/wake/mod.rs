@@ -5,18 +5,22 @@
 //! wakes a sleeping worker. The sleep protocol and its lost-wakeup argument are in
 //! `wake/README.md`.
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+mod protocol;
+
+pub(crate) use protocol::{Bed, Dorm};
+
 use crate::sync::{Ordering, fence};
 use crate::worker::Shared;
 
 impl Shared {
-    /// Called after publishing work anyone may run: wakes one sleeping worker, if any sleeps.
-    ///
-    /// The SeqCst fence pairs with the one in [`sleep`](Self::sleep): either this load sees the
-    /// sleeper's increment, or the sleeper's re-check sees our work.
+    /// Called after publishing work that no awake worker is sure to run (a foreign
+    /// submission, work left in the injector or in a victim's ring): wakes one sleeping
+    /// worker, if any sleeps. Fenced (see [`Dorm::anyone_asleep`]).
     #[inline]
     pub(crate) fn notify_one(&self) {
-        fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
+        if self.dorm.anyone_asleep() {
             self.wake_any();
         }
     }
@@ -28,13 +32,13 @@ impl Shared {
     /// (both sides' loads may miss the other's store). That costs parallelism, never progress:
     /// the publishing worker is awake, never sleeps while its own rings or the injector hold
     /// work (its own sleep re-checks them after its fence), and so runs the work itself if
-    /// nobody else does; and its next publication or steal with work left sees the sleeper
-    /// and wakes it. Submissions that no awake worker will run — from foreign threads, to a
-    /// pinned inbox, or a woken fiber — use the fenced [`notify_one`](Self::notify_one) or
-    /// [`wake_worker`](Self::wake_worker).
+    /// nobody else does; and its next publication, or a steal that leaves work behind, sees
+    /// the sleeper and wakes it. Submissions that no awake worker will run — from foreign
+    /// threads, to a pinned inbox, or a woken fiber — use the fenced
+    /// [`notify_one`](Self::notify_one) or [`wake_worker`](Self::wake_worker).
     #[inline]
     pub(crate) fn notify_local(&self) {
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
+        if self.dorm.anyone_asleep_unfenced() {
             self.wake_any();
         }
     }
@@ -42,12 +46,8 @@ impl Shared {
     #[cold]
     fn wake_any(&self) {
         for w in self.workers.iter() {
-            if w.sleeping.load(Ordering::Relaxed) && self.claim_sleeper(w) {
-                self.sleepers.fetch_sub(1, Ordering::AcqRel);
-                crate::profile::wake(w.index);
-                if let Some(t) = w.thread.get() {
-                    t.unpark();
-                }
+            if self.dorm.claim(&w.bed) {
+                self.unpark(w.index);
                 return;
             }
         }
@@ -57,22 +57,16 @@ impl Shared {
     #[inline]
     pub(crate) fn wake_worker(&self, index: usize) {
         fence(Ordering::SeqCst);
-        let w = &self.workers[index];
-        if w.sleeping.load(Ordering::Relaxed) && self.claim_sleeper(w) {
-            self.sleepers.fetch_sub(1, Ordering::AcqRel);
-            crate::profile::wake(index);
-            if let Some(t) = w.thread.get() {
-                t.unpark();
-            }
+        if self.dorm.claim(&self.workers[index].bed) {
+            self.unpark(index);
         }
     }
 
-    /// Takes the right to wake `w` (one waker wins per sleep). Bumps the wake epoch first, so
-    /// shutdown's quiescence scan notices any wake that overlaps it.
-    #[inline]
-    fn claim_sleeper(&self, w: &crate::worker::Worker) -> bool {
-        self.wake_epoch.fetch_add(1, Ordering::SeqCst);
-        w.sleeping.swap(false, Ordering::AcqRel)
+    fn unpark(&self, index: usize) {
+        crate::profile::wake(index);
+        if let Some(t) = self.workers[index].thread.get() {
+            t.unpark();
+        }
     }
 
     /// Wakes every worker (shutdown).
@@ -96,29 +90,20 @@ impl Shared {
                 .any(|w| !w.rings_empty() || !w.ready_any.is_empty())
     }
 
-    /// Puts worker `index` to sleep until a waker clears its `sleeping` flag.
-    ///
-    /// Announce (`sleeping = true`, `sleepers += 1`), SeqCst fence, look for work and for
-    /// `done()` (found: un-announce and return), then park until `sleeping` is false. A
-    /// submitter publishes, fences, then reads `sleepers` (see [`notify_one`](Self::notify_one)).
+    /// Puts worker `index` to sleep until a waker clears its `sleeping` flag (the handshake
+    /// is [`Dorm::sleep`]): first it looks for work, `done()` and `exit` once more after
+    /// announcing itself.
     pub(crate) fn sleep(&self, index: usize, done: &dyn Fn() -> bool) {
-        let w = &self.workers[index];
-        w.sleeping.store(true, Ordering::SeqCst);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        crate::fault::inject(crate::fault::Site::BeforeSleep);
-        if self.has_work(index) || done() || self.exit.load(Ordering::SeqCst) {
-            if w.sleeping.swap(false, Ordering::AcqRel) {
-                self.sleepers.fetch_sub(1, Ordering::AcqRel);
-            }
-            return;
-        }
-        w.settled.store(true, Ordering::SeqCst);
-        crate::profile::sleep_begin(index);
-        while w.sleeping.load(Ordering::Acquire) {
+        // An open frame counts as work: a worker that decided to sleep just before a frame
+        // opened sees it here (the opener fences before waking sleepers) and stays up.
+        let look = || {
+            self.has_work(index) || self.in_frame() || done() || self.exit.load(Ordering::SeqCst)
+        };
+        let park = || {
+            crate::profile::sleep_begin(index);
             std::thread::park();
-        }
-        crate::profile::sleep_end(index);
-        w.settled.store(false, Ordering::SeqCst);
+            crate::profile::sleep_end(index);
+        };
+        self.dorm.sleep(&self.workers[index].bed, look, park);
     }
 }

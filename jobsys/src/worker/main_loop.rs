@@ -8,9 +8,13 @@ use crate::queue::Steal;
 use crate::sched::{Policy, Source};
 use core::ptr::NonNull;
 
-/// Idle rounds that call `yield_now` after the spin rounds and before sleeping; picked, tune
-/// with data (issue 3 makes idling frame-aware).
+/// Idle rounds between frames that call `yield_now` after the spin rounds and before
+/// sleeping; picked, tune with data.
 const IDLE_YIELDS: u32 = 16;
+
+/// While a frame is open, an idle worker yields once every this many rounds and spins the
+/// rest; picked.
+const FRAME_YIELD_EVERY: u32 = 64;
 
 /// Most jobs a worker takes from the injector at once; picked (half a default ring), tune with
 /// data.
@@ -72,6 +76,15 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
         idle += 1;
         if idle <= shared.idle_spins {
             crate::sync::spin_loop();
+        } else if shared.in_frame() {
+            // Frame-aware idle: while a frame is open the next fan-out is microseconds away,
+            // so stay awake — spinning, with a yield now and then so that a descheduled
+            // thread of this process (or another) can run on an oversubscribed core.
+            if idle.is_multiple_of(FRAME_YIELD_EVERY) {
+                std::thread::yield_now();
+            } else {
+                crate::sync::spin_loop();
+            }
         } else if idle <= shared.idle_spins + IDLE_YIELDS || mode == LoopMode::NoSleep {
             std::thread::yield_now();
         } else {

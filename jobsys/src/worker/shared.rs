@@ -47,11 +47,8 @@ pub(crate) struct Worker {
     pub(crate) yielded: ArrayQueue<u32>,
     /// Fibers parked while running on this worker and not yet pushed back to `ready`.
     pub(crate) parked_here: AtomicUsize,
-    /// True from the moment the worker commits to sleeping until a waker (or itself) clears it.
-    pub(crate) sleeping: CachePadded<AtomicBool>,
-    /// True while the worker is parked after having found no work (used by shutdown to prove
-    /// quiescence).
-    pub(crate) settled: AtomicBool,
+    /// Sleep state (see `wake/`).
+    pub(crate) bed: crate::wake::Bed,
     pub(crate) thread: OnceLock<Thread>,
 
     /// xorshift state for victim choice. Owner thread only.
@@ -77,8 +74,7 @@ impl Worker {
             ready_any: ArrayQueue::new(fibers.max(1)),
             yielded: ArrayQueue::new(fibers.max(1)),
             parked_here: AtomicUsize::new(0),
-            sleeping: CachePadded::new(AtomicBool::new(false)),
-            settled: AtomicBool::new(false),
+            bed: crate::wake::Bed::new(),
             thread: OnceLock::new(),
 
             rng: UnsafeCell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
@@ -163,10 +159,11 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector,
     /// The scheduling policy (see `sched/`).
     pub(crate) policy: crate::sched::Active,
-    /// Bumped before every wake of a sleeping worker (see `drained`).
-    pub(crate) wake_epoch: CachePadded<AtomicUsize>,
-    /// Workers with `sleeping` set.
-    pub(crate) sleepers: CachePadded<AtomicUsize>,
+    /// Sleep/wake bookkeeping shared by the workers (see `wake/`).
+    pub(crate) dorm: crate::wake::Dorm,
+    /// Open frames (`Ctx::frame`, nested ones counted): idle workers spin instead of sleeping
+    /// while it is non-zero.
+    pub(crate) frames_open: CachePadded<AtomicUsize>,
     /// Fibers parked on a counter (may lag below the truth, never above; see `fiber_parked`).
     pub(crate) parked: CachePadded<AtomicIsize>,
     /// Set when the system starts dropping: new foreign submissions are refused.
@@ -206,6 +203,20 @@ impl Shared {
                 meta.name
             );
         }
+    }
+
+    /// Workers whose sleep flag is set (diagnostics).
+    pub(crate) fn sleeping_workers(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.bed.sleeping.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// Whether a frame is open (idle workers spin rather than sleep).
+    #[inline]
+    pub(crate) fn in_frame(&self) -> bool {
+        self.frames_open.load(Ordering::Relaxed) != 0
     }
 
     /// Routes a pinned job to its worker's inbox and wakes that worker.

@@ -1,0 +1,111 @@
+//! The sleep/wake handshake on its own, so that the scheduler and the loom models
+//! (`wake/loom_tests.rs`) run the same code. The argument is in `wake/README.md`.
+
+use crate::sync::{AtomicBool, AtomicUsize, Ordering, fence};
+use crossbeam_utils::CachePadded;
+
+/// One worker's sleep state.
+pub(crate) struct Bed {
+    /// True from the moment the worker commits to sleeping until a waker (or the worker
+    /// itself) clears it; whoever flips it to false owns the `sleepers` decrement.
+    pub(crate) sleeping: CachePadded<AtomicBool>,
+    /// True while the worker is parked after having found no work (shutdown's quiescence
+    /// proof reads it).
+    pub(crate) settled: AtomicBool,
+}
+
+impl Bed {
+    pub(crate) fn new() -> Self {
+        Self {
+            sleeping: CachePadded::new(AtomicBool::new(false)),
+            settled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What all the beds of one system share.
+pub(crate) struct Dorm {
+    /// Workers with `sleeping` set.
+    pub(crate) sleepers: CachePadded<AtomicUsize>,
+    /// Bumped before every wake of a sleeping worker (see `Shared::drained`).
+    pub(crate) epoch: CachePadded<AtomicUsize>,
+}
+
+impl Dorm {
+    pub(crate) fn new() -> Self {
+        Self {
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
+            epoch: CachePadded::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The sleeper's side: announce, fence, `look` for work (read-only; true means found),
+    /// and either cancel or `park` until a waker clears `bed.sleeping` (`park` may return
+    /// spuriously). Returns whether it slept.
+    pub(crate) fn sleep(
+        &self,
+        bed: &Bed,
+        look: impl FnOnce() -> bool,
+        mut park: impl FnMut(),
+    ) -> bool {
+        // Count first, flag second: a waker can only claim a flag that is already counted, so
+        // `sleepers` never reads below the number of claimable sleepers. (Flag first let a
+        // waker claim a half-announced worker and decrement before its increment; another
+        // waker then read 0 with a third worker fully asleep: a lost wake-up that the loom
+        // model `loom_two_jobs_wake_two_sleepers` found.)
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // A swap rather than a store: the same `xchg` on x86 as a SeqCst store, and loom 0.7.3
+        // mis-orders a plain store racing an RMW on the same atomic (tokio-rs/loom#254), which
+        // the wakers' `swap(false)` is.
+        bed.sleeping.swap(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        crate::fault::inject(crate::fault::Site::BeforeSleep);
+        if look() {
+            if bed.sleeping.swap(false, Ordering::AcqRel) {
+                self.sleepers.fetch_sub(1, Ordering::AcqRel);
+            }
+            return false;
+        }
+        bed.settled.store(true, Ordering::SeqCst);
+        while bed.sleeping.load(Ordering::Acquire) {
+            park();
+        }
+        bed.settled.store(false, Ordering::SeqCst);
+        true
+    }
+
+    /// The waker's side, after publishing work: whether some worker may be asleep. The SeqCst
+    /// fence pairs with the one in [`sleep`](Self::sleep): either this load sees the sleeper's
+    /// announcement, or the sleeper's look sees the published work.
+    #[inline]
+    pub(crate) fn anyone_asleep(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.sleepers.load(Ordering::Relaxed) != 0
+    }
+
+    /// [`anyone_asleep`](Self::anyone_asleep) without the fence: may miss a worker announcing
+    /// its sleep right now (see `Shared::notify_local` for when that is acceptable).
+    #[inline]
+    pub(crate) fn anyone_asleep_unfenced(&self) -> bool {
+        self.sleepers.load(Ordering::Relaxed) != 0
+    }
+
+    /// After [`anyone_asleep`](Self::anyone_asleep) (or a fence of the caller's): takes the
+    /// right to wake `bed` if it sleeps. At most one waker wins per sleep; the winner must
+    /// unpark the bed's thread. Bumps the epoch first, so shutdown's quiescence scan notices
+    /// any wake that overlaps it. A plain load first skips beds that are visibly awake
+    /// without writing their line.
+    #[inline]
+    pub(crate) fn claim(&self, bed: &Bed) -> bool {
+        if !bed.sleeping.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if bed.sleeping.swap(false, Ordering::AcqRel) {
+            self.sleepers.fetch_sub(1, Ordering::AcqRel);
+            true
+        } else {
+            false
+        }
+    }
+}
