@@ -9,7 +9,8 @@
 //! - [`on_corosensei`]: the raw corosensei resume/suspend round trip (W1).
 //!
 //! This root module holds what the systems share: the `spin` work unit and its calibration,
-//! the expected results, the W4 arrays and kernel, the W5 frame bookkeeping and statistics.
+//! the expected results, the W4 arrays and kernel, the W5 frame bookkeeping and statistics,
+//! and the idle-CPU frames of the "Beyond throughput" figures (thread and process CPU clocks).
 //! Every workload checks its result and panics on a wrong one.
 
 use std::hint::black_box;
@@ -397,6 +398,205 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Beyond throughput: idle CPU
+// ---------------------------------------------------------------------------------------------
+
+/// Jobs per frame of the idle-CPU workload.
+pub const IDLE_JOBS: usize = 200;
+/// The idle-CPU workload submits one frame per period.
+pub const IDLE_PERIOD: Duration = Duration::from_millis(16);
+
+/// CPU time consumed so far by the calling OS thread, in ns
+/// (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` for the duration of the call, and
+    // `CLOCK_THREAD_CPUTIME_ID` is a clock id every supported (Linux/unix) target knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time consumed so far by the whole process, all threads, in ns.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessCpu {
+    /// User time.
+    pub user_ns: u64,
+    /// System time.
+    pub sys_ns: u64,
+}
+
+impl ProcessCpu {
+    /// `getrusage(RUSAGE_SELF)` now.
+    pub fn now() -> Self {
+        // SAFETY: `rusage` is a plain C struct of integers (and padding), for which all-zero
+        // bytes are a valid value.
+        let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable `rusage` for the duration of the call.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        assert_eq!(rc, 0, "getrusage(RUSAGE_SELF) failed");
+        let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
+        Self {
+            user_ns: ns(ru.ru_utime),
+            sys_ns: ns(ru.ru_stime),
+        }
+    }
+}
+
+/// The jobs of one idle-CPU frame: job `j` computes `spin(K, j)` and adds its own thread CPU
+/// time (measured inside the job) and its result to shared sums, so the frame can be checked
+/// and the process CPU compared with the CPU the jobs themselves used.
+#[derive(Debug)]
+pub struct IdleWork {
+    k: u64,
+    job_cpu_ns: AtomicU64,
+    result_sum: AtomicU64,
+    runs: AtomicU64,
+    expected_sum: u64,
+}
+
+impl IdleWork {
+    /// The frame's jobs with `spin(k)` as work unit; precomputes the expected result sum.
+    pub fn new(k: u64) -> Self {
+        Self {
+            k,
+            job_cpu_ns: AtomicU64::new(0),
+            result_sum: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
+            expected_sum: (0..IDLE_JOBS as u64).fold(0u64, |a, j| a.wrapping_add(spin(k, j))),
+        }
+    }
+
+    /// The calibrated `K`.
+    pub fn k(&self) -> u64 {
+        self.k
+    }
+
+    /// Job `j` of the frame: `spin(K, j)`, timed with the thread CPU clock.
+    #[inline]
+    pub fn job(&self, j: usize) {
+        let t0 = thread_cpu_ns();
+        let r = black_box(spin(black_box(self.k), black_box(j as u64)));
+        let t1 = thread_cpu_ns();
+        self.job_cpu_ns
+            .fetch_add(t1.saturating_sub(t0), Ordering::Relaxed);
+        self.result_sum.fetch_add(r, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Clears the sums before a frame.
+    pub fn begin_frame(&self) {
+        self.job_cpu_ns.store(0, Ordering::Relaxed);
+        self.result_sum.store(0, Ordering::Relaxed);
+        self.runs.store(0, Ordering::Relaxed);
+    }
+
+    /// After a frame (its wait returned): panics unless every job ran once with the right
+    /// result; returns the summed job CPU time in ns.
+    pub fn end_frame(&self, what: &str) -> u64 {
+        let runs = self.runs.load(Ordering::Relaxed);
+        assert_eq!(
+            runs, IDLE_JOBS as u64,
+            "{what}: {runs} idle-frame jobs ran, expected {IDLE_JOBS}"
+        );
+        assert_eq!(
+            self.result_sum.load(Ordering::Relaxed),
+            self.expected_sum,
+            "{what}: idle-frame jobs returned wrong results"
+        );
+        self.job_cpu_ns.load(Ordering::Relaxed)
+    }
+}
+
+/// What an idle-CPU run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleStats {
+    /// Timed frames.
+    pub frames: usize,
+    /// Wall time of the timed window (`frames` periods), ns.
+    pub wall_ns: u64,
+    /// Process user CPU over the window, ns.
+    pub user_ns: u64,
+    /// Process system CPU over the window, ns.
+    pub sys_ns: u64,
+    /// Summed job CPU over the window (each job's thread CPU time measured inside it), ns.
+    pub job_ns: u64,
+    /// Mean time from submitting a frame to the return of its wait, µs.
+    pub frame_mean_us: f64,
+    /// Longest such time, µs.
+    pub frame_max_us: f64,
+    /// Frames that did not finish within their period (no sleep followed them).
+    pub overruns: usize,
+}
+
+impl IdleStats {
+    /// Process CPU (user + sys) over summed job CPU: 1.0 means no CPU spent beyond the jobs.
+    pub fn ratio(&self) -> f64 {
+        (self.user_ns + self.sys_ns) as f64 / self.job_ns as f64
+    }
+}
+
+/// Runs frames for `duration` (at least one), one every [`IDLE_PERIOD`]: each frame is
+/// `frame()` (submit [`IDLE_JOBS`] jobs of `work` and wait for them), then the calling thread
+/// sleeps until the next 16 ms tick. One untimed warm-up frame comes first. Process CPU
+/// (`getrusage`) is read at the start of the first timed frame and at the end of the last
+/// period, so idle time after every frame is inside the window.
+pub fn run_idle_frames(
+    work: &IdleWork,
+    duration: Duration,
+    what: &str,
+    mut frame: impl FnMut(),
+) -> IdleStats {
+    let frames = ((duration.as_nanos() / IDLE_PERIOD.as_nanos()) as usize).max(1);
+    work.begin_frame();
+    frame();
+    work.end_frame(what);
+    std::thread::sleep(IDLE_PERIOD);
+
+    let mut busy = Vec::with_capacity(frames);
+    let mut job_ns = 0u64;
+    let mut overruns = 0;
+    let cpu0 = ProcessCpu::now();
+    let start = Instant::now();
+    for i in 0..frames {
+        work.begin_frame();
+        let t = Instant::now();
+        frame();
+        busy.push(t.elapsed().as_nanos() as f64);
+        job_ns += work.end_frame(what);
+        let next = start + IDLE_PERIOD * (i as u32 + 1);
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep(next - now);
+        } else {
+            overruns += 1;
+        }
+    }
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let cpu1 = ProcessCpu::now();
+    IdleStats {
+        frames,
+        wall_ns,
+        user_ns: cpu1.user_ns - cpu0.user_ns,
+        sys_ns: cpu1.sys_ns - cpu0.sys_ns,
+        job_ns,
+        frame_mean_us: busy.iter().sum::<f64>() / busy.len() as f64 / 1e3,
+        frame_max_us: busy.iter().copied().fold(0.0, f64::max) / 1e3,
+        overruns,
+    }
+}
+
+/// Median and 99th percentile (nearest rank) of latency samples in ns, returned in µs.
+pub fn median_p99_us(samples_ns: &[f64]) -> (f64, f64) {
+    let mut v = samples_ns.to_vec();
+    v.sort_by(f64::total_cmp);
+    (nearest_rank(&v, 0.50) / 1e3, nearest_rank(&v, 0.99) / 1e3)
 }
 
 // ---------------------------------------------------------------------------------------------

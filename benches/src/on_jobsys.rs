@@ -4,8 +4,8 @@
 //! [`JobSystem::run`](jobsys::JobSystem::run).
 
 use crate::{
-    FrameWork, JOBS_PER_SYSTEM, PARFOR_CHUNK, Parfor, fib_expected, parfor_kernel, set_flag,
-    skynet_expected, system,
+    FrameWork, IDLE_JOBS, IdleWork, JOBS_PER_SYSTEM, PARFOR_CHUNK, Parfor, fib_expected,
+    parfor_kernel, set_flag, skynet_expected, system,
 };
 use jobsys::{Affinity, Counter, Ctx, JobDecl, JobMeta};
 use std::hint::black_box;
@@ -231,8 +231,13 @@ fn frame_system(ctx: &Ctx, work: &FrameWork, s: usize) {
 }
 
 /// W5: one frame of the DAG A → {B, C} → D → {E, F, G} → H, one scope per system; B ∥ C
-/// through [`Ctx::join`], E ∥ F ∥ G through a scope (E, F spawned, G on the caller).
+/// through [`Ctx::join`], E ∥ F ∥ G through a scope (E, F spawned, G on the caller). The
+/// frame is marked with [`Ctx::frame`], as an engine would.
 pub fn frame(ctx: &Ctx, work: &FrameWork) {
+    ctx.frame(|ctx| frame_dag(ctx, work));
+}
+
+fn frame_dag(ctx: &Ctx, work: &FrameWork) {
     use system::*;
     frame_system(ctx, work, A);
     ctx.join(|c| frame_system(c, work, B), |c| frame_system(c, work, C));
@@ -350,6 +355,105 @@ fn signal_rounds(ctx: &Ctx, iters: u64, meta: &'static JobMeta) -> ParkSample {
     }
 }
 
+/// Idle CPU: one frame of [`IDLE_JOBS`] `spin(K)` jobs, spawned in one scope and waited for.
+/// The frame is marked with [`Ctx::frame`]: idle workers spin inside it and sleep between
+/// frames.
+pub fn idle_frame(ctx: &Ctx, work: &IdleWork) {
+    ctx.frame(|ctx| {
+        ctx.scope(|s| {
+            for j in 0..IDLE_JOBS {
+                s.spawn(move |_| work.job(j));
+            }
+        });
+    });
+}
+
+/// What the wake-latency signalling job shares with its waiter.
+struct WakeSignal {
+    /// Time origin shared by the signaller and the waiter.
+    base: Instant,
+    /// How long the signalling job busy-waits before it signals.
+    delay: Duration,
+    /// When the signalling job finished, ns since `base`: its very last action.
+    done_at_ns: AtomicU64,
+    runs: AtomicU64,
+}
+
+/// Entry of the wake-latency signalling job: busy-waits for the delay, then records the time
+/// as its last action and returns; its completion is the counter's last decrement.
+fn wake_entry(_: &Ctx, data: *mut ()) {
+    // SAFETY: `wake_latency` builds the declaration with `data` pointing at its `WakeSignal`,
+    // which lives on its frame until after the wait for this job returned.
+    let signal = unsafe { &*data.cast_const().cast::<WakeSignal>() };
+    let until = Instant::now() + signal.delay;
+    while Instant::now() < until {
+        core::hint::spin_loop();
+    }
+    signal.runs.fetch_add(1, Ordering::Relaxed);
+    signal
+        .done_at_ns
+        .store(signal.base.elapsed().as_nanos() as u64, Ordering::Release);
+}
+
+/// Wake latency: `warmup` untimed and then `samples` timed rounds of "submit one job pinned
+/// to worker 1, wait for it", on worker 0 (call it from the closure of
+/// [`JobSystem::run`](jobsys::JobSystem::run), with at least 2 workers). Returns the samples in
+/// ns.
+///
+/// The signalling job busy-waits for `delay` on worker 1, then stores the time as its last
+/// action; the completion that follows is the counter's last decrement, which wakes the
+/// waiting fiber on worker 0. A sample is the time from that store to the waiter running again
+/// right after `wait_for_counter`. Worker 0 has nothing else to do meanwhile, so `delay`
+/// decides what its idle loop is doing when the decrement comes: after milliseconds it
+/// sleeps; after microseconds it may still be spinning, for as long as the pool's idle spin
+/// rounds ([`Builder::idle_spins`](jobsys::Builder::idle_spins)) last.
+pub fn wake_latency(ctx: &Ctx, delay: Duration, warmup: usize, samples: usize) -> Vec<f64> {
+    assert_eq!(
+        ctx.worker_index(),
+        0,
+        "wake_latency runs on worker 0 (call it from JobSystem::run's closure)"
+    );
+    assert!(
+        ctx.worker_count() >= 2,
+        "wake_latency needs a second worker for the signalling job"
+    );
+    let meta = jobsys::job_meta!("wake-signal", affinity(Affinity::Worker(1)));
+    let signal = WakeSignal {
+        base: Instant::now(),
+        delay,
+        done_at_ns: AtomicU64::new(0),
+        runs: AtomicU64::new(0),
+    };
+    let decl = [JobDecl::new(
+        meta,
+        wake_entry,
+        (&signal as *const WakeSignal).cast_mut().cast(),
+    )];
+    let counter = Counter::new();
+    let mut out = Vec::with_capacity(samples);
+    for i in 0..warmup + samples {
+        // SAFETY: `decl`, `signal` and `counter` live in this frame until after the wait below
+        // returned (the counter is back at zero); the declaration is in no other batch in
+        // flight (the previous round's wait returned); the entry only touches `signal`,
+        // through atomics and shared reads, so it may run on worker 1.
+        unsafe { ctx.run_jobs(&decl, &counter) };
+        ctx.wait_for_counter(&counter, 0);
+        let woke = signal.base.elapsed().as_nanos() as u64;
+        let done = signal.done_at_ns.load(Ordering::Acquire);
+        if i >= warmup {
+            out.push(woke.saturating_sub(done) as f64);
+        }
+    }
+    assert!(!counter.is_poisoned(), "the wake signalling job panicked");
+    assert_eq!(
+        signal.runs.load(Ordering::Relaxed),
+        (warmup + samples) as u64,
+        "wake: the signalling job did not run once per wait"
+    );
+    assert_eq!(ctx.worker_index(), 0, "wake: the waiter moved off worker 0");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +474,21 @@ mod tests {
         let jobs = JobSystem::builder().workers(1).build().unwrap();
         let s = jobs.run(|ctx| signal_rounds(ctx, 100, jobsys::job_meta!("w1b-unpinned")));
         assert_eq!(s.inline_runs, 100);
+    }
+
+    #[test]
+    fn idle_frames_and_wake_latency_check_out() {
+        let jobs = JobSystem::builder().workers(2).build().unwrap();
+        let work = IdleWork::new(100);
+        jobs.run(|ctx| {
+            for _ in 0..3 {
+                work.begin_frame();
+                idle_frame(ctx, &work);
+                work.end_frame("test");
+            }
+            let lat = wake_latency(ctx, Duration::from_micros(50), 2, 20);
+            assert_eq!(lat.len(), 20);
+        });
     }
 
     #[test]

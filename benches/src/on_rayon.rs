@@ -4,8 +4,8 @@
 //! one of the T threads.
 
 use crate::{
-    FrameWork, JOBS_PER_SYSTEM, PARFOR_CHUNK, Parfor, fib_expected, parfor_kernel, set_flag,
-    skynet_expected, system,
+    FrameWork, IDLE_JOBS, IdleWork, JOBS_PER_SYSTEM, PARFOR_CHUNK, Parfor, fib_expected,
+    parfor_kernel, set_flag, skynet_expected, system,
 };
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -101,4 +101,13 @@ pub fn frame(work: &FrameWork) {
         frame_system(work, G);
     });
     frame_system(work, H);
+}
+
+/// Idle CPU: one frame of [`IDLE_JOBS`] `spin(K)` jobs, one `spawn` each in a `rayon::scope`.
+pub fn idle_frame(work: &IdleWork) {
+    rayon::scope(|s| {
+        for j in 0..IDLE_JOBS {
+            s.spawn(move |_| work.job(j));
+        }
+    });
 }

@@ -3,27 +3,51 @@
 //! targets.
 //!
 //! ```text
-//! compare [--workers T] [--only W1,W3,...] [--runs N] [--quick]
+//! compare [--workers T] [--only W1,W3,idle,...] [--runs N] [--quick]
 //! ```
 //!
 //! - `--workers T`: threads that run jobs, the submitting one included (default: all cores);
 //! - `--only`: a comma-separated list of workloads (`W1`, `W1b`, `W2`, `W2a`, `W2b`, `W3`,
-//!   `W4`, `W5`, `W6`); `W1b` also runs `W1`, which it is compared with;
+//!   `W4`, `W5`, `W6`, and the "Beyond throughput" figures `idle` and `wake`); `W1b` also runs
+//!   `W1`, which it is compared with. Without it every workload runs, `idle` and `wake` last;
 //! - `--runs N`: timed runs per value, after one untimed warm-up; the median is reported (and
 //!   the min). Default 5 (3 with `--quick`). W4 always makes 10 timed passes (3 with `--quick`)
 //!   and W5 100 warm-up and 2,000 timed frames (20 and 200 with `--quick`), as defined;
+//! - `idle`: every 16 ms one frame of 200 `spin(K)` jobs (K as in W5, ≈ 1 ms of CPU per
+//!   frame) is submitted and waited for, for 5 s (0.5 s with `--quick`), then the submitting
+//!   thread sleeps until the next tick; value: process CPU (`getrusage`, user + sys) / summed
+//!   job CPU (each job's `CLOCK_THREAD_CPUTIME_ID` time), for jobsys and rayon;
+//! - `wake` (jobsys only, T >= 2): time from a counter's last decrement to the waiting fiber
+//!   running again, median and p99, with the waiter's worker asleep (400 samples, the
+//!   signalling job finishes 5 ms after the wait began) and spinning (2,000 samples, 20 µs,
+//!   in a pool whose idle spin rounds are raised so that the worker is still spinning then),
+//!   plus the default idle loop after the same 20 µs (2,000 samples); 200 samples each with
+//!   `--quick`;
 //! - `--quick`: fewer iterations, for smoke tests (the problem sizes stay the same, so every
 //!   result check still runs on the real workload).
 //!
 //! Every workload gets a fresh pool per system. A wrong result panics.
 
-use jobsys::{Ctx, JobSystem};
+use jobsys::{Ctx, DEFAULT_IDLE_SPINS, JobSystem};
 use jobsys_benches::{
-    EMPTY_JOBS, Flags, FrameStats, FrameWork, PARFOR_LEN, Parfor, SKYNET_LEAVES, Sample,
-    calibrate_k, fib_jobs, fib_n_for, on_corosensei, on_jobsys, on_rayon, run_frames, skynet_jobs,
-    timed, warm_then_time,
+    EMPTY_JOBS, Flags, FrameStats, FrameWork, IDLE_JOBS, IDLE_PERIOD, IdleStats, IdleWork,
+    PARFOR_LEN, Parfor, SKYNET_LEAVES, Sample, calibrate_k, fib_jobs, fib_n_for, median_p99_us,
+    on_corosensei, on_jobsys, on_rayon, run_frames, run_idle_frames, skynet_jobs, timed,
+    warm_then_time,
 };
+use std::cell::OnceCell;
 use std::time::Duration;
+
+/// How long the wake-latency signalling job runs before it signals when the waiter's worker
+/// should be asleep: far beyond the idle loop's spin and yield rounds.
+const WAKE_ASLEEP_DELAY: Duration = Duration::from_millis(5);
+/// The same, when the waiter's worker should still be spinning.
+const WAKE_SPINNING_DELAY: Duration = Duration::from_micros(20);
+/// Idle spin rounds of the pool for the `spinning` wake case: with the default
+/// ([`DEFAULT_IDLE_SPINS`]) an idle worker has usually left its spin rounds within
+/// [`WAKE_SPINNING_DELAY`]; 2^24 rounds last far longer (seconds), and stay far from `u32`
+/// overflow.
+const WAKE_SPINNING_IDLE_SPINS: u32 = 1 << 24;
 
 /// Parsed command line.
 struct Args {
@@ -36,7 +60,7 @@ struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("compare: {msg}");
     eprintln!(
-        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4,W5,W6] [--runs N] [--quick]"
+        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4,W5,W6,idle,wake] [--runs N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -74,8 +98,10 @@ fn parse_args() -> Args {
                     .filter(|s| !s.is_empty())
                     .collect();
                 for w in &list {
-                    if !["w1", "w1b", "w2", "w2a", "w2b", "w3", "w4", "w5", "w6"]
-                        .contains(&w.as_str())
+                    if ![
+                        "w1", "w1b", "w2", "w2a", "w2b", "w3", "w4", "w5", "w6", "idle", "wake",
+                    ]
+                    .contains(&w.as_str())
                     {
                         usage(&format!("unknown workload '{w}'"));
                     }
@@ -177,6 +203,14 @@ fn main() {
 
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    // K for spin(K) ≈ 5 µs, calibrated once and shared by W5 and idle.
+    let k_cell = OnceCell::new();
+    let spin_k = || {
+        *k_cell.get_or_init(|| {
+            progress("calibrating K (spin(K) ≈ 5 µs)");
+            calibrate_k(Duration::from_micros(5))
+        })
+    };
 
     // ---- W1 / W1b --------------------------------------------------------------------------
     if args.wants("w1") {
@@ -382,8 +416,7 @@ fn main() {
     // ---- W5 --------------------------------------------------------------------------------
     if args.wants("w5") {
         let (warmup, frames) = if quick { (20, 200) } else { (100, 2000) };
-        progress("W5 calibrating K");
-        let k = calibrate_k(Duration::from_micros(5));
+        let k = spin_k();
         let work = FrameWork::new(k);
         let single = {
             let d = (0..15)
@@ -460,6 +493,106 @@ fn main() {
         });
     }
 
+    // ---- idle CPU ----------------------------------------------------------------------------
+    if args.wants("idle") {
+        let duration = if quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        };
+        let k = spin_k();
+        let work = IdleWork::new(k);
+        progress("idle jobsys");
+        let js = on_jobsys_pool(t, |ctx| {
+            run_idle_frames(&work, duration, "jobsys idle", || {
+                on_jobsys::idle_frame(ctx, &work)
+            })
+        });
+        progress("idle rayon");
+        let ry = on_rayon_pool(t, || {
+            run_idle_frames(&work, duration, "rayon idle", || {
+                on_rayon::idle_frame(&work)
+            })
+        });
+        let (jr, rr) = (js.ratio(), ry.ratio());
+        rows.push(Row {
+            workload: format!(
+                "idle: process CPU / job CPU, {IDLE_JOBS} jobs every {} ms for {:.1} s",
+                IDLE_PERIOD.as_millis(),
+                duration.as_secs_f64()
+            ),
+            jobsys: format!("{jr:.2}"),
+            peer: format!("rayon {rr:.2}"),
+            ratio: Some(jr / rr),
+            target: "≤ 1.2".into(),
+            met: yes_no(jr <= 1.2),
+        });
+        notes.push(format!(
+            "idle: K = {k}; all {t} workers; per frame one scope (jobsys) / `rayon::scope` of {IDLE_JOBS} spawns, waited for, then the submitting thread (worker 0 / a rayon worker) sleeps until the next {} ms tick; process CPU from `getrusage(RUSAGE_SELF)` over the timed window, job CPU = each job's `CLOCK_THREAD_CPUTIME_ID` time measured inside it.",
+            IDLE_PERIOD.as_millis()
+        ));
+        notes.push(idle_details("jobsys", &js));
+        notes.push(idle_details("rayon", &ry));
+    }
+
+    // ---- wake latency ----------------------------------------------------------------------
+    if args.wants("wake") {
+        if t < 2 {
+            progress("wake: skipped (needs T ≥ 2)");
+            notes.push(
+                "wake: skipped at T = 1: the signalling job must run on a second worker (pinned to worker 1) while the waiter's worker 0 idles; run with --workers 2 or more.".into(),
+            );
+        } else {
+            let (n_asleep, n_spinning) = if quick { (200, 200) } else { (400, 2000) };
+            // (row label, pool's idle spin rounds, signal delay, warm-up rounds, samples)
+            let cases = [
+                ("asleep", DEFAULT_IDLE_SPINS, WAKE_ASLEEP_DELAY, 5, n_asleep),
+                (
+                    "spinning",
+                    WAKE_SPINNING_IDLE_SPINS,
+                    WAKE_SPINNING_DELAY,
+                    50,
+                    n_spinning,
+                ),
+                (
+                    "in its default idle loop",
+                    DEFAULT_IDLE_SPINS,
+                    WAKE_SPINNING_DELAY,
+                    50,
+                    n_spinning,
+                ),
+            ];
+            for (name, spins, delay, warmup, n) in cases {
+                progress(&format!(
+                    "wake latency jobsys (waiter {name}, signal after {delay:?})"
+                ));
+                let jobs = JobSystem::builder()
+                    .workers(t)
+                    .idle_spins(spins)
+                    .build()
+                    .expect("building the jobsys pool");
+                let samples = jobs.run(|ctx| on_jobsys::wake_latency(ctx, delay, warmup, n));
+                let (p50, p99) = median_p99_us(&samples);
+                rows.push(Row {
+                    workload: format!(
+                        "wake latency, waiter's worker {name} (signal after {delay:?}, idle spins {spins}; {n} samples), µs"
+                    ),
+                    jobsys: format!("median {p50:.2}, p99 {p99:.2}"),
+                    peer: "—".into(),
+                    ratio: None,
+                    target: "reported (no target)".into(),
+                    met: "—".into(),
+                });
+            }
+            notes.push(
+                "wake: the waiter (worker 0) submits one job pinned to worker 1 and waits on its counter; the job busy-waits for the delay, stores the time as its last action and returns (its completion is the last decrement); latency = waiter's clock right after `wait_for_counter` returns − that store. See `on_jobsys::wake_latency`.".into(),
+            );
+            notes.push(format!(
+                "wake: `asleep` uses the default pool and a {WAKE_ASLEEP_DELAY:?} delay, far past the idle loop's spin and yield rounds; `spinning` raises the pool's idle spin rounds to {WAKE_SPINNING_IDLE_SPINS} so worker 0 is certainly still spinning after {WAKE_SPINNING_DELAY:?} (with the default {DEFAULT_IDLE_SPINS} it has usually left the spin rounds by then: the third row shows what the default idle loop gives after that gap)."
+            ));
+        }
+    }
+
     println!("| workload | jobsys | rayon (or corosensei) | ratio jobsys/peer | target | met? |");
     println!("|---|---|---|---|---|---|");
     for r in &rows {
@@ -506,5 +639,23 @@ fn frame_details(name: &str, s: &FrameStats) -> String {
         s.bound,
         s.mean_over_bound(),
         s.p99_over_bound()
+    )
+}
+
+fn idle_details(name: &str, s: &IdleStats) -> String {
+    let jobs = (s.frames * IDLE_JOBS) as f64;
+    format!(
+        "idle {name}: {} frames in {:.0} ms; process CPU {:.1} ms (user {:.1}, sys {:.1}: a tick-sampled split) / job CPU {:.1} ms ({:.2} µs per job, its two thread-clock reads included) = {:.2}; frame submit→wait {:.0} µs mean, {:.0} max; {} frames overran the period.",
+        s.frames,
+        s.wall_ns as f64 / 1e6,
+        (s.user_ns + s.sys_ns) as f64 / 1e6,
+        s.user_ns as f64 / 1e6,
+        s.sys_ns as f64 / 1e6,
+        s.job_ns as f64 / 1e6,
+        s.job_ns as f64 / 1e3 / jobs,
+        s.ratio(),
+        s.frame_mean_us,
+        s.frame_max_us,
+        s.overruns
     )
 }

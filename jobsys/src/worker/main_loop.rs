@@ -14,7 +14,7 @@ const IDLE_YIELDS: u32 = 16;
 
 /// While a frame is open, an idle worker yields once every this many rounds and spins the
 /// rest; picked.
-const FRAME_YIELD_EVERY: u32 = 64;
+const FRAME_YIELD_EVERY: u32 = 1024;
 
 /// Most jobs a worker takes from the injector at once; picked (half a default ring), tune with
 /// data.
