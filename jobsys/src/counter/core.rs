@@ -122,6 +122,15 @@ impl CounterCore {
         self.value() <= target
     }
 
+    /// Whether subtracting `n` now would reach a published waiter's target. A relaxed look
+    /// for the batched-decrement path (`Ctx::complete`): a stale answer only makes a batch be
+    /// paid a little earlier or at its next payment point, never loses a decrement.
+    #[inline]
+    pub(crate) fn would_wake(&self, n: u32) -> bool {
+        let word = self.word.load(Ordering::Relaxed);
+        value_of(word).saturating_sub(n) < trigger_of(word)
+    }
+
     /// Adds `n` outstanding jobs. Relaxed is enough: the jobs are published after this (a queue
     /// push with Release) and their decrements are RMWs on the same word, so coherence orders
     /// them after the add.

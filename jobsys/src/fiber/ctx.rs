@@ -311,29 +311,35 @@ impl Ctx {
     /// one worker are subtracted together — one RMW on the counter's line per run of jobs
     /// instead of one per job — and the debt is paid before this worker starts a job of
     /// another counter, before any fiber on it waits, yields or goes idle (so before the
-    /// worker can sleep), and when the run of the same counter reaches 2^16 jobs. A counter
+    /// worker can sleep), when the run of the same counter reaches 2^16 jobs, and at once when
+    /// paying would reach the target of a fiber or thread already parked on it. A counter
     /// owed a decrement cannot reach zero, so its owner cannot free it while we hold the
     /// pointer.
     #[inline]
     pub(crate) fn complete(&self, counter: &CounterCore) {
-        let owed = self.worker().pending.with_mut(|p| {
+        let (owed, now) = self.worker().pending.with_mut(|p| {
             // SAFETY: owner-thread-only field: this fiber runs on the worker's thread, and no
             // reference to it outlives this closure.
             let p = unsafe { &mut *p };
             if core::ptr::eq(p.counter, counter) && p.n < PENDING_MAX {
                 p.n += 1;
-                return None;
+                return (None, p.n);
             }
             let owed = (p.counter, p.n);
             p.counter = counter;
             p.n = 1;
-            Some(owed)
+            (Some(owed), 1)
         });
         if let Some((old, n)) = owed
             && n > 0
         {
             // SAFETY: `old` is owed `n` decrements, so it has not reached zero and is alive.
             unsafe { (*old).sub(n) };
+        }
+        // A parked waiter whose target this batch reaches is woken now, not at the next
+        // payment point (a join whose `b` was stolen, a wait on the last job of a batch).
+        if counter.would_wake(now) {
+            self.flush_decrements();
         }
     }
 

@@ -174,6 +174,10 @@ impl Shared {
     /// anything.
     fn take_injected(&self, index: usize, priority: Priority) -> bool {
         let list = self.injector.at(priority);
+        if list.is_empty() {
+            // Before the batch buffer below: zeroing it is most of an empty look's cost.
+            return false;
+        }
         let share = (list.len() / self.workers.len()).clamp(1, INJECTOR_BATCH);
         let mut batch = [None::<JobRef>; INJECTOR_BATCH];
         let mut n = 0;
