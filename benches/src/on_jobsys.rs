@@ -221,6 +221,57 @@ pub fn parfor_decls(ctx: &Ctx, data: &mut Parfor, scratch: &mut ParforDecls) {
     assert!(!counter.is_poisoned(), "a W4 chunk job panicked");
 }
 
+/// Chunks per job for [`parfor_grained`]: 16 jobs per worker (at least one chunk each), the
+/// granularity rayon's adaptive splitter reaches for `par_chunks_mut`, fixed up front.
+pub fn parfor_chunks_per_job(workers: usize) -> usize {
+    (crate::PARFOR_LEN / PARFOR_CHUNK / (16 * workers)).max(1)
+}
+
+/// Entry of a W4 grained declaration: `data` is its `ChunkPtrs` spanning several chunks, each
+/// run through the same kernel.
+fn parfor_grained_entry(_: &Ctx, data: *mut ()) {
+    // SAFETY: as in `parfor_entry` (built by `parfor_grained`).
+    let (x, y) = unsafe {
+        let c = &*data.cast_const().cast::<ChunkPtrs>();
+        (
+            core::slice::from_raw_parts(c.x, c.len),
+            core::slice::from_raw_parts_mut(c.y, c.len),
+        )
+    };
+    for (xc, yc) in x.chunks(PARFOR_CHUNK).zip(y.chunks_mut(PARFOR_CHUNK)) {
+        parfor_kernel(xc, yc);
+    }
+}
+
+/// W4 as the workload allows ("a job may take several whole chunks"): one batch of
+/// declarations of [`parfor_chunks_per_job`] whole chunks each.
+pub fn parfor_grained(ctx: &Ctx, data: &mut Parfor, scratch: &mut ParforDecls) {
+    let per_job = parfor_chunks_per_job(ctx.worker_count()) * PARFOR_CHUNK;
+    let Parfor { x, y } = data;
+    scratch.decls.clear();
+    scratch.chunks.clear();
+    for (yc, xc) in y.chunks_mut(per_job).zip(x.chunks(per_job)) {
+        scratch.chunks.push(ChunkPtrs {
+            x: xc.as_ptr(),
+            y: yc.as_mut_ptr(),
+            len: xc.len(),
+        });
+    }
+    for c in &scratch.chunks {
+        scratch.decls.push(JobDecl::new(
+            &PARFOR_META,
+            parfor_grained_entry,
+            (c as *const ChunkPtrs).cast_mut().cast(),
+        ));
+    }
+    let counter = Counter::new();
+    // SAFETY: as in `parfor_decls`: the scratch and the counter outlive the wait, the spans are
+    // disjoint pieces of `data`, borrowed mutably throughout.
+    unsafe { ctx.run_jobs(&scratch.decls, &counter) };
+    ctx.wait_for_counter(&counter, 0);
+    assert!(!counter.is_poisoned(), "a W4 job panicked");
+}
+
 /// One W5 system: 64 jobs in a scope.
 fn frame_system(ctx: &Ctx, work: &FrameWork, s: usize) {
     ctx.scope(|sc| {

@@ -386,11 +386,24 @@ fn main() {
                 on_jobsys::parfor_decls(ctx, d, &mut scratch)
             })
         });
+        progress("W4 parfor jobsys (grained decl batch)");
+        let jg = on_jobsys_pool(t, |ctx| {
+            let mut scratch = on_jobsys::ParforDecls::new();
+            parfor_passes(&mut data, passes, "jobsys W4 grained", |d| {
+                on_jobsys::parfor_grained(ctx, d, &mut scratch)
+            })
+        });
         progress("W4 parfor rayon");
         let ry = on_rayon_pool(t, || {
             parfor_passes(&mut data, passes, "rayon W4", on_rayon::parfor)
         });
-        for (how, s) in [("scope spawn per chunk", js), ("one decl batch", jd)] {
+        let grain = on_jobsys::parfor_chunks_per_job(t);
+        let grained = format!("decl batch, {grain} chunks per job");
+        for (how, s) in [
+            ("scope spawn per chunk", js),
+            ("one decl batch", jd),
+            (grained.as_str(), jg),
+        ] {
             let ratio = s.median / ry.median;
             rows.push(Row {
                 workload: format!(
@@ -409,7 +422,7 @@ fn main() {
             });
         }
         notes.push(
-            "W4: 4,096 jobs per pass: scope = one `spawn` per chunk; decls = one batch of 4,096 `JobDecl`s (filled inside the pass). `× seq` = speedup, sequential / parallel median.".into(),
+            "W4: scope = one `spawn` per chunk and decls = one batch of 4,096 `JobDecl`s, both 4,096 jobs per pass; grained = one batch of `JobDecl`s of several whole chunks each (16 jobs per worker, as the workload allows), each chunk through the same kernel. Declarations are filled inside the pass. `× seq` = speedup, sequential / parallel median.".into(),
         );
     }
 

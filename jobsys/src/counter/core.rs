@@ -260,7 +260,9 @@ fn wake_cold(counter: *const CounterCore, reached: u32) {
 /// of the Naughty-Dog model.
 ///
 /// [`Ctx::run_jobs`](crate::Ctx::run_jobs) adds the batch size, every job that finishes
-/// subtracts one, and [`Ctx::wait_for_counter`](crate::Ctx::wait_for_counter) parks the calling
+/// subtracts one (a worker subtracts a run of finished jobs of one counter together, before
+/// it starts other work or parks, and at once when that reaches a parked waiter's target), and
+/// [`Ctx::wait_for_counter`](crate::Ctx::wait_for_counter) parks the calling
 /// *fiber* (never the worker thread) until the count is at or below a target. Waiting for a
 /// non-zero target is allowed: the decrement that reaches it wakes the waiter.
 ///
@@ -284,7 +286,9 @@ impl Counter {
         }
     }
 
-    /// The number of unfinished jobs right now.
+    /// The count right now: the unfinished jobs, plus finished ones a worker has not
+    /// subtracted yet (see the type docs). To wait for a value, use
+    /// [`Ctx::wait_for_counter`](crate::Ctx::wait_for_counter), which sees every decrement.
     pub fn value(&self) -> u32 {
         self.core.value()
     }

@@ -289,7 +289,12 @@ impl Ctx {
                 Affinity::Worker(k) => k == self.worker_index(),
             };
         match shared.policy.place(meta, hint, inline_ok) {
-            Place::Inline => self.run(job),
+            Place::Inline => {
+                self.run(job);
+                // The submitter goes on with its own job: pay the inline job's decrement now
+                // rather than when that job ends.
+                self.flush_decrements();
+            }
             Place::Own(priority) => {
                 fault::inject(fault::Site::Push);
                 let ring = self.worker().ring(priority, meta.stack);
