@@ -17,15 +17,17 @@
 //!   goes to its worker's inbox.
 //! - **Order.** A worker looks at its pinned inbox, then its own rings High → Normal → Low,
 //!   then the injectors High → Normal → Low, then steals High → Normal → Low.
-//! - **Anti-starvation.** Every [`GLOBAL_PERIOD`]th pick of a worker is a *global pick*: High
-//!   work anywhere (injector, then other workers' rings) first, then its oldest-priority work
-//!   (own Low ring, Low injector), then the usual order. So a High job submitted elsewhere
-//!   starts within `GLOBAL_PERIOD - 1` local picks of any busy worker, and queued Low work gets
-//!   at least one pick in `GLOBAL_PERIOD` on a worker that has it. A waiting fiber's
-//!   inline-children pass counts its picks too, takes Low children first at a global pick,
-//!   and, at a global pick with High work in the injector or pinned work in the worker's inbox,
-//!   parks without using the pick, so that the worker's next pick — the global one — takes
-//!   that work.
+//! - **Anti-starvation.** Every [`GLOBAL_PERIOD`]th pick of a worker is a *global pick*, which
+//!   looks at High work elsewhere first (the injector, then other workers' rings), then its
+//!   pinned inbox and own High ring, then Low work (own Low ring, Low injector), then Normal
+//!   work, stealing Low last. So a High job submitted elsewhere starts within
+//!   `GLOBAL_PERIOD - 1` local picks of any busy worker that can host it, and on a worker with
+//!   queued Low work a stream of Normal work cannot pass it over beyond the next global pick
+//!   (only High and pinned work come first). A waiting fiber's inline-children pass counts its
+//!   picks too, takes Low children first at a global pick, and, at a global pick with High
+//!   work in the injector or pinned work in the worker's inbox, parks without using the pick,
+//!   so that the worker's next pick — the global one — takes that work. (High work in another
+//!   worker's ring does not interrupt an inline-children pass.)
 //! - **Priority inversion.** There is no priority inheritance. A job that waits runs its own
 //!   unstarted children inline first, whatever their priority, so a High job waiting on Low
 //!   children it submitted itself does not wait behind other Low work; Low work it did not
