@@ -1,6 +1,6 @@
 //! `Ctx::scope` and `Scope::spawn`.
 
-use super::arena::Arena;
+use super::arena::{Arena, BlockPool};
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
@@ -82,10 +82,20 @@ struct InlineRecords([core::mem::MaybeUninit<u8>; INLINE_RECORDS]);
 /// instead of one RMW per spawn.
 struct BodyLocal {
     records: core::cell::UnsafeCell<InlineRecords>,
+    /// The region being bump-allocated: null for the inline buffer, else a chunk of
+    /// `REFILL` bytes taken from the scope's arena.
+    region: core::cell::Cell<*mut u8>,
     used: core::cell::Cell<usize>,
+    /// Size of the current region.
+    cap: core::cell::Cell<usize>,
     /// Units added to the counter and not yet handed to a spawn.
     credits: core::cell::Cell<u32>,
 }
+
+/// Bytes a scope body takes from its arena at once when its inline buffer is full: one arena
+/// lock per chunk instead of one per spawn. Picked; records larger than a quarter of it go to
+/// the arena directly.
+const REFILL: usize = 8 * 1024;
 
 impl BodyLocal {
     fn new() -> Self {
@@ -93,26 +103,52 @@ impl BodyLocal {
             records: core::cell::UnsafeCell::new(InlineRecords(
                 [core::mem::MaybeUninit::uninit(); INLINE_RECORDS],
             )),
+            region: core::cell::Cell::new(core::ptr::null_mut()),
             used: core::cell::Cell::new(0),
+            cap: core::cell::Cell::new(INLINE_RECORDS),
             credits: core::cell::Cell::new(0),
         }
     }
 
-    /// Room for one record of `layout` in the inline buffer, if it fits.
+    /// Room for one record of `layout`: from the current region, else from a fresh chunk of
+    /// the scope's arena (small records), else `None` (the caller asks the arena itself).
     #[inline]
-    fn alloc(&self, layout: Layout) -> Option<NonNull<u8>> {
+    fn alloc(&self, layout: Layout, state: &ScopeState, pool: &BlockPool) -> Option<NonNull<u8>> {
         if layout.align() > 64 {
             return None;
         }
+        if let Some(p) = self.bump(layout) {
+            return Some(p);
+        }
+        if layout.size() > REFILL / 4 {
+            return None;
+        }
+        let chunk = state.arena.lock().alloc(
+            pool,
+            Layout::from_size_align(REFILL, 64).expect("refill layout"),
+        );
+        self.region.set(chunk.as_ptr());
+        self.used.set(0);
+        self.cap.set(REFILL);
+        self.bump(layout)
+    }
+
+    #[inline]
+    fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
         let start = self.used.get().next_multiple_of(layout.align());
         let end = start.checked_add(layout.size())?;
-        if end > INLINE_RECORDS {
+        if end > self.cap.get() {
             return None;
         }
         self.used.set(end);
-        // SAFETY: `start..end` is inside the buffer, handed out once; the buffer is aligned to
-        // 64 >= `layout.align()`.
-        Some(unsafe { NonNull::new_unchecked(self.records.get().cast::<u8>().add(start)) })
+        let base = match self.region.get() {
+            p if p.is_null() => self.records.get().cast::<u8>(),
+            p => p,
+        };
+        // SAFETY: `start..end` is inside the current region (the inline buffer or an arena
+        // chunk alive until the scope ends), handed out once; both are aligned to 64 >=
+        // `layout.align()`.
+        Some(unsafe { NonNull::new_unchecked(base.add(start)) })
     }
 
     /// Accounts one more job on `counter` (adding a chunk of units when none is left).
@@ -183,7 +219,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let layout = Layout::new::<SpawnJob<F>>();
         let record = self
             .body
-            .and_then(|b| b.alloc(layout))
+            .and_then(|b| b.alloc(layout, self.state, &shared.blocks))
             .unwrap_or_else(|| self.state.arena.lock().alloc(&shared.blocks, layout))
             .cast::<SpawnJob<F>>();
         // SAFETY: fresh, suitably aligned arena memory that lives until the scope ends, which is
