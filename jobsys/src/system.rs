@@ -71,6 +71,14 @@ impl JobSystem {
         self.shared.sleeping_workers()
     }
 
+    /// How many times a sleeping worker's watchdog found work that nobody had woken it for
+    /// (a diagnostic). The sleep/wake protocol is designed, argued and model-checked so that
+    /// this never happens; a non-zero value is a jobsys bug — a lost wake-up that the watchdog
+    /// turned into a delay of up to ~40 ms instead of a hang. Please report it.
+    pub fn lost_wakeups(&self) -> usize {
+        self.shared.dorm.rescues.load(Ordering::Relaxed)
+    }
+
     /// For each worker, the core it was pinned to, or `None` if pinning was off or failed.
     pub fn pinned_cores(&self) -> &[Option<usize>] {
         &self.pinned_cores

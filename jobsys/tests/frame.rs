@@ -49,6 +49,11 @@ fn workers_sleep_between_frames_and_stay_awake_inside_one() {
         });
     }
     assert_eq!(ran.load(Ordering::Relaxed), 3 * 50 * 4);
+    assert_eq!(
+        jobs.lost_wakeups(),
+        0,
+        "the sleep watchdog caught a lost wake-up"
+    );
 }
 
 #[test]

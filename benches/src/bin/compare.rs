@@ -167,8 +167,14 @@ fn on_jobsys_pool<R>(t: usize, f: impl FnOnce(&Ctx) -> R) -> R {
         .workers(t)
         .build()
         .expect("building the jobsys pool");
-    jobs.run(f)
+    let r = jobs.run(f);
+    LOST_WAKEUPS.fetch_add(jobs.lost_wakeups(), std::sync::atomic::Ordering::Relaxed);
+    r
 }
+
+/// Lost wake-ups the jobsys pools' sleep watchdogs caught (`JobSystem::lost_wakeups`), summed
+/// over the run; printed at the end, must be 0.
+static LOST_WAKEUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Builds a fresh rayon pool of `t` threads and runs `f` inside `install`.
 fn on_rayon_pool<R: Send>(t: usize, f: impl FnOnce() -> R + Send) -> R {
@@ -585,6 +591,7 @@ fn main() {
                     .build()
                     .expect("building the jobsys pool");
                 let samples = jobs.run(|ctx| on_jobsys::wake_latency(ctx, delay, warmup, n));
+                LOST_WAKEUPS.fetch_add(jobs.lost_wakeups(), std::sync::atomic::Ordering::Relaxed);
                 let (p50, p99) = median_p99_us(&samples);
                 rows.push(Row {
                     workload: format!(
@@ -622,6 +629,15 @@ fn main() {
         }
     }
     println!();
+    let lost = LOST_WAKEUPS.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "jobsys sleep watchdog: {lost} lost wake-up(s) caught{}",
+        if lost == 0 {
+            ""
+        } else {
+            " — a jobsys bug, please report"
+        }
+    );
     println!("All result checks passed.");
 }
 

@@ -14,6 +14,11 @@ pub(crate) use protocol::{Bed, Dorm};
 use crate::sync::{Ordering, fence};
 use crate::worker::Shared;
 
+/// How long a sleeping worker parks before its watchdog look (see `Dorm::sleep`): a lost
+/// wake-up would cost two of these instead of a hang. Long enough that a worker asleep
+/// between 16 ms frames gets up at most once per frame for nothing.
+const SLEEP_WATCHDOG: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Shared {
     /// Called after publishing work that no awake worker is sure to run (a foreign
     /// submission, work left in the injector or in a victim's ring): wakes one sleeping
@@ -101,7 +106,7 @@ impl Shared {
         };
         let park = || {
             crate::profile::sleep_begin(index);
-            std::thread::park();
+            std::thread::park_timeout(SLEEP_WATCHDOG);
             crate::profile::sleep_end(index);
         };
         self.dorm.sleep(&self.workers[index].bed, look, park);

@@ -29,6 +29,9 @@ pub(crate) struct Dorm {
     pub(crate) sleepers: CachePadded<AtomicUsize>,
     /// Bumped before every wake of a sleeping worker (see `Shared::drained`).
     pub(crate) epoch: CachePadded<AtomicUsize>,
+    /// Sleeps the watchdog ended because work was waiting that nobody woke the sleeper for
+    /// (lost wake-ups: always 0 unless the protocol has a bug).
+    pub(crate) rescues: AtomicUsize,
 }
 
 impl Dorm {
@@ -36,18 +39,14 @@ impl Dorm {
         Self {
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             epoch: CachePadded::new(AtomicUsize::new(0)),
+            rescues: AtomicUsize::new(0),
         }
     }
 
     /// The sleeper's side: announce, fence, `look` for work (read-only; true means found),
     /// and either cancel or `park` until a waker clears `bed.sleeping` (`park` may return
     /// spuriously). Returns whether it slept.
-    pub(crate) fn sleep(
-        &self,
-        bed: &Bed,
-        look: impl FnOnce() -> bool,
-        mut park: impl FnMut(),
-    ) -> bool {
+    pub(crate) fn sleep(&self, bed: &Bed, look: impl Fn() -> bool, mut park: impl FnMut()) -> bool {
         // Count first, flag second: a waker can only claim a flag that is already counted, so
         // `sleepers` never reads below the number of claimable sleepers. (Flag first let a
         // waker claim a half-announced worker and decrement before its increment; another
@@ -67,8 +66,27 @@ impl Dorm {
             return false;
         }
         bed.settled.store(true, Ordering::SeqCst);
+        // Watchdog: `park` may return without a wake (the scheduler's parks time out). A
+        // sleeper that twice in a row finds work while still flagged asleep was not woken for
+        // it — a lost wake-up, which the protocol above rules out — so it counts a rescue and
+        // gets up. Once is not enough: a waker may be between its fence and its claim.
+        let mut saw_work = false;
         while bed.sleeping.load(Ordering::Acquire) {
             park();
+            if !bed.sleeping.load(Ordering::Acquire) {
+                break;
+            }
+            if !look() {
+                saw_work = false;
+            } else if !saw_work {
+                saw_work = true;
+            } else {
+                if bed.sleeping.swap(false, Ordering::AcqRel) {
+                    self.sleepers.fetch_sub(1, Ordering::AcqRel);
+                    self.rescues.fetch_add(1, Ordering::Relaxed);
+                }
+                break;
+            }
         }
         bed.settled.store(false, Ordering::SeqCst);
         true

@@ -16,5 +16,10 @@ pub(crate) fn each_worker_count(mut f: impl FnMut(&JobSystem, usize)) {
     for n in WORKER_COUNTS {
         let jobs = system(n);
         f(&jobs, n);
+        assert_eq!(
+            jobs.lost_wakeups(),
+            0,
+            "{n} workers: the sleep watchdog caught a lost wake-up (a jobsys bug)"
+        );
     }
 }
