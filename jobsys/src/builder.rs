@@ -5,7 +5,7 @@ use crate::error::{BuildError, BuildErrorKind};
 use crate::fiber::{FiberPool, fiber_main};
 use crate::job::StackClass;
 use crate::scope::BlockPool;
-use crate::sync::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use crate::shim::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use crate::worker::{FpState, Injector, Shared, Worker, start_worker};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;

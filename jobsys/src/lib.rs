@@ -58,7 +58,7 @@ pub mod profile;
 mod queue;
 mod sched;
 mod scope;
-mod sync;
+mod shim;
 mod system;
 mod wake;
 mod worker;

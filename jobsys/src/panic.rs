@@ -1,7 +1,7 @@
 //! Panics: caught at the job boundary, owned by the scope / batch / handle that owns the job,
 //! re-raised in its owner after the wait. A panic inside the scheduler aborts.
 
-use crate::sync::SpinLock;
+use crate::shim::SpinLock;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -18,7 +18,7 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
 pub(crate) struct PanicSlot(SpinLock<Option<Payload>>);
 
 impl PanicSlot {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         pub(crate) fn new() -> Self {
             Self(SpinLock::new(None))
         }

@@ -5,7 +5,7 @@ use crate::counter::Counter;
 use crate::fiber::Ctx;
 use crate::job::{JobDecl, JobMeta};
 use crate::scope::StackJob;
-use crate::sync::Ordering;
+use crate::shim::Ordering;
 use crate::worker::{LoopMode, Shared, main_loop};
 use core::fmt;
 use core::marker::PhantomData;

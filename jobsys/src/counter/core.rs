@@ -2,7 +2,7 @@
 
 use super::{WaitNode, Waiter};
 use crate::panic::fatal;
-use crate::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
+use crate::shim::{AtomicBool, AtomicU64, Ordering, SpinLock};
 use core::fmt;
 use core::ptr;
 use crossbeam_utils::CachePadded;
@@ -101,7 +101,7 @@ pub(crate) struct CounterCore {
 }
 
 impl CounterCore {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         pub(crate) fn new(value: u32) -> Self {
             Self {
                 word: AtomicU64::new(value as u64),
@@ -277,7 +277,7 @@ pub struct Counter {
 }
 
 impl Counter {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         /// A counter at zero.
         pub fn new() -> Self {
             Self {

@@ -1,7 +1,7 @@
 //! Wait nodes: who is waiting, for what value, and how to wake them.
 
-use crate::sync::thread::{self, Thread};
-use crate::sync::{AtomicBool, Ordering};
+use crate::shim::thread::{self, Thread};
+use crate::shim::{AtomicBool, Ordering};
 use crate::worker::Shared;
 
 /// A waiter, linked into a counter's list. Lives on the waiter's stack for the whole wait.

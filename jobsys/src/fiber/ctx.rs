@@ -69,14 +69,14 @@ impl Ctx {
             fn drop(&mut self) {
                 self.0
                     .frames_open
-                    .fetch_sub(1, crate::sync::Ordering::SeqCst);
+                    .fetch_sub(1, crate::shim::Ordering::SeqCst);
             }
         }
         let shared = self.shared();
         let _close = Close(shared);
         if shared
             .frames_open
-            .fetch_add(1, crate::sync::Ordering::SeqCst)
+            .fetch_add(1, crate::shim::Ordering::SeqCst)
             == 0
         {
             // Pairs with the sleeper's fence: either it sees the frame and stays up, or we see
@@ -499,7 +499,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
         "switching into a {prev:?} fiber"
     );
     slot.transition(prev, Running);
-    slot.home.store(index, crate::sync::Ordering::Relaxed);
+    slot.home.store(index, crate::shim::Ordering::Relaxed);
     fault::inject(fault::Site::Switch);
     profile::fiber_enter(index, fiber);
     // SAFETY: the caller took `fiber` from the free list or a ready queue, which hand each fiber
@@ -516,7 +516,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             slot.transition(Running, Waiting);
             worker
                 .parked_here
-                .fetch_add(1, crate::sync::Ordering::SeqCst);
+                .fetch_add(1, crate::shim::Ordering::SeqCst);
             // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it).
@@ -527,7 +527,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
                 worker.push_ready(fiber);
                 worker
                     .parked_here
-                    .fetch_sub(1, crate::sync::Ordering::SeqCst);
+                    .fetch_sub(1, crate::shim::Ordering::SeqCst);
             }
         }
         CoroutineResult::Yield(Suspend::Yield) => {

@@ -5,7 +5,7 @@ use crate::counter::CounterCore;
 use crate::error::BuildError;
 use crate::job::{JobMeta, StackClass};
 use crate::panic::fatal;
-use crate::sync::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
+use crate::shim::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_queue::ArrayQueue;

@@ -12,7 +12,7 @@ use super::{JobHeader, JobMeta, JobRef};
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::panic::catch;
-use crate::sync::UnsafeCell;
+use crate::shim::UnsafeCell;
 use core::fmt;
 use core::ptr::NonNull;
 
@@ -44,7 +44,7 @@ unsafe impl Send for JobDecl {}
 unsafe impl Sync for JobDecl {}
 
 impl JobDecl {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         /// A declaration that calls `entry(ctx, data)` when it runs.
         ///
         /// `entry` may be a safe `fn(&Ctx, *mut ())`; it receives the context of the fiber it runs

@@ -3,7 +3,7 @@
 use super::JobMeta;
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
-use crate::sync::UnsafeCell;
+use crate::shim::UnsafeCell;
 use core::ptr::{self, NonNull};
 
 /// The first field of every runnable record (`#[repr(C)]`, so a pointer to the record is a
@@ -29,7 +29,7 @@ pub(crate) struct JobHeader {
 const _: () = assert!(size_of::<JobHeader>() == 4 * size_of::<usize>());
 
 impl JobHeader {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         pub(crate) fn new(
             execute: unsafe fn(NonNull<JobHeader>, &Ctx),
             owner: *const CounterCore,

@@ -1,7 +1,7 @@
 //! An intrusive FIFO of jobs under a spin lock: the injector and the pinned inboxes.
 
 use crate::job::{JobHeader, JobRef};
-use crate::sync::{AtomicUsize, Ordering, SpinLock};
+use crate::shim::{AtomicUsize, Ordering, SpinLock};
 use core::ptr;
 
 struct Ends {

@@ -10,7 +10,7 @@
 //! claimed), which is why crossbeam-deque also steals one by one from LIFO workers.
 
 use crate::job::{JobHeader, JobRef};
-use crate::sync::{AtomicIsize, AtomicPtr, Ordering, fence};
+use crate::shim::{AtomicIsize, AtomicPtr, Ordering, fence};
 use crossbeam_utils::CachePadded;
 
 /// Outcome of a steal attempt.

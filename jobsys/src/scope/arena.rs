@@ -1,6 +1,6 @@
 //! Fixed-size blocks for scope job records, recycled across scopes and frames.
 
-use crate::sync::SpinLock;
+use crate::shim::SpinLock;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
@@ -33,7 +33,7 @@ fn next_of(block: *mut u8) -> *mut *mut u8 {
 }
 
 impl BlockPool {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         pub(crate) fn new() -> Self {
             Self {
                 free: SpinLock::new(ptr::null_mut()),
@@ -97,7 +97,7 @@ pub(crate) struct Arena {
 unsafe impl Send for Arena {}
 
 impl Arena {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         pub(crate) fn new() -> Self {
             Self {
                 blocks: ptr::null_mut(),

@@ -4,7 +4,7 @@ use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
 use crate::panic::{Payload, catch};
-use crate::sync::UnsafeCell;
+use crate::shim::UnsafeCell;
 use core::ptr::NonNull;
 use std::panic::resume_unwind;
 

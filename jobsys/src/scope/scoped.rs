@@ -6,7 +6,7 @@ use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
 use crate::panic::{PanicSlot, catch};
 use crate::sched::Hint;
-use crate::sync::SpinLock;
+use crate::shim::SpinLock;
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;

@@ -11,7 +11,7 @@ mod protocol;
 
 pub(crate) use protocol::{Bed, Dorm};
 
-use crate::sync::{Ordering, fence};
+use crate::shim::{Ordering, fence};
 use crate::worker::Shared;
 
 /// How long a sleeping worker parks before its watchdog look (see `Dorm::sleep`): a lost

@@ -1,7 +1,7 @@
 //! The sleep/wake handshake on its own, so that the scheduler and the loom models
 //! (`wake/loom_tests.rs`) run the same code. The argument is in `wake/README.md`.
 
-use crate::sync::{AtomicBool, AtomicUsize, Ordering, fence};
+use crate::shim::{AtomicBool, AtomicUsize, Ordering, fence};
 use crossbeam_utils::CachePadded;
 
 /// One worker's sleep state.

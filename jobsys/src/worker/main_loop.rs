@@ -75,7 +75,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
         }
         idle += 1;
         if idle <= shared.idle_spins {
-            crate::sync::spin_loop();
+            crate::shim::spin_loop();
         } else if shared.in_frame() {
             // Frame-aware idle: while a frame is open the next fan-out is microseconds away,
             // so stay awake — spinning, with a yield now and then so that a descheduled
@@ -83,7 +83,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
             if idle.is_multiple_of(FRAME_YIELD_EVERY) {
                 std::thread::yield_now();
             } else {
-                crate::sync::spin_loop();
+                crate::shim::spin_loop();
             }
         } else if idle <= shared.idle_spins + IDLE_YIELDS || mode == LoopMode::NoSleep {
             std::thread::yield_now();
@@ -238,7 +238,7 @@ impl Shared {
                     n += 1;
                 }
                 Steal::Empty => break,
-                Steal::Retry => crate::sync::spin_loop(),
+                Steal::Retry => crate::shim::spin_loop(),
             }
         }
         match last {
@@ -294,7 +294,7 @@ impl Shared {
                             return Some(job);
                         }
                         Steal::Empty => break,
-                        Steal::Retry => crate::sync::spin_loop(),
+                        Steal::Retry => crate::shim::spin_loop(),
                     }
                 }
             }

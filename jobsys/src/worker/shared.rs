@@ -5,7 +5,7 @@ use crate::job::{JobRef, Priority, StackClass};
 use crate::panic::fatal;
 use crate::queue::{JobList, Ring};
 use crate::scope::BlockPool;
-use crate::sync::{AtomicBool, AtomicIsize, AtomicUsize, Ordering, UnsafeCell};
+use crate::shim::{AtomicBool, AtomicIsize, AtomicUsize, Ordering, UnsafeCell};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;

@@ -1,7 +1,7 @@
 //! Starting a worker thread: name, FP control state, optional core pinning.
 
 use super::{LoopMode, Shared, main_loop};
-use crate::sync::Ordering;
+use crate::shim::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -74,8 +74,8 @@ pub(crate) fn start_worker(
     core: Option<core_affinity::CoreId>,
     fp: FpState,
     stack_size: usize,
-    started: Arc<crate::sync::AtomicUsize>,
-    pinned: Arc<[crate::sync::AtomicBool]>,
+    started: Arc<crate::shim::AtomicUsize>,
+    pinned: Arc<[crate::shim::AtomicBool]>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("jobsys-worker-{index}"))

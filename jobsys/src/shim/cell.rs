@@ -10,7 +10,7 @@ pub(crate) struct UnsafeCell<T>(
 );
 
 impl<T> UnsafeCell<T> {
-    crate::sync::loom_const! {
+    crate::shim::loom_const! {
         pub(crate) fn new(v: T) -> Self {
             #[cfg(loom)]
             {

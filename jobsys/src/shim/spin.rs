@@ -32,7 +32,7 @@ mod modelled {
 
 #[cfg(not(loom))]
 mod spinning {
-    use crate::sync::{AtomicBool, Ordering, UnsafeCell, spin_loop};
+    use crate::shim::{AtomicBool, Ordering, UnsafeCell, spin_loop};
     use core::ops::{Deref, DerefMut};
 
     /// Spin iterations between `yield_now` calls when the lock stays contended; picked, tune with data.
