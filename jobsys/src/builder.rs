@@ -203,6 +203,7 @@ impl Builder {
             dorm: crate::wake::Dorm::new(),
             frames_open: CachePadded::new(AtomicUsize::new(0)),
             parked: CachePadded::new(AtomicIsize::new(0)),
+            parked_on_sync: CachePadded::new(AtomicIsize::new(0)),
             shutdown: AtomicBool::new(false),
             exit: AtomicBool::new(false),
             in_run: AtomicBool::new(false),

@@ -216,6 +216,40 @@ impl Ctx {
         counter.value().saturating_sub(owed) <= target
     }
 
+    /// Parks this fiber on `key` while `validate(data)` holds (checked by the worker after the
+    /// switch, under the wait list's lock); returns the unparker's token, or
+    /// `park::TOKEN_INVALID` if it did not park. See `park/`.
+    ///
+    /// # Safety
+    /// `validate(data)` is sound to call on any thread until this returns.
+    pub(crate) unsafe fn park(
+        &self,
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+    ) -> usize {
+        if std::thread::panicking() {
+            fatal(
+                "a job blocked on a jobsys::sync primitive while its thread was panicking (in a Drop during unwinding?); that is refused",
+            );
+        }
+        let mut node = crate::park::ParkNode::new(
+            key,
+            validate,
+            data,
+            Waiter::Fiber {
+                shared: self.shared(),
+                fiber: self.fiber,
+            },
+        );
+        self.shared()
+            .fibers
+            .slot(self.fiber)
+            .set_waiting(key as *const CounterCore, super::pool::SYNC_WAIT);
+        self.suspend(Suspend::Park(NonNull::from(&mut node)));
+        node.token()
+    }
+
     /// Lets other work run on this worker first — its woken fibers and one queued job — then
     /// continues on the same worker. With nothing else to do it returns almost at once.
     ///
@@ -521,6 +555,28 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it).
             if unsafe { counter.as_ref().publish(node.as_ptr()) } {
+                shared.fiber_parked();
+            } else {
+                slot.transition(Waiting, Ready);
+                worker.push_ready(fiber);
+                worker
+                    .parked_here
+                    .fetch_sub(1, crate::shim::Ordering::SeqCst);
+            }
+        }
+        CoroutineResult::Yield(Suspend::Park(node)) => {
+            slot.transition(Running, Waiting);
+            worker
+                .parked_here
+                .fetch_add(1, crate::shim::Ordering::SeqCst);
+            // SAFETY: the node and its validator's data are on the parked fiber's stack, which
+            // stays untouched until the unpark protocol pushes the fiber to a ready queue.
+            if unsafe { crate::park::publish(node.as_ptr()) } {
+                // Counted before `parked`, so the deadlock check never sees this fiber in
+                // `parked` but not here; the waker un-counts it in the same order.
+                shared
+                    .parked_on_sync
+                    .fetch_add(1, crate::shim::Ordering::AcqRel);
                 shared.fiber_parked();
             } else {
                 slot.transition(Waiting, Ready);

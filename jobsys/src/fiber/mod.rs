@@ -48,4 +48,6 @@ pub(crate) enum Suspend {
     Wait(NonNull<WaitNode>, NonNull<CounterCore>),
     /// Put me at the back of the ready queue.
     Yield,
+    /// Validate and link `node` on its address (`park/`), then park me until it is woken.
+    Park(NonNull<crate::park::ParkNode>),
 }

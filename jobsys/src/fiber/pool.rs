@@ -120,6 +120,10 @@ impl FiberSlot {
     }
 }
 
+/// `waiting_for` of a fiber parked on a `jobsys::sync` primitive (whose address is in
+/// `waiting_on`, not a counter). No counter wait has this target: it is always reached.
+pub(crate) const SYNC_WAIT: u32 = u32::MAX;
+
 /// All fibers, and a free list per stack class.
 pub(crate) struct FiberPool {
     slots: Box<[FiberSlot]>,
@@ -243,14 +247,16 @@ impl FiberPool {
             }
             if state == FiberState::Waiting {
                 let c = s.waiting_on.load(Ordering::Relaxed);
-                // SAFETY: a waiting fiber's counter is alive while it waits (it is on the waiter's
-                // stack or owned by something the waiter borrows).
-                let value = unsafe { (*c).value() };
-                let _ = write!(
-                    out,
-                    " waits on counter {c:p} for <= {} (now {value})",
-                    s.waiting_for.load(Ordering::Relaxed)
-                );
+                let target = s.waiting_for.load(Ordering::Relaxed);
+                if target == SYNC_WAIT {
+                    // Not a counter: the address of a `jobsys::sync` primitive.
+                    let _ = write!(out, " parked on a jobsys::sync primitive at {c:p}");
+                } else {
+                    // SAFETY: a waiting fiber's counter is alive while it waits (it is on the
+                    // waiter's stack or owned by something the waiter borrows).
+                    let value = unsafe { (*c).value() };
+                    let _ = write!(out, " waits on counter {c:p} for <= {target} (now {value})");
+                }
             }
             out.push('\n');
         }

@@ -164,8 +164,11 @@ pub(crate) struct Shared {
     /// Open frames (`Ctx::frame`, nested ones counted): idle workers spin instead of sleeping
     /// while it is non-zero.
     pub(crate) frames_open: CachePadded<AtomicUsize>,
-    /// Fibers parked on a counter (may lag below the truth, never above; see `fiber_parked`).
+    /// Fibers parked on a counter or a primitive (may lag below the truth, never above; see
+    /// `fiber_parked`).
     pub(crate) parked: CachePadded<AtomicIsize>,
+    /// Of those, fibers parked on a `jobsys::sync` primitive (same rules).
+    pub(crate) parked_on_sync: CachePadded<AtomicIsize>,
     /// Set when the system starts dropping: new foreign submissions are refused.
     pub(crate) shutdown: AtomicBool,
     /// Set once the system is quiescent during drop: workers leave their loops.
@@ -242,16 +245,28 @@ impl Shared {
     /// a job, and only jobs decrement counters: nothing can ever wake them.
     pub(crate) fn fiber_parked(&self) {
         let n = self.parked.fetch_add(1, Ordering::AcqRel) + 1;
-        if n as usize == self.fibers.len() {
+        // A fiber parked on a `jobsys::sync` primitive may be released by a plain thread, so
+        // the pool is only provably stuck when none is.
+        if n as usize == self.fibers.len() && self.parked_on_sync.load(Ordering::Acquire) == 0 {
             self.deadlock("every fiber in the pool is parked and no job can run to wake one");
         }
     }
 
     /// Makes a parked fiber runnable on its home worker (the wake stage).
     pub(crate) fn make_ready(&self, fiber: u32) {
+        self.make_ready_from(fiber, false);
+    }
+
+    /// [`make_ready`](Self::make_ready) for a fiber parked on a `jobsys::sync` primitive:
+    /// un-counts it from `parked` first, then from `parked_on_sync` (the reverse of parking),
+    /// so the deadlock check never sees it in `parked` alone.
+    pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool) {
         let slot = self.fibers.slot(fiber);
         let home = slot.home.load(Ordering::Relaxed);
         self.parked.fetch_sub(1, Ordering::AcqRel);
+        if from_sync {
+            self.parked_on_sync.fetch_sub(1, Ordering::AcqRel);
+        }
         slot.transition(FiberState::Waiting, FiberState::Ready);
         let w = &self.workers[home];
         let anywhere = self.migration && !slot.has_pinned();

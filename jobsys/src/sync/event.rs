@@ -1,0 +1,165 @@
+//! `Event`: manual- or auto-reset signal.
+
+use super::{Blocker, HANDOFF};
+use crate::shim::{AtomicU8, Ordering};
+
+const SET: u8 = 1;
+const PARKED: u8 = 2;
+
+/// How an [`Event`] resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Stays set until [`Event::reset`]: a `set` releases every waiter, present and future.
+    Manual,
+    /// A `set` releases exactly one waiter (the longest waiting) and the event is reset again;
+    /// with nobody waiting, the next `wait` consumes it.
+    Auto,
+}
+
+/// A signal that jobs and threads wait for: a frame's GPU fence, an asset loaded, a phase
+/// reached.
+///
+/// ```
+/// use jobsys::sync::{Event, EventKind};
+///
+/// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+/// let loaded = Event::new(EventKind::Manual);
+/// jobs.run(|ctx| {
+///     ctx.scope(|s| {
+///         s.spawn(|s| loaded.wait(s)); // parks its fiber until `set`
+///         s.spawn(|_| loaded.set());
+///     });
+/// });
+/// assert!(loaded.is_set());
+/// # Ok::<(), jobsys::BuildError>(())
+/// ```
+#[derive(Debug)]
+pub struct Event {
+    state: AtomicU8,
+    kind: EventKind,
+}
+
+impl Event {
+    /// An event that is not set.
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            state: AtomicU8::new(0),
+            kind,
+        }
+    }
+
+    fn key(&self) -> usize {
+        (self as *const Self).cast::<u8>() as usize
+    }
+
+    /// Whether the event is set (a snapshot).
+    pub fn is_set(&self) -> bool {
+        self.state.load(Ordering::Acquire) & SET != 0
+    }
+
+    /// Waits until the event is set (for an auto-reset event: consumes the signal).
+    pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) {
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            if s & SET != 0 {
+                match self.kind {
+                    EventKind::Manual => return,
+                    EventKind::Auto => {
+                        if self
+                            .state
+                            .compare_exchange_weak(
+                                s,
+                                s & !SET,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if s & PARKED == 0
+                && self
+                    .state
+                    .compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            // SAFETY: `validate` reads `self.state`, alive while we borrow self.
+            let token = unsafe {
+                blocker.park(
+                    self.key(),
+                    validate,
+                    (&self.state as *const AtomicU8).cast(),
+                )
+            };
+            if token == HANDOFF {
+                // Released by a `set`: an auto-reset event's setter handed the signal to us
+                // (without setting the event); a manual one released everyone parked, even if
+                // it was reset before we ran.
+                crate::shim::fence(Ordering::Acquire);
+                return;
+            }
+        }
+    }
+
+    /// Sets the event: a manual-reset event releases every waiter; an auto-reset event releases
+    /// the longest waiter, or stays set for the next `wait` if nobody waits.
+    pub fn set(&self) {
+        match self.kind {
+            EventKind::Manual => {
+                let old = self.state.fetch_or(SET, Ordering::Release);
+                if old & PARKED != 0 {
+                    crate::park::unpark_all(self.key(), HANDOFF, |_| {
+                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                    });
+                }
+            }
+            EventKind::Auto => loop {
+                let s = self.state.load(Ordering::Relaxed);
+                if s & SET != 0 {
+                    return;
+                }
+                if s & PARKED == 0 {
+                    if self
+                        .state
+                        .compare_exchange_weak(s, SET, Ordering::Release, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                crate::park::unpark_one(self.key(), |found| {
+                    if found.woken == 0 {
+                        self.state.store(SET, Ordering::Release);
+                        0
+                    } else {
+                        let s = if found.more { PARKED } else { 0 };
+                        self.state.store(s, Ordering::Release);
+                        HANDOFF
+                    }
+                });
+                return;
+            },
+        }
+    }
+
+    /// Clears the event (manual-reset events; a no-op on a cleared one).
+    pub fn reset(&self) {
+        self.state.fetch_and(!SET, Ordering::Release);
+    }
+}
+
+/// Park validation: not set, parked bit set.
+///
+/// # Safety
+/// `data` points at a live `AtomicU8`.
+unsafe fn validate(data: *const ()) -> bool {
+    // SAFETY: caller contract.
+    unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed) == PARKED
+}

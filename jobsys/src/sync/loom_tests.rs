@@ -1,0 +1,62 @@
+//! loom models of the primitives' park/unpark cores, with plain (loom) threads as waiters.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p jobsys --lib --release loom`.
+
+use super::{Barrier, Event, EventKind, Mutex, Semaphore, ThisThread};
+use loom::sync::Arc;
+use loom::thread;
+
+#[test]
+fn loom_mutex_excludes_and_hands_over() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0usize));
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || *m.lock(&ThisThread) += 1)
+        };
+        *m.lock(&ThisThread) += 1;
+        other.join().unwrap();
+        assert_eq!(*m.lock(&ThisThread), 2);
+    });
+}
+
+#[test]
+fn loom_auto_event_releases_its_waiter_once() {
+    loom::model(|| {
+        let e = Arc::new(Event::new(EventKind::Auto));
+        let waiter = {
+            let e = e.clone();
+            thread::spawn(move || e.wait(&ThisThread))
+        };
+        e.set();
+        waiter.join().unwrap();
+        assert!(!e.is_set(), "the waiter consumed the signal");
+    });
+}
+
+#[test]
+fn loom_semaphore_permit_reaches_the_waiter() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let waiter = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(&ThisThread))
+        };
+        s.release();
+        waiter.join().unwrap();
+        assert_eq!(s.available(), 0);
+    });
+}
+
+#[test]
+fn loom_barrier_releases_both_with_one_leader() {
+    loom::model(|| {
+        let b = Arc::new(Barrier::new(2));
+        let other = {
+            let b = b.clone();
+            thread::spawn(move || b.wait(&ThisThread).is_leader())
+        };
+        let me = b.wait(&ThisThread).is_leader();
+        let them = other.join().unwrap();
+        assert!(me ^ them, "exactly one leader");
+    });
+}

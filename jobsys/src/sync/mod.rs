@@ -1,0 +1,144 @@
+//! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`] and
+//! [`Barrier`].
+//!
+//! Every blocking call takes a [`Blocker`]: the job's [`Ctx`] (or a [`Scope`], which derefs to
+//! one), which parks the *fiber* — the worker runs other jobs meanwhile, including the one that
+//! will release it — or [`ThisThread`], which blocks a plain OS thread that is not a worker.
+//! Nothing allocates after creation: waiters wait in nodes on their own stacks, in the
+//! address-keyed wait lists the counters use (see `jobsys/src/park/`).
+//!
+//! ```
+//! use jobsys::sync::Mutex;
+//!
+//! let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+//! let total = Mutex::new(0u64);
+//! jobs.run(|ctx| {
+//!     ctx.scope(|s| {
+//!         for i in 0..100 {
+//!             let total = &total;
+//!             // Parks this job's fiber if another job holds the lock.
+//!             s.spawn(move |s| *total.lock(s) += i);
+//!         }
+//!     });
+//! });
+//! assert_eq!(total.into_inner(), 4950);
+//! # Ok::<(), jobsys::BuildError>(())
+//! ```
+//!
+//! Fairness: waiters are served first come, first served. A release hands the lock, the
+//! permit or the auto-reset event directly to the longest waiter, so no waiter starves (at the
+//! cost of throughput under contention: a releaser cannot take the lock straight back).
+//!
+//! Do not block with [`ThisThread`] on a worker thread (inside a job): it would block the
+//! worker and every fiber on it. Pass the job's `Ctx`.
+
+mod barrier;
+mod event;
+#[cfg(all(test, loom))]
+mod loom_tests;
+mod mutex;
+mod semaphore;
+mod wait_group;
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use event::{Event, EventKind};
+pub use mutex::{Mutex, MutexGuard};
+pub use semaphore::Semaphore;
+pub use wait_group::WaitGroup;
+
+use crate::{Ctx, Scope};
+
+/// The token an unparker hands a waiter it gave the resource to (lock, permit, event).
+pub(crate) const HANDOFF: usize = 1;
+
+/// What a blocking call parks: a job's fiber or the calling OS thread. Sealed.
+pub trait Blocker: private::Sealed {
+    /// Parks on `key` while `validate(data)` holds; returns the unparker's token.
+    ///
+    /// # Safety
+    /// `validate(data)` is sound to call on any thread until this returns.
+    #[doc(hidden)]
+    unsafe fn park(
+        &self,
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+    ) -> usize;
+
+    /// Waits until `counter` is zero.
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn wait_counter(&self, counter: &crate::counter::CounterCore);
+}
+
+/// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
+/// an IO thread, a test's main thread before `run`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThisThread;
+
+impl Blocker for Ctx {
+    unsafe fn park(
+        &self,
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+    ) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { Ctx::park(self, key, validate, data) }
+    }
+
+    #[allow(private_interfaces)]
+    fn wait_counter(&self, counter: &crate::counter::CounterCore) {
+        self.wait_core(counter, 0);
+    }
+}
+
+impl Blocker for Scope<'_, '_> {
+    unsafe fn park(
+        &self,
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+    ) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { Ctx::park(self, key, validate, data) }
+    }
+
+    #[allow(private_interfaces)]
+    fn wait_counter(&self, counter: &crate::counter::CounterCore) {
+        self.wait_core(counter, 0);
+    }
+}
+
+impl Blocker for ThisThread {
+    unsafe fn park(
+        &self,
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+    ) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { crate::park::park_thread(key, validate, data) }
+    }
+
+    #[allow(private_interfaces)]
+    fn wait_counter(&self, counter: &crate::counter::CounterCore) {
+        crate::counter::block_thread_until(counter, 0);
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for crate::Ctx {}
+    impl Sealed for crate::Scope<'_, '_> {}
+    impl Sealed for super::ThisThread {}
+}
+
+/// Spins this many times on a contended primitive before parking; picked (parking costs a
+/// fiber switch, ~100 ns), tune with data.
+#[cfg(not(loom))]
+pub(crate) const SPINS: u32 = 64;
+/// Under loom, park at once: a spin is a loom yield, which always lets the holder finish
+/// first, so the models would never reach the park path.
+#[cfg(loom)]
+pub(crate) const SPINS: u32 = 0;

@@ -1,0 +1,250 @@
+//! The fiber-aware primitives across worker counts: exact counts under the mutex, one release
+//! per auto-reset signal, bounded concurrency under the semaphore, barrier generations that
+//! never mix, and waits that park the fiber, not the worker.
+
+mod common;
+
+use common::{each_worker_count, system};
+use jobsys::sync::{Barrier, Event, EventKind, Mutex, Semaphore, ThisThread, WaitGroup};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+#[test]
+fn a_counter_under_the_mutex_reaches_exactly_n() {
+    const JOBS: usize = 200;
+    const EACH: usize = 100;
+    const THREAD: usize = 2_000;
+    each_worker_count(|jobs, n| {
+        let total = Mutex::new(0usize);
+        std::thread::scope(|t| {
+            // A plain thread competes with the jobs, blocking itself (not a worker).
+            t.spawn(|| {
+                for _ in 0..THREAD {
+                    *total.lock(&ThisThread) += 1;
+                }
+            });
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    for _ in 0..JOBS {
+                        s.spawn(|s| {
+                            for _ in 0..EACH {
+                                let mut g = total.lock(s);
+                                // A read-modify-write split by a yield: only exclusion keeps it
+                                // exact.
+                                let v = *g;
+                                if v.is_multiple_of(64) {
+                                    s.yield_now();
+                                }
+                                *g = v + 1;
+                            }
+                        });
+                    }
+                });
+            });
+        });
+        assert_eq!(total.into_inner(), JOBS * EACH + THREAD, "{n} workers");
+    });
+}
+
+#[test]
+fn a_fiber_waiting_on_the_mutex_does_not_block_its_worker() {
+    // One worker: the holder and the waiter share it. If the waiter blocked the thread, the
+    // holder could never run again to unlock.
+    let jobs = system(1);
+    let m = Mutex::new(0);
+    let waiter_done = AtomicBool::new(false);
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            let guard = m.lock(s);
+            s.spawn(|s| {
+                *m.lock(s) += 1;
+                waiter_done.store(true, Ordering::Relaxed);
+            });
+            // Let the waiter run: it parks on the mutex, and the worker comes back here.
+            s.yield_now();
+            assert!(!waiter_done.load(Ordering::Relaxed));
+            drop(guard);
+        });
+    });
+    assert!(waiter_done.load(Ordering::Relaxed));
+    assert_eq!(m.into_inner(), 1);
+}
+
+#[test]
+fn the_mutex_hands_over_in_arrival_order() {
+    // One worker, so arrival order is deterministic: waiters queue while the root holds the
+    // lock, and get it in the order they parked.
+    let jobs = system(1);
+    let m = Mutex::new(Vec::new());
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            let guard = m.lock(s);
+            for i in 0..5 {
+                let m = &m;
+                s.spawn_hinted(jobsys::Hint::Fifo, jobsys::job_meta!("waiter"), move |s| {
+                    m.lock(s).push(i)
+                });
+            }
+            // Run all five (each parks on the mutex), then release.
+            for _ in 0..5 {
+                s.yield_now();
+            }
+            drop(guard);
+        });
+    });
+    assert_eq!(m.into_inner(), [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_manual_event_releases_every_waiter() {
+    each_worker_count(|jobs, n| {
+        let event = Event::new(EventKind::Manual);
+        let released = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..32 {
+                    s.spawn(|s| {
+                        event.wait(s);
+                        released.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                s.spawn(|_| event.set());
+            });
+        });
+        assert_eq!(released.load(Ordering::Relaxed), 32, "{n} workers");
+        assert!(event.is_set());
+    });
+}
+
+#[test]
+fn an_auto_event_releases_exactly_one_waiter_per_set() {
+    const WAITERS: usize = 16;
+    each_worker_count(|jobs, n| {
+        let event = Event::new(EventKind::Auto);
+        let released = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..WAITERS {
+                    s.spawn(|s| {
+                        event.wait(s);
+                        released.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+                s.spawn(|s| {
+                    for round in 0..WAITERS {
+                        event.set();
+                        // Wait (yielding) until that signal released someone...
+                        while released.load(Ordering::SeqCst) == round {
+                            s.yield_now();
+                        }
+                        // ...and exactly one.
+                        assert_eq!(released.load(Ordering::SeqCst), round + 1, "{n} workers");
+                    }
+                });
+            });
+        });
+        assert_eq!(released.load(Ordering::SeqCst), WAITERS);
+        assert!(!event.is_set(), "{n} workers: a signal was left over");
+    });
+}
+
+#[test]
+fn a_thread_waits_for_an_event_a_job_sets() {
+    let jobs = system(2);
+    let event = Event::new(EventKind::Manual);
+    std::thread::scope(|t| {
+        let waiter = t.spawn(|| event.wait(&ThisThread));
+        jobs.run(|ctx| ctx.scope(|s| s.spawn(|_| event.set())));
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn the_semaphore_bounds_concurrency() {
+    const PERMITS: usize = 3;
+    each_worker_count(|jobs, n| {
+        let sem = Semaphore::new(PERMITS);
+        let (inside, most, done) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..200 {
+                    s.spawn(|s| {
+                        sem.acquire(s);
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        s.yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        sem.release();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            });
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 200, "{n} workers");
+        assert!(most.load(Ordering::SeqCst) <= PERMITS, "{n} workers");
+        assert_eq!(
+            sem.available(),
+            PERMITS,
+            "{n} workers: permits lost or created"
+        );
+    });
+}
+
+#[test]
+fn barrier_generations_never_mix() {
+    const PARTIES: u32 = 6;
+    const ROUNDS: usize = 100;
+    each_worker_count(|jobs, n| {
+        let barrier = Barrier::new(PARTIES);
+        let arrived: Vec<AtomicUsize> = (0..ROUNDS).map(|_| AtomicUsize::new(0)).collect();
+        let leaders: Vec<AtomicUsize> = (0..ROUNDS).map(|_| AtomicUsize::new(0)).collect();
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..PARTIES {
+                    s.spawn(|s| {
+                        for round in 0..ROUNDS {
+                            arrived[round].fetch_add(1, Ordering::SeqCst);
+                            if barrier.wait(s).is_leader() {
+                                leaders[round].fetch_add(1, Ordering::SeqCst);
+                            }
+                            // Nobody passes round `round` before all have arrived at it.
+                            assert_eq!(
+                                arrived[round].load(Ordering::SeqCst),
+                                PARTIES as usize,
+                                "{n} workers, round {round}"
+                            );
+                        }
+                    });
+                }
+            });
+        });
+        for (round, l) in leaders.iter().enumerate() {
+            assert_eq!(l.load(Ordering::SeqCst), 1, "{n} workers, round {round}");
+        }
+    });
+}
+
+#[test]
+fn a_wait_group_waits_for_every_done() {
+    each_worker_count(|jobs, n| {
+        let wg = WaitGroup::new();
+        let finished = AtomicUsize::new(0);
+        wg.add(64);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..64 {
+                    s.spawn(|_| {
+                        finished.fetch_add(1, Ordering::SeqCst);
+                        wg.done();
+                    });
+                }
+                wg.wait(s);
+                assert_eq!(finished.load(Ordering::SeqCst), 64, "{n} workers");
+            });
+        });
+        assert_eq!(wg.count(), 0);
+    });
+}
