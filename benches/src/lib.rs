@@ -651,6 +651,61 @@ pub fn timed(f: impl FnOnce()) -> Duration {
     t.elapsed()
 }
 
+/// The std peer of `on_jobsys::contended_lock`: `parties` OS threads share `ops`
+/// lock + increment + unlock of one `std::sync::Mutex`.
+pub fn std_contended_lock(parties: usize, ops: usize) -> Duration {
+    let m = std::sync::Mutex::new(0usize);
+    let each = ops / parties;
+    let start = std::sync::Barrier::new(parties + 1);
+    let d = std::thread::scope(|s| {
+        for _ in 0..parties {
+            s.spawn(|| {
+                start.wait();
+                for _ in 0..each {
+                    *m.lock().unwrap() += 1;
+                }
+            });
+        }
+        start.wait();
+        let t = Instant::now();
+        // The scope joins the threads before returning; time until then.
+        t
+    });
+    let elapsed = d.elapsed();
+    assert_eq!(
+        *m.lock().unwrap(),
+        each * parties,
+        "std contended lock lost updates"
+    );
+    elapsed
+}
+
+/// The std peer of `on_jobsys::barrier_rounds`: `parties` OS threads meet at one
+/// `std::sync::Barrier` `rounds` times.
+pub fn std_barrier_rounds(parties: usize, rounds: usize) -> Duration {
+    let b = std::sync::Barrier::new(parties);
+    let leaders = std::sync::atomic::AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..parties {
+            s.spawn(|| {
+                for _ in 0..rounds {
+                    if b.wait().is_leader() {
+                        leaders.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let d = t.elapsed();
+    assert_eq!(
+        leaders.into_inner(),
+        rounds,
+        "std barrier: one leader per round"
+    );
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

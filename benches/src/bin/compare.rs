@@ -60,7 +60,7 @@ struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("compare: {msg}");
     eprintln!(
-        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4,W5,W6,idle,wake] [--runs N] [--quick]"
+        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4,W5,W6,idle,wake,sync] [--runs N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -100,6 +100,7 @@ fn parse_args() -> Args {
                 for w in &list {
                     if ![
                         "w1", "w1b", "w2", "w2a", "w2b", "w3", "w4", "w5", "w6", "idle", "wake",
+                        "sync",
                     ]
                     .contains(&w.as_str())
                     {
@@ -510,6 +511,55 @@ fn main() {
             target: "≤ 0.5×".into(),
             met: yes_no(ratio <= 0.5),
         });
+    }
+
+    // ---- sync primitives (issue 4) ----------------------------------------------------------
+    if args.wants("sync") {
+        let (ops, rounds) = if quick {
+            (20_000, 2_000)
+        } else {
+            (200_000, 20_000)
+        };
+        let parties = t.max(2);
+        progress("sync: contended lock, jobsys Mutex");
+        let js = Sample::of(&on_jobsys_pool(t, |ctx| {
+            warm_then_time(runs, || on_jobsys::contended_lock(ctx, parties, ops))
+        }))
+        .scaled(ops as f64);
+        progress("sync: contended lock, std Mutex on threads");
+        let st = Sample::of(&warm_then_time(runs, || {
+            jobsys_benches::std_contended_lock(parties, ops)
+        }))
+        .scaled(ops as f64);
+        rows.push(Row {
+            workload: format!("sync: contended lock, {parties} contenders, ns per lock+unlock"),
+            jobsys: cell(js, 1),
+            peer: format!("std::sync::Mutex, {parties} threads {}", cell(st, 1)),
+            ratio: Some(js.median / st.median),
+            target: "reported".into(),
+            met: "—".into(),
+        });
+        progress("sync: barrier round trip, jobsys Barrier");
+        let jb = Sample::of(&on_jobsys_pool(t, |ctx| {
+            warm_then_time(runs, || on_jobsys::barrier_rounds(ctx, parties, rounds))
+        }))
+        .scaled(rounds as f64);
+        progress("sync: barrier round trip, std Barrier on threads");
+        let sb = Sample::of(&warm_then_time(runs, || {
+            jobsys_benches::std_barrier_rounds(parties, rounds)
+        }))
+        .scaled(rounds as f64);
+        rows.push(Row {
+            workload: format!("sync: barrier round trip, {parties} parties, ns per round"),
+            jobsys: cell(jb, 1),
+            peer: format!("std::sync::Barrier, {parties} threads {}", cell(sb, 1)),
+            ratio: Some(jb.median / sb.median),
+            target: "reported".into(),
+            met: "—".into(),
+        });
+        notes.push(format!(
+            "sync: jobsys = {parties} jobs on {t} workers (a contended wait parks the fiber); std = {parties} OS threads. Lock: each contender does its share of {ops} lock+increment+unlock. Barrier: {rounds} rounds. Channels are not built yet (issue 4)."
+        ));
     }
 
     // ---- idle CPU ----------------------------------------------------------------------------
