@@ -505,6 +505,56 @@ pub fn wake_latency(ctx: &Ctx, delay: Duration, warmup: usize, samples: usize) -
     out
 }
 
+/// Contended lock: `parties` jobs each do their share of `ops` lock + increment + unlock of one
+/// `jobsys::sync::Mutex`. Returns the elapsed time; checks the total.
+pub fn contended_lock(ctx: &Ctx, parties: usize, ops: usize) -> std::time::Duration {
+    let m = jobsys::sync::Mutex::new(0usize);
+    let each = ops / parties;
+    let t = std::time::Instant::now();
+    ctx.scope(|s| {
+        for _ in 0..parties {
+            let m = &m;
+            s.spawn(move |s| {
+                for _ in 0..each {
+                    *m.lock(s) += 1;
+                }
+            });
+        }
+    });
+    let d = t.elapsed();
+    assert_eq!(
+        m.into_inner(),
+        each * parties,
+        "jobsys contended lock lost updates"
+    );
+    d
+}
+
+/// Barrier round trip: `parties` jobs meet at one `jobsys::sync::Barrier` `rounds` times.
+pub fn barrier_rounds(ctx: &Ctx, parties: usize, rounds: usize) -> std::time::Duration {
+    let b = jobsys::sync::Barrier::new(parties as u32);
+    let leaders = AtomicUsize::new(0);
+    let t = std::time::Instant::now();
+    ctx.scope(|s| {
+        for _ in 0..parties {
+            s.spawn(|s| {
+                for _ in 0..rounds {
+                    if b.wait(s).is_leader() {
+                        leaders.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let d = t.elapsed();
+    assert_eq!(
+        leaders.into_inner(),
+        rounds,
+        "jobsys barrier: one leader per round"
+    );
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,54 +608,4 @@ mod tests {
             });
         }
     }
-}
-
-/// Contended lock: `parties` jobs each do their share of `ops` lock + increment + unlock of one
-/// `jobsys::sync::Mutex`. Returns the elapsed time; checks the total.
-pub fn contended_lock(ctx: &Ctx, parties: usize, ops: usize) -> std::time::Duration {
-    let m = jobsys::sync::Mutex::new(0usize);
-    let each = ops / parties;
-    let t = std::time::Instant::now();
-    ctx.scope(|s| {
-        for _ in 0..parties {
-            let m = &m;
-            s.spawn(move |s| {
-                for _ in 0..each {
-                    *m.lock(s) += 1;
-                }
-            });
-        }
-    });
-    let d = t.elapsed();
-    assert_eq!(
-        m.into_inner(),
-        each * parties,
-        "jobsys contended lock lost updates"
-    );
-    d
-}
-
-/// Barrier round trip: `parties` jobs meet at one `jobsys::sync::Barrier` `rounds` times.
-pub fn barrier_rounds(ctx: &Ctx, parties: usize, rounds: usize) -> std::time::Duration {
-    let b = jobsys::sync::Barrier::new(parties as u32);
-    let leaders = AtomicUsize::new(0);
-    let t = std::time::Instant::now();
-    ctx.scope(|s| {
-        for _ in 0..parties {
-            s.spawn(|s| {
-                for _ in 0..rounds {
-                    if b.wait(s).is_leader() {
-                        leaders.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    let d = t.elapsed();
-    assert_eq!(
-        leaders.into_inner(),
-        rounds,
-        "jobsys barrier: one leader per round"
-    );
-    d
 }
