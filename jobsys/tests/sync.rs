@@ -248,3 +248,128 @@ fn a_wait_group_waits_for_every_done() {
         assert_eq!(wg.count(), 0);
     });
 }
+
+#[test]
+fn a_channel_delivers_every_message_exactly_once() {
+    use jobsys::sync::Channel;
+    const PRODUCERS: usize = 4;
+    const CONSUMERS: usize = 3;
+    const EACH: usize = 2_000;
+    each_worker_count(|jobs, n| {
+        // Tiny capacity: senders and receivers park all the time.
+        let chan = Channel::new(4);
+        let seen: Vec<AtomicUsize> = (0..PRODUCERS * EACH).map(|_| AtomicUsize::new(0)).collect();
+        let producers_left = AtomicUsize::new(PRODUCERS);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for p in 0..PRODUCERS {
+                    let (chan, producers_left) = (&chan, &producers_left);
+                    s.spawn(move |s| {
+                        for i in 0..EACH {
+                            chan.send(s, p * EACH + i).expect("open while producing");
+                        }
+                        if producers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            chan.close();
+                        }
+                    });
+                }
+                for _ in 0..CONSUMERS {
+                    s.spawn(|s| {
+                        while let Ok(v) = chan.recv(s) {
+                            seen[v].fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+        });
+        for (v, c) in seen.iter().enumerate() {
+            assert_eq!(c.load(Ordering::Relaxed), 1, "{n} workers: message {v}");
+        }
+        assert!(chan.is_empty() && chan.is_closed());
+    });
+}
+
+#[test]
+fn a_closed_channel_drains_then_reports_closed_and_returns_sends() {
+    use jobsys::sync::{Channel, RecvError, SendError, TryRecvError, TrySendError};
+    let chan = Channel::new(2);
+    assert_eq!(chan.capacity(), 2);
+    assert_eq!(Channel::<u8>::new(1).capacity(), 2);
+    assert_eq!(chan.try_recv(), Err(TryRecvError::Empty));
+    chan.try_send(1).unwrap();
+    chan.try_send(2).unwrap();
+    assert_eq!(chan.try_send(3), Err(TrySendError::Full(3)));
+    chan.close();
+    assert_eq!(chan.try_send(4), Err(TrySendError::Closed(4)));
+    assert_eq!(chan.send(&ThisThread, 5), Err(SendError(5)));
+    assert_eq!(chan.recv(&ThisThread), Ok(1));
+    assert_eq!(chan.try_recv(), Ok(2));
+    assert_eq!(chan.recv(&ThisThread), Err(RecvError));
+    assert_eq!(chan.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn close_wakes_parked_receivers_and_senders() {
+    use jobsys::sync::Channel;
+    each_worker_count(|jobs, n| {
+        let empty = Channel::<u32>::new(1);
+        let full = Channel::new(2);
+        full.try_send(0u32).unwrap();
+        full.try_send(0u32).unwrap();
+        let (receivers_out, senders_out) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|s| {
+                        assert!(empty.recv(s).is_err());
+                        receivers_out.fetch_add(1, Ordering::SeqCst);
+                    });
+                    s.spawn(|s| {
+                        assert!(full.send(s, 1).is_err());
+                        senders_out.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+                s.spawn(|s| {
+                    // Let the waiters park (they may or may not have), then close both.
+                    s.yield_now();
+                    empty.close();
+                    full.close();
+                });
+            });
+        });
+        assert_eq!(receivers_out.load(Ordering::SeqCst), 4, "{n} workers");
+        assert_eq!(senders_out.load(Ordering::SeqCst), 4, "{n} workers");
+    });
+}
+
+#[test]
+fn a_channel_connects_a_thread_and_jobs() {
+    use jobsys::sync::Channel;
+    let jobs = system(2);
+    let to_jobs = Channel::new(8);
+    let to_thread = Channel::new(8);
+    std::thread::scope(|t| {
+        // One thread feeds the jobs, another drains what they send back (with bounded
+        // channels both ways, one thread doing both could deadlock against the jobs).
+        t.spawn(|| {
+            for i in 0..1_000u64 {
+                to_jobs.send(&ThisThread, i).unwrap();
+            }
+            to_jobs.close();
+        });
+        let io = t.spawn(|| {
+            let mut sum = 0;
+            while let Ok(v) = to_thread.recv(&ThisThread) {
+                sum += v;
+            }
+            sum
+        });
+        jobs.run(|ctx| {
+            while let Ok(v) = to_jobs.recv(ctx) {
+                to_thread.send(ctx, v * 2).unwrap();
+            }
+            to_thread.close();
+        });
+        assert_eq!(io.join().unwrap(), 999 * 1_000);
+    });
+}

@@ -60,3 +60,32 @@ fn loom_barrier_releases_both_with_one_leader() {
         assert!(me ^ them, "exactly one leader");
     });
 }
+
+#[test]
+fn loom_channel_wakes_a_parked_receiver_per_value() {
+    use super::Channel;
+    loom::model(|| {
+        let c = Arc::new(Channel::new(2));
+        let rx = {
+            let c = c.clone();
+            thread::spawn(move || [c.recv(&ThisThread).unwrap(), c.recv(&ThisThread).unwrap()])
+        };
+        c.send(&ThisThread, 1).unwrap();
+        c.send(&ThisThread, 2).unwrap();
+        assert_eq!(rx.join().unwrap(), [1, 2]);
+    });
+}
+
+#[test]
+fn loom_channel_close_wakes_a_parked_receiver() {
+    use super::{Channel, RecvError};
+    loom::model(|| {
+        let c = Arc::new(Channel::<u8>::new(2));
+        let rx = {
+            let c = c.clone();
+            thread::spawn(move || c.recv(&ThisThread))
+        };
+        c.close();
+        assert_eq!(rx.join().unwrap(), Err(RecvError));
+    });
+}

@@ -1,5 +1,5 @@
-//! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`] and
-//! [`Barrier`].
+//! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`],
+//! [`Barrier`] and [`Channel`].
 //!
 //! Every blocking call takes a [`Blocker`]: the job's [`Ctx`] (or a [`Scope`], which derefs to
 //! one), which parks the *fiber* — the worker runs other jobs meanwhile, including the one that
@@ -33,6 +33,7 @@
 //! worker and every fiber on it. Pass the job's `Ctx`.
 
 mod barrier;
+mod channel;
 mod event;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -41,6 +42,7 @@ mod semaphore;
 mod wait_group;
 
 pub use barrier::{Barrier, BarrierWaitResult};
+pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::{Event, EventKind};
 pub use mutex::{Mutex, MutexGuard};
 pub use semaphore::Semaphore;

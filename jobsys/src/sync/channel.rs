@@ -1,0 +1,407 @@
+//! `Channel<T>`: bounded MPMC, storage allocated once; `send` parks when full, `recv` when
+//! empty.
+//!
+//! The queue is Vyukov's bounded MPMC ring (a sequence number per slot). Blocking sits on top,
+//! with the park table's protocol (`park/`): a side that finds the ring full (or empty) sets
+//! its "parked" flag, fences, looks again, and parks with a validator that re-checks — under
+//! the wait list's lock — that the ring is still full (empty), the channel open and the flag
+//! still set. The other side, after each successful operation, fences and, if the flag is set,
+//! unparks one waiter; the unparker clears the flag when it takes the last one. Dekker on the
+//! two fences: either the waker sees the flag, or the parker's look sees the new item (slot).
+
+use super::Blocker;
+use crate::shim::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::mem::MaybeUninit;
+use crossbeam_utils::CachePadded;
+
+const RX_PARKED: u8 = 1;
+const TX_PARKED: u8 = 2;
+
+struct Slot<T> {
+    seq: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A bounded multi-producer multi-consumer channel for jobs and threads.
+///
+/// ```
+/// use jobsys::sync::Channel;
+///
+/// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+/// let requests = Channel::new(4);
+/// let total = jobs.run(|ctx| {
+///     ctx.scope(|s| {
+///         s.spawn(|s| {
+///             for i in 1..=100u64 {
+///                 requests.send(s, i).unwrap(); // parks while the channel is full
+///             }
+///             requests.close();
+///         });
+///         let mut total = 0;
+///         while let Ok(v) = requests.recv(s) {
+///             total += v; // parks while empty; Err once closed and drained
+///         }
+///         total
+///     })
+/// });
+/// assert_eq!(total, 5050);
+/// # Ok::<(), jobsys::BuildError>(())
+/// ```
+///
+/// Close: after [`close`](Self::close), sends fail and hand the value back; receivers drain
+/// what is left, then get [`RecvError`]. Senders and receivers parked at the time are woken.
+/// A send that races with `close` either fails or is delivered to a receiver still draining;
+/// if no receiver drains any more, the value is dropped with the channel.
+pub struct Channel<T> {
+    slots: Box<[Slot<T>]>,
+    mask: usize,
+    head: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicUsize>,
+    parked: AtomicU8,
+    closed: AtomicBool,
+}
+
+// SAFETY: values move between threads through the ring (each slot owned by one side at a time,
+// by its sequence number): `T: Send` suffices.
+unsafe impl<T: Send> Send for Channel<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Channel<T> {}
+
+/// `try_send` failed: the value comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// `send` failed because the channel is closed; the value comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// `try_recv` found nothing.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum TryRecvError {
+    /// The channel is empty (and open).
+    Empty,
+    /// The channel is closed and drained.
+    Closed,
+}
+
+/// `recv` failed: the channel is closed and drained.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct RecvError;
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a closed channel")
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on a closed and empty channel")
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for SendError<T> {}
+impl std::error::Error for RecvError {}
+
+impl<T> Channel<T> {
+    /// A channel holding up to `capacity` values (rounded up to a power of two, and to at least
+    /// 2: the ring's sequence numbers cannot tell a full one-slot ring from an empty one); the
+    /// storage is allocated here, once.
+    ///
+    /// # Panics
+    /// If `capacity` is 0 or above 2³⁰.
+    pub fn new(capacity: usize) -> Self {
+        assert!(
+            (1..=1 << 30).contains(&capacity),
+            "a channel holds 1..=2^30 values, not {capacity}"
+        );
+        let cap = capacity.next_power_of_two().max(2);
+        Self {
+            slots: (0..cap)
+                .map(|i| Slot {
+                    seq: AtomicUsize::new(i),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+                .collect(),
+            mask: cap - 1,
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            parked: AtomicU8::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// How many values the channel holds at most.
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Values in the channel right now (a snapshot).
+    pub fn len(&self) -> usize {
+        let tail = self.tail.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(self.capacity())
+    }
+
+    /// Whether the channel is empty right now (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn rx_key(&self) -> usize {
+        (self as *const Self).cast::<u8>() as usize
+    }
+
+    fn tx_key(&self) -> usize {
+        self.rx_key() + 1
+    }
+
+    /// Sends without blocking.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        if self.is_closed() {
+            return Err(TrySendError::Closed(value));
+        }
+        match self.push(value) {
+            Ok(()) => {
+                self.wake(RX_PARKED, self.rx_key());
+                Ok(())
+            }
+            Err(value) => Err(TrySendError::Full(value)),
+        }
+    }
+
+    /// Receives without blocking.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.pop() {
+            Some(v) => {
+                self.wake(TX_PARKED, self.tx_key());
+                Ok(v)
+            }
+            None if self.is_closed() => {
+                // Values sent before the close are still delivered.
+                match self.pop() {
+                    Some(v) => Ok(v),
+                    None => Err(TryRecvError::Closed),
+                }
+            }
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Sends, parking `blocker` while the channel is full. Fails, handing the value back, if
+    /// the channel is (or gets) closed.
+    pub fn send<B: Blocker + ?Sized>(&self, blocker: &B, mut value: T) -> Result<(), SendError<T>> {
+        loop {
+            match self.try_send(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendError(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            self.parked.fetch_or(TX_PARKED, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !self.is_full() || self.is_closed() {
+                continue;
+            }
+            let check = Check {
+                chan: self as *const Self as *const (),
+                full: full_and_waiting::<T>,
+            };
+            // SAFETY: `check` and `self` outlive the park.
+            unsafe { blocker.park(self.tx_key(), validate, (&check as *const Check).cast()) };
+        }
+    }
+
+    /// Receives, parking `blocker` while the channel is empty. Fails once the channel is closed
+    /// and drained.
+    pub fn recv<B: Blocker + ?Sized>(&self, blocker: &B) -> Result<T, RecvError> {
+        loop {
+            match self.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Closed) => return Err(RecvError),
+                Err(TryRecvError::Empty) => {}
+            }
+            self.parked.fetch_or(RX_PARKED, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !self.is_empty_now() || self.is_closed() {
+                continue;
+            }
+            let check = Check {
+                chan: self as *const Self as *const (),
+                full: empty_and_waiting::<T>,
+            };
+            // SAFETY: `check` and `self` outlive the park.
+            unsafe { blocker.park(self.rx_key(), validate, (&check as *const Check).cast()) };
+        }
+    }
+
+    /// Closes the channel: sends fail from now on, receivers drain what is left; every parked
+    /// sender and receiver is woken. Idempotent.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        crate::park::unpark_all(self.rx_key(), 0, |_| {
+            self.parked.fetch_and(!RX_PARKED, Ordering::SeqCst);
+        });
+        crate::park::unpark_all(self.tx_key(), 0, |_| {
+            self.parked.fetch_and(!TX_PARKED, Ordering::SeqCst);
+        });
+    }
+
+    /// After a successful operation: wakes one waiter of the other side if its flag is set.
+    #[inline]
+    fn wake(&self, flag: u8, key: usize) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) & flag == 0 {
+            return;
+        }
+        crate::park::unpark_one(key, |found| {
+            if !found.more {
+                self.parked.fetch_and(!flag, Ordering::SeqCst);
+            }
+            0
+        });
+    }
+
+    /// The slot at `tail` is still held by an unread value (a stale `tail` reads "not full":
+    /// the caller then just retries).
+    fn is_full(&self) -> bool {
+        let tail = self.tail.load(Ordering::SeqCst);
+        let seq = self.slots[tail & self.mask].seq.load(Ordering::SeqCst);
+        (seq.wrapping_sub(tail) as isize) < 0
+    }
+
+    /// The slot at `head` holds no published value yet (a stale `head` reads "not empty").
+    fn is_empty_now(&self) -> bool {
+        let head = self.head.load(Ordering::SeqCst);
+        let seq = self.slots[head & self.mask].seq.load(Ordering::SeqCst);
+        (seq.wrapping_sub(head.wrapping_add(1)) as isize) < 0
+    }
+
+    /// Vyukov enqueue.
+    fn push(&self, value: T) -> Result<(), T> {
+        let mut pos = self.tail.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = seq as isize - pos as isize;
+            if diff == 0 {
+                match self.tail.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: winning the CAS on `tail` at `pos` gives us this slot until we
+                        // publish it with the sequence store.
+                        unsafe { (*slot.value.get()).write(value) };
+                        slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                return Err(value);
+            } else {
+                pos = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Vyukov dequeue.
+    fn pop(&self) -> Option<T> {
+        let mut pos = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = seq as isize - pos.wrapping_add(1) as isize;
+            if diff == 0 {
+                match self.head.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: winning the CAS on `head` at `pos` gives us the value the
+                        // producer published (Acquire on `seq`).
+                        let v = unsafe { (*slot.value.get()).assume_init_read() };
+                        slot.seq
+                            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+                        return Some(v);
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                return None;
+            } else {
+                pos = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What a parked sender or receiver re-checks under the wait list's lock.
+struct Check {
+    chan: *const (),
+    full: unsafe fn(*const ()) -> bool,
+}
+
+/// # Safety
+/// `data` points at a live `Check`.
+unsafe fn validate(data: *const ()) -> bool {
+    // SAFETY: caller contract; the check's channel outlives the park.
+    unsafe {
+        let c = &*data.cast::<Check>();
+        (c.full)(c.chan)
+    }
+}
+
+/// Sender's validation: still full, open, and the sender flag still set.
+///
+/// # Safety
+/// `chan` points at a live `Channel<T>`.
+unsafe fn full_and_waiting<T>(chan: *const ()) -> bool {
+    // SAFETY: caller contract.
+    let c = unsafe { &*chan.cast::<Channel<T>>() };
+    c.parked.load(Ordering::SeqCst) & TX_PARKED != 0 && c.is_full() && !c.is_closed()
+}
+
+/// Receiver's validation: still empty, open, and the receiver flag still set.
+///
+/// # Safety
+/// `chan` points at a live `Channel<T>`.
+unsafe fn empty_and_waiting<T>(chan: *const ()) -> bool {
+    // SAFETY: caller contract.
+    let c = unsafe { &*chan.cast::<Channel<T>>() };
+    c.parked.load(Ordering::SeqCst) & RX_PARKED != 0 && c.is_empty_now() && !c.is_closed()
+}
+
+impl<T> Drop for Channel<T> {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+    }
+}
+
+impl<T> fmt::Debug for Channel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
