@@ -373,3 +373,23 @@ fn a_channel_connects_a_thread_and_jobs() {
         assert_eq!(io.join().unwrap(), 999 * 1_000);
     });
 }
+
+#[test]
+fn a_counter_under_the_spin_lock_reaches_exactly_n() {
+    use jobsys::sync::SpinLock;
+    each_worker_count(|jobs, n| {
+        let total = SpinLock::new(0usize);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..64 {
+                    s.spawn(|_| {
+                        for _ in 0..500 {
+                            *total.lock() += 1;
+                        }
+                    });
+                }
+            });
+        });
+        assert_eq!(total.into_inner(), 64 * 500, "{n} workers");
+    });
+}

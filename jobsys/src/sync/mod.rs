@@ -1,5 +1,5 @@
 //! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`],
-//! [`Barrier`] and [`Channel`].
+//! [`Barrier`] and [`Channel`], plus [`SpinLock`] for very short sections.
 //!
 //! Every blocking call takes a [`Blocker`]: the job's [`Ctx`] (or a [`Scope`], which derefs to
 //! one), which parks the *fiber* — the worker runs other jobs meanwhile, including the one that
@@ -39,6 +39,7 @@ mod event;
 mod loom_tests;
 mod mutex;
 mod semaphore;
+mod spin;
 mod wait_group;
 
 pub use barrier::{Barrier, BarrierWaitResult};
@@ -46,6 +47,7 @@ pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::{Event, EventKind};
 pub use mutex::{Mutex, MutexGuard};
 pub use semaphore::Semaphore;
+pub use spin::{SpinLock, SpinLockGuard};
 pub use wait_group::WaitGroup;
 
 use crate::{Ctx, Scope};
