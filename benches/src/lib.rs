@@ -666,9 +666,10 @@ pub fn std_contended_lock(parties: usize, ops: usize) -> Duration {
                 }
             });
         }
-        start.wait();
+        // Start the clock before releasing the threads (after would miss work done while
+        // this thread was descheduled); the scope joins them before returning.
         let t = Instant::now();
-        // The scope joins the threads before returning; time until then.
+        start.wait();
         t
     });
     let elapsed = d.elapsed();
@@ -702,6 +703,50 @@ pub fn std_barrier_rounds(parties: usize, rounds: usize) -> Duration {
         leaders.into_inner(),
         rounds,
         "std barrier: one leader per round"
+    );
+    d
+}
+
+/// The std peer of `on_jobsys::channel_ping_pong`: two threads, two `sync_channel(1)`s.
+pub fn std_ping_pong(rounds: usize) -> Duration {
+    let (ping_tx, ping_rx) = std::sync::mpsc::sync_channel::<usize>(1);
+    let (pong_tx, pong_rx) = std::sync::mpsc::sync_channel::<usize>(1);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..rounds {
+                let v = ping_rx.recv().expect("ping open");
+                pong_tx.send(v + 1).expect("pong open");
+            }
+        });
+        let mut v = 0;
+        for _ in 0..rounds {
+            ping_tx.send(v).expect("ping open");
+            v = pong_rx.recv().expect("pong open");
+        }
+        assert_eq!(v, rounds, "std ping-pong lost a message");
+    });
+    t.elapsed()
+}
+
+/// The std peer of `on_jobsys::channel_throughput`: a producer thread and this thread over
+/// `sync_channel(capacity)`.
+pub fn std_channel_throughput(n: usize, capacity: usize) -> Duration {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<usize>(capacity);
+    let t = Instant::now();
+    let sum = std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..n {
+                tx.send(i).expect("open");
+            }
+        });
+        rx.iter().sum::<usize>()
+    });
+    let d = t.elapsed();
+    assert_eq!(
+        sum,
+        n * (n - 1) / 2,
+        "std channel lost or duplicated values"
     );
     d
 }

@@ -555,6 +555,55 @@ pub fn barrier_rounds(ctx: &Ctx, parties: usize, rounds: usize) -> std::time::Du
     d
 }
 
+/// Channel ping-pong: two jobs bounce a value over two `jobsys::sync::Channel`s `rounds`
+/// times. Returns the elapsed time.
+pub fn channel_ping_pong(ctx: &Ctx, rounds: usize) -> std::time::Duration {
+    let (ping, pong) = (jobsys::sync::Channel::new(1), jobsys::sync::Channel::new(1));
+    let t = std::time::Instant::now();
+    ctx.scope(|s| {
+        s.spawn(|s| {
+            for _ in 0..rounds {
+                let v: usize = ping.recv(s).expect("ping open");
+                pong.send(s, v + 1).expect("pong open");
+            }
+        });
+        let mut v = 0;
+        for _ in 0..rounds {
+            ping.send(s, v).expect("ping open");
+            v = pong.recv(s).expect("pong open");
+        }
+        assert_eq!(v, rounds, "jobsys ping-pong lost a message");
+    });
+    t.elapsed()
+}
+
+/// Channel throughput: one job sends `n` values through a channel of `capacity`, another
+/// receives and sums them.
+pub fn channel_throughput(ctx: &Ctx, n: usize, capacity: usize) -> std::time::Duration {
+    let chan = jobsys::sync::Channel::new(capacity);
+    let t = std::time::Instant::now();
+    let sum = ctx.scope(|s| {
+        s.spawn(|s| {
+            for i in 0..n {
+                chan.send(s, i).expect("open");
+            }
+            chan.close();
+        });
+        let mut sum = 0usize;
+        while let Ok(v) = chan.recv(s) {
+            sum += v;
+        }
+        sum
+    });
+    let d = t.elapsed();
+    assert_eq!(
+        sum,
+        n * (n - 1) / 2,
+        "jobsys channel lost or duplicated values"
+    );
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

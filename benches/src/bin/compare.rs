@@ -557,8 +557,49 @@ fn main() {
             target: "reported".into(),
             met: "—".into(),
         });
+        let (pings, msgs, cap) = if quick {
+            (2_000, 100_000, 1024)
+        } else {
+            (20_000, 1_000_000, 1024)
+        };
+        progress("sync: channel ping-pong, jobsys");
+        let jp = Sample::of(&on_jobsys_pool(t, |ctx| {
+            warm_then_time(runs, || on_jobsys::channel_ping_pong(ctx, pings))
+        }))
+        .scaled(pings as f64);
+        progress("sync: channel ping-pong, std sync_channel");
+        let sp = Sample::of(&warm_then_time(runs, || {
+            jobsys_benches::std_ping_pong(pings)
+        }))
+        .scaled(pings as f64);
+        rows.push(Row {
+            workload: "sync: channel ping-pong, ns per round trip".into(),
+            jobsys: cell(jp, 1),
+            peer: format!("std sync_channel, 2 threads {}", cell(sp, 1)),
+            ratio: Some(jp.median / sp.median),
+            target: "reported".into(),
+            met: "—".into(),
+        });
+        progress("sync: channel throughput, jobsys");
+        let jt = Sample::of(&on_jobsys_pool(t, |ctx| {
+            warm_then_time(runs, || on_jobsys::channel_throughput(ctx, msgs, cap))
+        }))
+        .scaled(msgs as f64);
+        progress("sync: channel throughput, std sync_channel");
+        let stt = Sample::of(&warm_then_time(runs, || {
+            jobsys_benches::std_channel_throughput(msgs, cap)
+        }))
+        .scaled(msgs as f64);
+        rows.push(Row {
+            workload: format!("sync: channel throughput (capacity {cap}), ns per message"),
+            jobsys: cell(jt, 1),
+            peer: format!("std sync_channel, 2 threads {}", cell(stt, 1)),
+            ratio: Some(jt.median / stt.median),
+            target: "reported".into(),
+            met: "—".into(),
+        });
         notes.push(format!(
-            "sync: jobsys = {parties} jobs on {t} workers (a contended wait parks the fiber); std = {parties} OS threads. Lock: each contender does its share of {ops} lock+increment+unlock. Barrier: {rounds} rounds. Channels are not built yet (issue 4)."
+            "sync: jobsys = jobs on {t} workers (a contended wait parks the fiber); std = OS threads. Lock: {parties} contenders share {ops} lock+increment+unlock. Barrier: {parties} parties, {rounds} rounds. Channels: {pings} ping-pong round trips over two capacity-1 (jobsys: 2) channels; {msgs} messages one producer → one consumer. The peer is std's `sync_channel`: crossbeam-channel is not available offline here."
         ));
     }
 
