@@ -39,11 +39,13 @@ unsafe impl<T: ?Sized + Sync> Sync for SpinLockGuard<'_, T> {}
 const SPINS_BEFORE_YIELD: u32 = 64;
 
 impl<T> SpinLock<T> {
-    /// An unlocked spin lock holding `value`.
-    pub const fn new(value: T) -> Self {
-        Self {
-            locked: AtomicBool::new(false),
-            data: UnsafeCell::new(value),
+    crate::shim::loom_const! {
+        /// An unlocked spin lock holding `value`.
+        pub fn new(value: T) -> Self {
+            Self {
+                locked: AtomicBool::new(false),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
