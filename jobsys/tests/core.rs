@@ -422,10 +422,15 @@ fn yield_lets_other_jobs_run_on_a_single_worker() {
             s.spawn(|_| {
                 flag.store(1, Ordering::SeqCst);
             });
-            // With one worker the spawned job can only run if this fiber yields.
-            while flag.load(Ordering::SeqCst) == 0 {
-                s.yield_now();
-            }
+            // With one worker the spawned job can only run if this fiber yields — and one
+            // yield is enough: it lets one queued job run before this fiber continues (even
+            // for the `run` closure, which the loop started itself).
+            s.yield_now();
+            assert_eq!(
+                flag.load(Ordering::SeqCst),
+                1,
+                "one yield did not let the job run"
+            );
         });
     });
     assert_eq!(flag.load(Ordering::SeqCst), 1);

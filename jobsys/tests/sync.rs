@@ -393,3 +393,85 @@ fn a_counter_under_the_spin_lock_reaches_exactly_n() {
         assert_eq!(total.into_inner(), 64 * 500, "{n} workers");
     });
 }
+
+#[test]
+fn rwlock_readers_never_see_a_torn_write() {
+    use jobsys::sync::RwLock;
+    const WRITERS: usize = 8;
+    const WRITES: usize = 200;
+    each_worker_count(|jobs, n| {
+        let pair = RwLock::new((0usize, 0usize));
+        let reads = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..WRITERS {
+                    s.spawn(|s| {
+                        for _ in 0..WRITES {
+                            let mut g = pair.write(s);
+                            g.0 += 1;
+                            s.yield_now(); // a torn state is visible only to a broken lock
+                            g.1 += 1;
+                        }
+                    });
+                }
+                for _ in 0..8 {
+                    s.spawn(|s| {
+                        for _ in 0..WRITES {
+                            let g = pair.read(s);
+                            assert_eq!(g.0, g.1, "{n} workers: a reader saw a torn write");
+                            reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+        });
+        assert_eq!(
+            pair.into_inner(),
+            (WRITERS * WRITES, WRITERS * WRITES),
+            "{n} workers"
+        );
+        assert_eq!(reads.load(Ordering::Relaxed), 8 * WRITES);
+    });
+}
+
+#[test]
+fn rwlock_admits_in_arrival_order_and_readers_share() {
+    use jobsys::sync::RwLock;
+    // One worker: arrival order is deterministic.
+    let jobs = system(1);
+    let lock = RwLock::new(());
+    let order = std::sync::Mutex::new(Vec::new());
+    let shared = AtomicBool::new(false);
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            let first = lock.read(s);
+            // A second reader gets in while the first holds it (no writer queued).
+            s.spawn_hinted(jobsys::Hint::Fifo, jobsys::job_meta!("reader"), |s| {
+                let _g = lock.read(s);
+                shared.store(true, Ordering::Relaxed);
+            });
+            s.yield_now();
+            assert!(
+                shared.load(Ordering::Relaxed),
+                "readers did not share the lock"
+            );
+            // Now a writer queues, then a reader: the reader must not overtake the writer.
+            s.spawn_hinted(jobsys::Hint::Fifo, jobsys::job_meta!("writer"), |s| {
+                let _g = lock.write(s);
+                order.lock().unwrap().push("writer");
+            });
+            s.spawn_hinted(jobsys::Hint::Fifo, jobsys::job_meta!("late reader"), |s| {
+                let _g = lock.read(s);
+                order.lock().unwrap().push("reader");
+            });
+            s.yield_now();
+            s.yield_now();
+            assert!(
+                order.lock().unwrap().is_empty(),
+                "someone entered past the held read"
+            );
+            drop(first);
+        });
+    });
+    assert_eq!(order.into_inner().unwrap(), ["writer", "reader"]);
+}

@@ -89,3 +89,26 @@ fn loom_channel_close_wakes_a_parked_receiver() {
         assert_eq!(rx.join().unwrap(), Err(RecvError));
     });
 }
+
+#[test]
+fn loom_rwlock_writer_and_reader_exclude_and_both_finish() {
+    use super::RwLock;
+    loom::model(|| {
+        let l = Arc::new(RwLock::new((0u8, 0u8)));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                let mut g = l.write(&ThisThread);
+                g.0 += 1;
+                g.1 += 1;
+            })
+        };
+        let seen = {
+            let g = l.read(&ThisThread);
+            *g
+        };
+        assert_eq!(seen.0, seen.1);
+        w.join().unwrap();
+        assert_eq!(*l.read(&ThisThread), (1, 1));
+    });
+}

@@ -1,5 +1,5 @@
 //! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`],
-//! [`Barrier`] and [`Channel`], plus [`SpinLock`] for very short sections.
+//! [`Barrier`], [`Channel`] and [`RwLock`], plus [`SpinLock`] for very short sections.
 //!
 //! Every blocking call takes a [`Blocker`]: the job's [`Ctx`] (or a [`Scope`], which derefs to
 //! one), which parks the *fiber* — the worker runs other jobs meanwhile, including the one that
@@ -38,6 +38,7 @@ mod event;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod mutex;
+mod rwlock;
 mod semaphore;
 mod spin;
 mod wait_group;
@@ -46,6 +47,7 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
 pub use event::{Event, EventKind};
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::Semaphore;
 pub use spin::{SpinLock, SpinLockGuard};
 pub use wait_group::WaitGroup;

@@ -54,9 +54,15 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
                 Some(fiber) => {
                     switch_into(shared, index, fiber, Resume::Run(job, at));
                     idle = 0;
-                    // A fiber that yielded gets its turn after each round of new work.
-                    if let Some(fiber) = worker.yielded.pop() {
-                        switch_into(shared, index, fiber, Resume::Continue(at));
+                    // A fiber that yielded gets its turn after each round of new work — but
+                    // not the fiber that just yielded out of this very round: it waits for the
+                    // next job, or `yield_now` would not let anything else run.
+                    if let Some(y) = worker.yielded.pop() {
+                        if y == fiber && worker.yielded.push(y).is_err() {
+                            crate::panic::fatal("yield queue overflow");
+                        } else if y != fiber {
+                            switch_into(shared, index, y, Resume::Continue(at));
+                        }
                     }
                 }
                 None => {
