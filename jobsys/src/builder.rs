@@ -5,7 +5,7 @@ use crate::error::{BuildError, BuildErrorKind};
 use crate::fiber::{FiberPool, fiber_main};
 use crate::job::StackClass;
 use crate::scope::BlockPool;
-use crate::shim::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::worker::{FpState, Injector, Shared, Worker, start_worker};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
@@ -202,8 +202,7 @@ impl Builder {
             policy: crate::sched::Active::default(),
             dorm: crate::wake::Dorm::new(),
             frames_open: CachePadded::new(AtomicUsize::new(0)),
-            parked: CachePadded::new(AtomicIsize::new(0)),
-            parked_on_sync: CachePadded::new(AtomicIsize::new(0)),
+            parked: CachePadded::new(AtomicU64::new(0)),
             shutdown: AtomicBool::new(false),
             exit: AtomicBool::new(false),
             in_run: AtomicBool::new(false),

@@ -214,6 +214,12 @@ impl Handle {
         Self { shared }
     }
 
+    /// How many workers are asleep right now (a diagnostic; see
+    /// [`JobSystem::sleeping_workers`]).
+    pub fn sleeping_workers(&self) -> usize {
+        self.shared.sleeping_workers()
+    }
+
     /// Number of workers in the system.
     pub fn worker_count(&self) -> usize {
         self.shared.workers.len()

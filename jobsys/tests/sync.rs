@@ -5,6 +5,7 @@
 mod common;
 
 use common::{each_worker_count, system};
+use jobsys::JobSystem;
 use jobsys::sync::{Barrier, Event, EventKind, Mutex, Semaphore, ThisThread, WaitGroup};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -474,4 +475,48 @@ fn rwlock_admits_in_arrival_order_and_readers_share() {
         });
     });
     assert_eq!(order.into_inner().unwrap(), ["writer", "reader"]);
+}
+
+#[test]
+fn every_fiber_waiting_on_a_wait_group_a_thread_completes_is_not_a_deadlock() {
+    // Two fibers, both parked on the wait group; only a plain thread can finish it. Before the
+    // wait group parked through the primitives' wait lists, the pool reported a deadlock and
+    // aborted here.
+    let jobs = JobSystem::builder()
+        .workers(1)
+        .small_fibers(2, jobsys::DEFAULT_SMALL_STACK)
+        .large_fibers(0, jobsys::DEFAULT_LARGE_STACK)
+        .build()
+        .unwrap();
+    let handle = jobs.handle();
+    let wg = WaitGroup::new();
+    wg.add(1);
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            // Worker 0 asleep: both fibers are parked on the wait group.
+            while handle.sleeping_workers() != 1 {
+                std::thread::yield_now();
+            }
+            wg.done();
+        });
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn(|s| wg.wait(s));
+                wg.wait(s);
+            })
+        });
+    });
+    assert_eq!(wg.count(), 0);
+}
+
+#[test]
+fn misuse_of_counts_is_refused_with_a_message() {
+    let wg = WaitGroup::new();
+    let r = std::panic::catch_unwind(|| wg.done());
+    let msg = r.expect_err("done without add").downcast::<&str>().unwrap();
+    assert!(msg.contains("more often than WaitGroup::add"), "{msg}");
+    let sem = Semaphore::new(usize::MAX / 2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sem.release()));
+    let msg = r.expect_err("too many permits").downcast::<&str>().unwrap();
+    assert!(msg.contains("more than usize::MAX / 2 permits"), "{msg}");
 }

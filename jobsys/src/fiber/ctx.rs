@@ -555,7 +555,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it).
             if unsafe { counter.as_ref().publish(node.as_ptr()) } {
-                shared.fiber_parked();
+                shared.fiber_parked(false);
             } else {
                 slot.transition(Waiting, Ready);
                 worker.push_ready(fiber);
@@ -572,12 +572,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             // SAFETY: the node and its validator's data are on the parked fiber's stack, which
             // stays untouched until the unpark protocol pushes the fiber to a ready queue.
             if unsafe { crate::park::publish(node.as_ptr()) } {
-                // Counted before `parked`, so the deadlock check never sees this fiber in
-                // `parked` but not here; the waker un-counts it in the same order.
-                shared
-                    .parked_on_sync
-                    .fetch_add(1, crate::shim::Ordering::AcqRel);
-                shared.fiber_parked();
+                shared.fiber_parked(true);
             } else {
                 slot.transition(Waiting, Ready);
                 worker.push_ready(fiber);

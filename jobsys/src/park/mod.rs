@@ -19,7 +19,7 @@
 //! Because `validate` and the unparker's callback both run under the same bucket lock, a
 //! parker either sees the state the unparker left (and does not park) or is in the list when
 //! the unparker looks: no wake-up is lost. Primitives keep a "someone may be parked" bit in
-//! their state, set before parking (inside `validate`), cleared by the unparker's callback
+//! their state, set with a CAS before parking and checked by `validate`, cleared by the unparker's callback
 //! when it takes the last waiter.
 
 use crate::counter::Waiter;

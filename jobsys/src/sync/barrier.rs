@@ -39,8 +39,10 @@ impl BarrierWaitResult {
 /// # Ok::<(), jobsys::BuildError>(())
 /// ```
 ///
-/// All `n` participants must be able to run at once: with jobs, that needs `n` fibers (the
-/// pool reports a deadlock if every fiber parks at the barrier).
+/// All `n` participants must be able to run at once: with jobs, that needs `n` fibers. A
+/// barrier waited on by fewer fibers than it needs, with no thread to complete it, hangs: the
+/// pool's deadlock report does not cover waits a plain thread could end. Exactly `n`
+/// participants per generation: an `n + 1`th caller would mix generations.
 #[derive(Debug)]
 pub struct Barrier {
     /// High 32 bits: generation; low 32 bits: arrivals in this generation.
@@ -61,8 +63,9 @@ impl Barrier {
         }
     }
 
+    /// The park key: the state word's address (see `Mutex::key`).
     fn key(&self) -> usize {
-        (self as *const Self).cast::<u8>() as usize
+        (&self.state as *const AtomicU64).cast::<u8>() as usize
     }
 
     /// Arrives and waits until all `n` participants of this generation have arrived.

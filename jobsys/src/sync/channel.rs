@@ -10,7 +10,7 @@
 //! two fences: either the waker sees the flag, or the parker's look sees the new item (slot).
 
 use super::Blocker;
-use crate::shim::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use crate::shim::{AtomicU8, AtomicUsize, Ordering, fence};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -52,16 +52,20 @@ struct Slot<T> {
 ///
 /// Close: after [`close`](Self::close), sends fail and hand the value back; receivers drain
 /// what is left, then get [`RecvError`]. Senders and receivers parked at the time are woken.
-/// A send that races with `close` either fails or is delivered to a receiver still draining;
-/// if no receiver drains any more, the value is dropped with the channel.
+/// Every send that returned `Ok` is delivered to a receiver that drains the channel: a close
+/// stops new sends from claiming slots, and receivers wait for slots already claimed.
 pub struct Channel<T> {
     slots: Box<[Slot<T>]>,
     mask: usize,
     head: CachePadded<AtomicUsize>,
     tail: CachePadded<AtomicUsize>,
     parked: AtomicU8,
-    closed: AtomicBool,
 }
+
+/// Set in `tail` by `close`: no send can claim a slot after it (its CAS on the unmarked tail
+/// fails), so every send that returned `Ok` claimed its slot before the close, and receivers
+/// wait for those slots to be published before they report the channel drained.
+const MARK: usize = 1 << (usize::BITS - 1);
 
 // SAFETY: values move between threads through the ring (each slot owned by one side at a time,
 // by its sequence number): `T: Send` suffices.
@@ -134,7 +138,6 @@ impl<T> Channel<T> {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
             parked: AtomicU8::new(0),
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -145,8 +148,9 @@ impl<T> Channel<T> {
 
     /// Values in the channel right now (a snapshot).
     pub fn len(&self) -> usize {
-        let tail = self.tail.load(Ordering::Acquire);
+        // Head first: a later tail is never behind it, so the difference cannot wrap.
         let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire) & !MARK;
         tail.wrapping_sub(head).min(self.capacity())
     }
 
@@ -157,11 +161,11 @@ impl<T> Channel<T> {
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.tail.load(Ordering::Acquire) & MARK != 0
     }
 
     fn rx_key(&self) -> usize {
-        (self as *const Self).cast::<u8>() as usize
+        (&self.parked as *const AtomicU8).cast::<u8>() as usize
     }
 
     fn tx_key(&self) -> usize {
@@ -170,33 +174,21 @@ impl<T> Channel<T> {
 
     /// Sends without blocking.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        if self.is_closed() {
-            return Err(TrySendError::Closed(value));
+        let r = self.push(value);
+        if r.is_ok() {
+            self.wake(RX_PARKED, self.rx_key());
         }
-        match self.push(value) {
-            Ok(()) => {
-                self.wake(RX_PARKED, self.rx_key());
-                Ok(())
-            }
-            Err(value) => Err(TrySendError::Full(value)),
-        }
+        r
     }
 
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         match self.pop() {
-            Some(v) => {
+            Ok(v) => {
                 self.wake(TX_PARKED, self.tx_key());
                 Ok(v)
             }
-            None if self.is_closed() => {
-                // Values sent before the close are still delivered.
-                match self.pop() {
-                    Some(v) => Ok(v),
-                    None => Err(TryRecvError::Closed),
-                }
-            }
-            None => Err(TryRecvError::Empty),
+            Err(e) => Err(e),
         }
     }
 
@@ -249,7 +241,7 @@ impl<T> Channel<T> {
     /// Closes the channel: sends fail from now on, receivers drain what is left; every parked
     /// sender and receiver is woken. Idempotent.
     pub fn close(&self) {
-        if self.closed.swap(true, Ordering::SeqCst) {
+        if self.tail.fetch_or(MARK, Ordering::SeqCst) & MARK != 0 {
             return;
         }
         crate::park::unpark_all(self.rx_key(), 0, |_| {
@@ -275,28 +267,31 @@ impl<T> Channel<T> {
         });
     }
 
-    /// The slot at `tail` is still held by an unread value (a stale `tail` reads "not full":
-    /// the caller then just retries).
+    /// No room: `capacity` values between `head` and `tail` (claimed or published).
     fn is_full(&self) -> bool {
-        let tail = self.tail.load(Ordering::SeqCst);
-        let seq = self.slots[tail & self.mask].seq.load(Ordering::SeqCst);
-        (seq.wrapping_sub(tail) as isize) < 0
+        let head = self.head.load(Ordering::SeqCst);
+        let tail = self.tail.load(Ordering::SeqCst) & !MARK;
+        tail.wrapping_sub(head) > self.mask
     }
 
-    /// The slot at `head` holds no published value yet (a stale `head` reads "not empty").
+    /// Nothing claimed between `head` and `tail` (an in-flight send is not "empty": its
+    /// receiver waits for it rather than parking).
     fn is_empty_now(&self) -> bool {
         let head = self.head.load(Ordering::SeqCst);
-        let seq = self.slots[head & self.mask].seq.load(Ordering::SeqCst);
-        (seq.wrapping_sub(head.wrapping_add(1)) as isize) < 0
+        let tail = self.tail.load(Ordering::SeqCst) & !MARK;
+        head == tail
     }
 
-    /// Vyukov enqueue.
-    fn push(&self, value: T) -> Result<(), T> {
+    /// Vyukov enqueue; fails with `Full` or, once `tail` is marked, `Closed`.
+    fn push(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
+            if pos & MARK != 0 {
+                return Err(TrySendError::Closed(value));
+            }
             let slot = &self.slots[pos & self.mask];
             let seq = slot.seq.load(Ordering::Acquire);
-            let diff = seq as isize - pos as isize;
+            let diff = seq.wrapping_sub(pos) as isize;
             if diff == 0 {
                 match self.tail.compare_exchange_weak(
                     pos,
@@ -314,20 +309,22 @@ impl<T> Channel<T> {
                     Err(now) => pos = now,
                 }
             } else if diff < 0 {
-                return Err(value);
+                return Err(TrySendError::Full(value));
             } else {
                 pos = self.tail.load(Ordering::Relaxed);
             }
         }
     }
 
-    /// Vyukov dequeue.
-    fn pop(&self) -> Option<T> {
+    /// Vyukov dequeue. `Empty` only when nothing is claimed: a slot a sender claimed but has
+    /// not published yet is waited for (spinning), so a close never hides a value whose send
+    /// returned `Ok`.
+    fn pop(&self) -> Result<T, TryRecvError> {
         let mut pos = self.head.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[pos & self.mask];
             let seq = slot.seq.load(Ordering::Acquire);
-            let diff = seq as isize - pos.wrapping_add(1) as isize;
+            let diff = seq.wrapping_sub(pos.wrapping_add(1)) as isize;
             if diff == 0 {
                 match self.head.compare_exchange_weak(
                     pos,
@@ -341,12 +338,22 @@ impl<T> Channel<T> {
                         let v = unsafe { (*slot.value.get()).assume_init_read() };
                         slot.seq
                             .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
-                        return Some(v);
+                        return Ok(v);
                     }
                     Err(now) => pos = now,
                 }
             } else if diff < 0 {
-                return None;
+                let tail = self.tail.load(Ordering::SeqCst);
+                if tail & !MARK == pos {
+                    return Err(if tail & MARK != 0 {
+                        TryRecvError::Closed
+                    } else {
+                        TryRecvError::Empty
+                    });
+                }
+                // A send claimed this slot and is writing it: wait for it.
+                crate::shim::spin_loop();
+                pos = self.head.load(Ordering::Relaxed);
             } else {
                 pos = self.head.load(Ordering::Relaxed);
             }
@@ -375,6 +382,7 @@ unsafe fn validate(data: *const ()) -> bool {
 /// # Safety
 /// `chan` points at a live `Channel<T>`.
 unsafe fn full_and_waiting<T>(chan: *const ()) -> bool {
+    fence(Ordering::SeqCst);
     // SAFETY: caller contract.
     let c = unsafe { &*chan.cast::<Channel<T>>() };
     c.parked.load(Ordering::SeqCst) & TX_PARKED != 0 && c.is_full() && !c.is_closed()
@@ -385,6 +393,7 @@ unsafe fn full_and_waiting<T>(chan: *const ()) -> bool {
 /// # Safety
 /// `chan` points at a live `Channel<T>`.
 unsafe fn empty_and_waiting<T>(chan: *const ()) -> bool {
+    fence(Ordering::SeqCst);
     // SAFETY: caller contract.
     let c = unsafe { &*chan.cast::<Channel<T>>() };
     c.parked.load(Ordering::SeqCst) & RX_PARKED != 0 && c.is_empty_now() && !c.is_closed()
@@ -392,7 +401,7 @@ unsafe fn empty_and_waiting<T>(chan: *const ()) -> bool {
 
 impl<T> Drop for Channel<T> {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
+        while self.pop().is_ok() {}
     }
 }
 

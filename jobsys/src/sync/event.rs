@@ -48,8 +48,9 @@ impl Event {
         }
     }
 
+    /// The park key: the state word's address (see `Mutex::key`).
     fn key(&self) -> usize {
-        (self as *const Self).cast::<u8>() as usize
+        (&self.state as *const AtomicU8).cast::<u8>() as usize
     }
 
     /// Whether the event is set (a snapshot).
@@ -149,7 +150,9 @@ impl Event {
         }
     }
 
-    /// Clears the event (manual-reset events; a no-op on a cleared one).
+    /// Clears the event (manual-reset events; a no-op on a cleared one). A `set` racing with
+    /// `reset` may still release a waiter that parked just before the `reset` returned: the
+    /// `set` hands every waiter parked at that moment its release.
     pub fn reset(&self) {
         self.state.fetch_and(!SET, Ordering::Release);
     }

@@ -112,3 +112,41 @@ fn loom_rwlock_writer_and_reader_exclude_and_both_finish() {
         assert_eq!(*l.read(&ThisThread), (1, 1));
     });
 }
+
+/// Found in review: a send that returned `Ok` before `close` could be lost when another send's
+/// slot was claimed but not yet written. Receivers now wait for claimed slots.
+#[test]
+fn loom_channel_value_sent_before_close_is_delivered() {
+    use super::Channel;
+    loom::model(|| {
+        let c = Arc::new(Channel::new(2));
+        let a = {
+            let c = c.clone();
+            thread::spawn(move || c.try_send(1u8).is_ok())
+        };
+        let b = {
+            let c = c.clone();
+            thread::spawn(move || {
+                let ok = c.try_send(2u8).is_ok();
+                c.close();
+                ok
+            })
+        };
+        let mut got = Vec::new();
+        while let Ok(v) = c.recv(&ThisThread) {
+            got.push(v);
+        }
+        let (a_ok, b_ok) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(
+            got.contains(&1),
+            a_ok,
+            "send(1) Ok = {a_ok}, delivered {got:?}"
+        );
+        assert_eq!(
+            got.contains(&2),
+            b_ok,
+            "send(2) Ok = {b_ok}, delivered {got:?}"
+        );
+        assert!(c.is_empty());
+    });
+}

@@ -4,8 +4,11 @@
 //! Every blocking call takes a [`Blocker`]: the job's [`Ctx`] (or a [`Scope`], which derefs to
 //! one), which parks the *fiber* — the worker runs other jobs meanwhile, including the one that
 //! will release it — or [`ThisThread`], which blocks a plain OS thread that is not a worker.
-//! Nothing allocates after creation: waiters wait in nodes on their own stacks, in the
-//! address-keyed wait lists the counters use (see `jobsys/src/park/`).
+//! Nothing allocates after creation: waiters wait in nodes on their own stacks, in
+//! address-keyed wait lists built like the counters' (see `jobsys/src/park/`).
+//!
+//! Blocking in a `Drop` while the thread unwinds from a panic aborts the process (the fiber
+//! cannot carry the panic across a park); so does any wait there.
 //!
 //! ```
 //! use jobsys::sync::Mutex;
@@ -30,7 +33,11 @@
 //! cost of throughput under contention: a releaser cannot take the lock straight back).
 //!
 //! Do not block with [`ThisThread`] on a worker thread (inside a job): it would block the
-//! worker and every fiber on it. Pass the job's `Ctx`.
+//! worker and every fiber on it (this is not detected). Pass the job's `Ctx`.
+//!
+//! Deadlocks among primitives are not reported: a fiber parked on a primitive may be released
+//! by a plain thread, so the pool's "every fiber is parked" report stays silent while any fiber
+//! waits on one.
 
 mod barrier;
 mod channel;
@@ -70,11 +77,6 @@ pub trait Blocker: private::Sealed {
         validate: unsafe fn(*const ()) -> bool,
         data: *const (),
     ) -> usize;
-
-    /// Waits until `counter` is zero.
-    #[doc(hidden)]
-    #[allow(private_interfaces)]
-    fn wait_counter(&self, counter: &crate::counter::CounterCore);
 }
 
 /// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
@@ -92,11 +94,6 @@ impl Blocker for Ctx {
         // SAFETY: forwarded contract.
         unsafe { Ctx::park(self, key, validate, data) }
     }
-
-    #[allow(private_interfaces)]
-    fn wait_counter(&self, counter: &crate::counter::CounterCore) {
-        self.wait_core(counter, 0);
-    }
 }
 
 impl Blocker for Scope<'_, '_> {
@@ -109,11 +106,6 @@ impl Blocker for Scope<'_, '_> {
         // SAFETY: forwarded contract.
         unsafe { Ctx::park(self, key, validate, data) }
     }
-
-    #[allow(private_interfaces)]
-    fn wait_counter(&self, counter: &crate::counter::CounterCore) {
-        self.wait_core(counter, 0);
-    }
 }
 
 impl Blocker for ThisThread {
@@ -125,11 +117,6 @@ impl Blocker for ThisThread {
     ) -> usize {
         // SAFETY: forwarded contract.
         unsafe { crate::park::park_thread(key, validate, data) }
-    }
-
-    #[allow(private_interfaces)]
-    fn wait_counter(&self, counter: &crate::counter::CounterCore) {
-        crate::counter::block_thread_until(counter, 0);
     }
 }
 

@@ -8,8 +8,8 @@ use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 const LOCKED: u8 = 1;
-/// Some waiter may be parked on this mutex (set by a parker inside its validation, cleared by
-/// the unlocker that takes the last waiter).
+/// Some waiter may be parked on this mutex (set by a parker with a CAS before it parks, checked
+/// by its validation, cleared by the unlocker that takes the last waiter).
 const PARKED: u8 = 2;
 
 /// A mutual-exclusion lock whose waiters park their fiber (or block their thread) instead of
@@ -18,7 +18,8 @@ const PARKED: u8 = 2;
 /// `lock` spins briefly, then parks; `unlock` (dropping the guard) hands the lock to the
 /// longest waiter directly (FIFO), so no waiter starves. The guard is `!Send`: it stays on the
 /// fiber that locked — it may be held across a wait (the fiber keeps the lock while parked and
-/// resumes on the same worker), unlike a `std::sync::MutexGuard`.
+/// resumes on the same worker, unless the system opted into migration), unlike a
+/// `std::sync::MutexGuard`.
 ///
 /// No poisoning: a job that panics while holding the guard unlocks it as the guard drops.
 pub struct Mutex<T: ?Sized> {
@@ -57,8 +58,10 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
+    /// The park key: the state word's address (a field, so a primitive nested at offset 0 of
+    /// another's data can never share it).
     fn key(&self) -> usize {
-        (self as *const Self).cast::<u8>() as usize
+        (&self.state as *const AtomicU8).cast::<u8>() as usize
     }
 
     /// Locks, parking `blocker` (a job's `Ctx`/`Scope`, or [`ThisThread`](super::ThisThread))

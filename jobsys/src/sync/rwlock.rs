@@ -128,8 +128,9 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
+    /// The park key: the waiter count's address (see `Mutex::key`).
     fn key(&self) -> usize {
-        (self as *const Self).cast::<u8>() as usize
+        (&self.waiters as *const AtomicU32).cast::<u8>() as usize
     }
 
     /// The value through `&mut self`.
@@ -256,10 +257,15 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.state.lock();
+        // Copy out first: never call user formatting code under the state lock, which parked
+        // waiters' validation takes.
+        let (readers, writer) = {
+            let s = self.state.lock();
+            (s.readers, s.writer)
+        };
         f.debug_struct("RwLock")
-            .field("readers", &s.readers)
-            .field("writer", &s.writer)
+            .field("readers", &readers)
+            .field("writer", &writer)
             .finish_non_exhaustive()
     }
 }

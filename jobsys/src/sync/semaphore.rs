@@ -50,8 +50,9 @@ impl Semaphore {
         }
     }
 
+    /// The park key: the state word's address (see `Mutex::key`).
     fn key(&self) -> usize {
-        (self as *const Self).cast::<u8>() as usize
+        (&self.state as *const AtomicUsize).cast::<u8>() as usize
     }
 
     /// Permits available right now (a snapshot).
@@ -116,15 +117,21 @@ impl Semaphore {
     }
 
     /// Returns a permit: to the longest waiter if one is parked, else to the pool.
+    ///
+    /// # Panics
+    /// If the semaphore would hold more than `usize::MAX / 2` permits.
     pub fn release(&self) {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             if s & PARKED != 0 {
                 break;
             }
+            let Some(next) = s.checked_add(ONE) else {
+                panic!("Semaphore::release: more than usize::MAX / 2 permits")
+            };
             match self
                 .state
-                .compare_exchange_weak(s, s + ONE, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange_weak(s, next, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => return,
                 Err(now) => s = now,

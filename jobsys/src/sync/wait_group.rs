@@ -1,11 +1,14 @@
-//! `WaitGroup`: add / done / wait, on a counter.
+//! `WaitGroup`: add / done / wait, on the park table.
 
 use super::Blocker;
-use crate::counter::CounterCore;
+use crate::shim::{AtomicU64, Ordering};
+
+/// High bit: some waiter may be parked. Low 32 bits: the count.
+const WAITERS: u64 = 1 << 32;
+const COUNT: u64 = WAITERS - 1;
 
 /// Counts outstanding work that is not a job: `add` before starting it, `done` when it
-/// finishes (from any job or thread), `wait` until the count is zero. A thin layer over the
-/// counter machinery (`Counter` is the same thing for jobs).
+/// finishes (from any job or thread), `wait` until the count is zero.
 ///
 /// ```
 /// use jobsys::sync::WaitGroup;
@@ -25,7 +28,7 @@ use crate::counter::CounterCore;
 /// # Ok::<(), jobsys::BuildError>(())
 /// ```
 pub struct WaitGroup {
-    core: CounterCore,
+    state: AtomicU64,
 }
 
 impl core::fmt::Debug for WaitGroup {
@@ -46,33 +49,90 @@ impl WaitGroup {
     /// A wait group at zero.
     pub fn new() -> Self {
         Self {
-            core: CounterCore::new(0),
+            state: AtomicU64::new(0),
         }
+    }
+
+    fn key(&self) -> usize {
+        (&self.state as *const AtomicU64).cast::<u8>() as usize
     }
 
     /// Adds `n` outstanding items.
     ///
     /// # Panics
-    /// Aborts the process if the count would pass 2³² − 1.
+    /// If the count would pass 2³² − 1.
     pub fn add(&self, n: u32) {
-        self.core.add(n);
+        let old = self.state.fetch_add(u64::from(n), Ordering::Relaxed);
+        if (old & COUNT) + u64::from(n) > COUNT {
+            self.state.fetch_sub(u64::from(n), Ordering::Relaxed);
+            panic!("WaitGroup::add: more than 2^32 - 1 outstanding items");
+        }
     }
 
     /// Marks one item done, waking the waiters if it was the last.
     ///
     /// # Panics
-    /// Aborts the process if the count is already zero (more `done`s than `add`s).
+    /// If the count is already zero (more `done`s than `add`s).
     pub fn done(&self) {
-        self.core.sub(1);
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            assert!(
+                s & COUNT != 0,
+                "WaitGroup::done called more often than WaitGroup::add"
+            );
+            match self
+                .state
+                .compare_exchange_weak(s, s - 1, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & COUNT == 1 && s & WAITERS != 0 {
+            crate::park::unpark_all(self.key(), 0, |_| {
+                self.state.fetch_and(!WAITERS, Ordering::Relaxed);
+            });
+        }
     }
 
     /// Outstanding items right now (a snapshot).
     pub fn count(&self) -> u32 {
-        self.core.value()
+        (self.state.load(Ordering::Acquire) & COUNT) as u32
     }
 
     /// Waits until the count is zero.
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) {
-        blocker.wait_counter(&self.core);
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            if s & COUNT == 0 {
+                return;
+            }
+            if s & WAITERS == 0
+                && self
+                    .state
+                    .compare_exchange_weak(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            // SAFETY: `validate` reads `self.state`, alive while we borrow self.
+            unsafe {
+                blocker.park(
+                    self.key(),
+                    validate,
+                    (&self.state as *const AtomicU64).cast(),
+                )
+            };
+        }
     }
+}
+
+/// Park validation: items outstanding and the waiters bit set.
+///
+/// # Safety
+/// `data` points at a live `AtomicU64`.
+unsafe fn validate(data: *const ()) -> bool {
+    // SAFETY: caller contract.
+    let s = unsafe { &*data.cast::<AtomicU64>() }.load(Ordering::Relaxed);
+    s & COUNT != 0 && s & WAITERS != 0
 }

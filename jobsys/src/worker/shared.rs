@@ -5,11 +5,16 @@ use crate::job::{JobRef, Priority, StackClass};
 use crate::panic::fatal;
 use crate::queue::{JobList, Ring};
 use crate::scope::BlockPool;
-use crate::shim::{AtomicBool, AtomicIsize, AtomicUsize, Ordering, UnsafeCell};
+use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
 use std::thread::Thread;
+
+/// One parked fiber in the low half of `Shared::parked`.
+const PARKED_ALL: u64 = (1 << 32) - 1;
+/// One fiber parked on a primitive, in the high half of `Shared::parked`.
+const PARKED_ON_SYNC: u64 = 1 << 32;
 
 /// Decrements a worker owes one counter: `n` finished jobs of `counter`, batched so that a
 /// run of jobs of one counter on one worker costs one RMW on its cache line instead of `n`.
@@ -164,11 +169,10 @@ pub(crate) struct Shared {
     /// Open frames (`Ctx::frame`, nested ones counted): idle workers spin instead of sleeping
     /// while it is non-zero.
     pub(crate) frames_open: CachePadded<AtomicUsize>,
-    /// Fibers parked on a counter or a primitive (may lag below the truth, never above; see
-    /// `fiber_parked`).
-    pub(crate) parked: CachePadded<AtomicIsize>,
-    /// Of those, fibers parked on a `jobsys::sync` primitive (same rules).
-    pub(crate) parked_on_sync: CachePadded<AtomicIsize>,
+    /// Parked fibers, one word so the deadlock check reads both halves at once: low 32 bits
+    /// every parked fiber (counter or primitive), high 32 bits those parked on a
+    /// `jobsys::sync` primitive. May lag below the truth, never above (see `fiber_parked`).
+    pub(crate) parked: CachePadded<AtomicU64>,
     /// Set when the system starts dropping: new foreign submissions are refused.
     pub(crate) shutdown: AtomicBool,
     /// Set once the system is quiescent during drop: workers leave their loops.
@@ -243,11 +247,13 @@ impl Shared {
     /// The count is incremented after publication and decremented by the waker, so it never
     /// exceeds the number of fibers really parked. When it equals the pool size, no fiber runs
     /// a job, and only jobs decrement counters: nothing can ever wake them.
-    pub(crate) fn fiber_parked(&self) {
-        let n = self.parked.fetch_add(1, Ordering::AcqRel) + 1;
+    pub(crate) fn fiber_parked(&self, on_sync: bool) {
+        let delta = 1 + if on_sync { PARKED_ON_SYNC } else { 0 };
+        let word = self.parked.fetch_add(delta, Ordering::AcqRel) + delta;
         // A fiber parked on a `jobsys::sync` primitive may be released by a plain thread, so
-        // the pool is only provably stuck when none is.
-        if n as usize == self.fibers.len() && self.parked_on_sync.load(Ordering::Acquire) == 0 {
+        // the pool is only provably stuck when none is. One RMW reads both counts together: a
+        // wake between two separate reads could make a stale pair look like a deadlock.
+        if (word & PARKED_ALL) as usize == self.fibers.len() && word >> 32 == 0 {
             self.deadlock("every fiber in the pool is parked and no job can run to wake one");
         }
     }
@@ -257,16 +263,13 @@ impl Shared {
         self.make_ready_from(fiber, false);
     }
 
-    /// [`make_ready`](Self::make_ready) for a fiber parked on a `jobsys::sync` primitive:
-    /// un-counts it from `parked` first, then from `parked_on_sync` (the reverse of parking),
-    /// so the deadlock check never sees it in `parked` alone.
+    /// [`make_ready`](Self::make_ready) for a fiber parked on a `jobsys::sync` primitive
+    /// (un-counted from both halves of `parked` in one RMW).
     pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool) {
         let slot = self.fibers.slot(fiber);
         let home = slot.home.load(Ordering::Relaxed);
-        self.parked.fetch_sub(1, Ordering::AcqRel);
-        if from_sync {
-            self.parked_on_sync.fetch_sub(1, Ordering::AcqRel);
-        }
+        let delta = 1 + if from_sync { PARKED_ON_SYNC } else { 0 };
+        self.parked.fetch_sub(delta, Ordering::AcqRel);
         slot.transition(FiberState::Waiting, FiberState::Ready);
         let w = &self.workers[home];
         let anywhere = self.migration && !slot.has_pinned();
