@@ -152,11 +152,12 @@ struct ChunkPtrs {
 
 static PARFOR_META: JobMeta = JobMeta::new("w4-chunk", file!(), line!());
 
-/// Entry of a W4 declaration: `data` is its `ChunkPtrs`.
+/// Entry of a W4 declaration: `data` is its `ChunkPtrs`, one or several whole chunks, each run
+/// through the same kernel.
 fn parfor_entry(_: &Ctx, data: *mut ()) {
     // SAFETY: `parfor_decls` builds each declaration with `data` pointing at one `ChunkPtrs` of
     // its scratch, which it keeps alive and unmoved until the batch's counter is zero; the
-    // chunks are disjoint pieces of the arrays `parfor_decls` borrows mutably for that time.
+    // spans are disjoint pieces of the arrays `parfor_decls` borrows mutably for that time.
     let (x, y) = unsafe {
         let c = &*data.cast_const().cast::<ChunkPtrs>();
         (
@@ -164,7 +165,9 @@ fn parfor_entry(_: &Ctx, data: *mut ()) {
             core::slice::from_raw_parts_mut(c.y, c.len),
         )
     };
-    parfor_kernel(x, y);
+    for (xc, yc) in x.chunks(PARFOR_CHUNK).zip(y.chunks_mut(PARFOR_CHUNK)) {
+        parfor_kernel(xc, yc);
+    }
 }
 
 /// Reusable storage for [`parfor_decls`]: one chunk descriptor and one declaration per chunk
@@ -190,14 +193,21 @@ impl core::fmt::Debug for ParforDecls {
     }
 }
 
-/// W4: one pass over the arrays as one Naughty-Dog-style batch of 4,096 declarations, one per
-/// chunk (split lazily: each worker walks its ranges in ascending address order). Filling the
-/// declarations is part of the pass.
-pub fn parfor_decls(ctx: &Ctx, data: &mut Parfor, scratch: &mut ParforDecls) {
+/// W4: one pass over the arrays as one Naughty-Dog-style batch of declarations of
+/// `chunks_per_job` whole chunks each (1: 4,096 jobs; more: as the workload allows, "a job may
+/// take several whole chunks"). The batch splits lazily, so each worker walks its ranges in
+/// ascending address order. Filling the declarations is part of the pass.
+pub fn parfor_decls(
+    ctx: &Ctx,
+    data: &mut Parfor,
+    scratch: &mut ParforDecls,
+    chunks_per_job: usize,
+) {
+    let per_job = chunks_per_job.max(1) * PARFOR_CHUNK;
     let Parfor { x, y } = data;
     scratch.decls.clear();
     scratch.chunks.clear();
-    for (yc, xc) in y.chunks_mut(PARFOR_CHUNK).zip(x.chunks(PARFOR_CHUNK)) {
+    for (yc, xc) in y.chunks_mut(per_job).zip(x.chunks(per_job)) {
         scratch.chunks.push(ChunkPtrs {
             x: xc.as_ptr(),
             y: yc.as_mut_ptr(),
@@ -214,62 +224,17 @@ pub fn parfor_decls(ctx: &Ctx, data: &mut Parfor, scratch: &mut ParforDecls) {
     let counter = Counter::new();
     // SAFETY: `scratch` (declarations and chunk descriptors) and `counter` stay alive and
     // unmoved until the wait below returns; the declarations are in no other batch; each entry
-    // touches only its own chunk of `data`, which this function borrows mutably throughout and
-    // whose chunks are disjoint, so running each once on any worker is sound.
-    unsafe { ctx.run_jobs(&scratch.decls, &counter) };
-    ctx.wait_for_counter(&counter, 0);
-    assert!(!counter.is_poisoned(), "a W4 chunk job panicked");
-}
-
-/// Chunks per job for [`parfor_grained`]: 16 jobs per worker (at least one chunk each), the
-/// granularity rayon's adaptive splitter reaches for `par_chunks_mut`, fixed up front.
-pub fn parfor_chunks_per_job(workers: usize) -> usize {
-    (crate::PARFOR_LEN / PARFOR_CHUNK / (16 * workers)).max(1)
-}
-
-/// Entry of a W4 grained declaration: `data` is its `ChunkPtrs` spanning several chunks, each
-/// run through the same kernel.
-fn parfor_grained_entry(_: &Ctx, data: *mut ()) {
-    // SAFETY: as in `parfor_entry` (built by `parfor_grained`).
-    let (x, y) = unsafe {
-        let c = &*data.cast_const().cast::<ChunkPtrs>();
-        (
-            core::slice::from_raw_parts(c.x, c.len),
-            core::slice::from_raw_parts_mut(c.y, c.len),
-        )
-    };
-    for (xc, yc) in x.chunks(PARFOR_CHUNK).zip(y.chunks_mut(PARFOR_CHUNK)) {
-        parfor_kernel(xc, yc);
-    }
-}
-
-/// W4 as the workload allows ("a job may take several whole chunks"): one batch of
-/// declarations of [`parfor_chunks_per_job`] whole chunks each.
-pub fn parfor_grained(ctx: &Ctx, data: &mut Parfor, scratch: &mut ParforDecls) {
-    let per_job = parfor_chunks_per_job(ctx.worker_count()) * PARFOR_CHUNK;
-    let Parfor { x, y } = data;
-    scratch.decls.clear();
-    scratch.chunks.clear();
-    for (yc, xc) in y.chunks_mut(per_job).zip(x.chunks(per_job)) {
-        scratch.chunks.push(ChunkPtrs {
-            x: xc.as_ptr(),
-            y: yc.as_mut_ptr(),
-            len: xc.len(),
-        });
-    }
-    for c in &scratch.chunks {
-        scratch.decls.push(JobDecl::new(
-            &PARFOR_META,
-            parfor_grained_entry,
-            (c as *const ChunkPtrs).cast_mut().cast(),
-        ));
-    }
-    let counter = Counter::new();
-    // SAFETY: as in `parfor_decls`: the scratch and the counter outlive the wait, the spans are
-    // disjoint pieces of `data`, borrowed mutably throughout.
+    // touches only its own span of `data`, which this function borrows mutably throughout and
+    // whose spans are disjoint, so running each once on any worker is sound.
     unsafe { ctx.run_jobs(&scratch.decls, &counter) };
     ctx.wait_for_counter(&counter, 0);
     assert!(!counter.is_poisoned(), "a W4 job panicked");
+}
+
+/// Chunks per job for the grained W4 variant: 16 jobs per worker (at least one chunk each),
+/// the granularity rayon's adaptive splitter reaches for `par_chunks_mut`, fixed up front.
+pub fn parfor_chunks_per_job(workers: usize) -> usize {
+    (crate::PARFOR_LEN / PARFOR_CHUNK / (16 * workers)).max(1)
 }
 
 /// One W5 system: 64 jobs in a scope.

@@ -28,6 +28,15 @@ impl Race {
         self.marked_at
             .store(self.ran.load(Ordering::Relaxed), Ordering::Relaxed);
     }
+    /// The marked job started before `GLOBAL_PICK_PERIOD` of the counted (`others`) jobs.
+    fn assert_marked_within_the_global_pick_period(&self, what: &str, others: &str) {
+        let at = self.marked_at.load(Ordering::Relaxed);
+        assert!(
+            at < GLOBAL_PICK_PERIOD as usize,
+            "{what} started after {at} {others} jobs; the bound is {}",
+            GLOBAL_PICK_PERIOD - 1
+        );
+    }
 }
 
 fn mark_entry(_: &Ctx, data: *mut ()) {
@@ -56,12 +65,7 @@ fn a_high_job_from_outside_starts_within_the_global_pick_period() {
         });
         ctx.wait_for_counter(&urgent, 0);
     });
-    let at = race.marked_at.load(Ordering::Relaxed);
-    assert!(
-        at < GLOBAL_PICK_PERIOD as usize,
-        "the High job started after {at} local jobs; the bound is {}",
-        GLOBAL_PICK_PERIOD - 1
-    );
+    race.assert_marked_within_the_global_pick_period("the High job", "local");
 }
 
 #[test]
@@ -78,12 +82,7 @@ fn low_work_is_not_starved_by_a_stream_of_normal_work() {
             }
         });
     });
-    let at = race.marked_at.load(Ordering::Relaxed);
-    assert!(
-        at < GLOBAL_PICK_PERIOD as usize,
-        "the Low job started after {at} Normal jobs; the bound is {}",
-        GLOBAL_PICK_PERIOD - 1
-    );
+    race.assert_marked_within_the_global_pick_period("the Low job", "Normal");
 }
 
 #[test]

@@ -386,25 +386,22 @@ fn main() {
                 on_jobsys::parfor(ctx, d)
             })
         });
-        progress("W4 parfor jobsys (decl batch)");
-        let jd = on_jobsys_pool(t, |ctx| {
-            let mut scratch = on_jobsys::ParforDecls::new();
-            parfor_passes(&mut data, passes, "jobsys W4 decls", |d| {
-                on_jobsys::parfor_decls(ctx, d, &mut scratch)
+        let grain = on_jobsys::parfor_chunks_per_job(t);
+        let decl_batch = |data: &mut Parfor, chunks_per_job: usize, label: &str| {
+            progress(&format!("W4 parfor jobsys ({label})"));
+            on_jobsys_pool(t, |ctx| {
+                let mut scratch = on_jobsys::ParforDecls::new();
+                parfor_passes(data, passes, &format!("jobsys W4 {label}"), |d| {
+                    on_jobsys::parfor_decls(ctx, d, &mut scratch, chunks_per_job)
+                })
             })
-        });
-        progress("W4 parfor jobsys (grained decl batch)");
-        let jg = on_jobsys_pool(t, |ctx| {
-            let mut scratch = on_jobsys::ParforDecls::new();
-            parfor_passes(&mut data, passes, "jobsys W4 grained", |d| {
-                on_jobsys::parfor_grained(ctx, d, &mut scratch)
-            })
-        });
+        };
+        let jd = decl_batch(&mut data, 1, "decl batch");
+        let jg = decl_batch(&mut data, grain, "grained decl batch");
         progress("W4 parfor rayon");
         let ry = on_rayon_pool(t, || {
             parfor_passes(&mut data, passes, "rayon W4", on_rayon::parfor)
         });
-        let grain = on_jobsys::parfor_chunks_per_job(t);
         let grained = format!("decl batch, {grain} chunks per job");
         for (how, s) in [
             ("scope spawn per chunk", js),
@@ -521,83 +518,60 @@ fn main() {
             (200_000, 20_000)
         };
         let parties = t.max(2);
-        progress("sync: contended lock, jobsys Mutex");
-        let js = Sample::of(&on_jobsys_pool(t, |ctx| {
-            warm_then_time(runs, || on_jobsys::contended_lock(ctx, parties, ops))
-        }))
-        .scaled(ops as f64);
-        progress("sync: contended lock, std Mutex on threads");
-        let st = Sample::of(&warm_then_time(runs, || {
-            jobsys_benches::std_contended_lock(parties, ops)
-        }))
-        .scaled(ops as f64);
-        rows.push(Row {
-            workload: format!("sync: contended lock, {parties} contenders, ns per lock+unlock"),
-            jobsys: cell(js, 1),
-            peer: format!("std::sync::Mutex, {parties} threads {}", cell(st, 1)),
-            ratio: Some(js.median / st.median),
-            target: "reported".into(),
-            met: "—".into(),
-        });
-        progress("sync: barrier round trip, jobsys Barrier");
-        let jb = Sample::of(&on_jobsys_pool(t, |ctx| {
-            warm_then_time(runs, || on_jobsys::barrier_rounds(ctx, parties, rounds))
-        }))
-        .scaled(rounds as f64);
-        progress("sync: barrier round trip, std Barrier on threads");
-        let sb = Sample::of(&warm_then_time(runs, || {
-            jobsys_benches::std_barrier_rounds(parties, rounds)
-        }))
-        .scaled(rounds as f64);
-        rows.push(Row {
-            workload: format!("sync: barrier round trip, {parties} parties, ns per round"),
-            jobsys: cell(jb, 1),
-            peer: format!("std::sync::Barrier, {parties} threads {}", cell(sb, 1)),
-            ratio: Some(jb.median / sb.median),
-            target: "reported".into(),
-            met: "—".into(),
-        });
+        // One sync row: time `ours` on a jobsys pool and `std_peer` on OS threads, per `per`
+        // operations, and report them side by side (no target: issue 4 names none).
+        let mut sync_row = |workload: String,
+                            per: usize,
+                            peer: &str,
+                            ours: &dyn Fn(&Ctx) -> Duration,
+                            std_peer: &dyn Fn() -> Duration| {
+            progress(&format!("{workload}: jobsys"));
+            let js = Sample::of(&on_jobsys_pool(t, |ctx| warm_then_time(runs, || ours(ctx))))
+                .scaled(per as f64);
+            progress(&format!("{workload}: {peer}"));
+            let st = Sample::of(&warm_then_time(runs, std_peer)).scaled(per as f64);
+            rows.push(Row {
+                workload,
+                jobsys: cell(js, 1),
+                peer: format!("{peer} {}", cell(st, 1)),
+                ratio: Some(js.median / st.median),
+                target: "reported".into(),
+                met: "—".into(),
+            });
+        };
+        sync_row(
+            format!("sync: contended lock, {parties} contenders, ns per lock+unlock"),
+            ops,
+            &format!("std::sync::Mutex, {parties} threads"),
+            &|ctx| on_jobsys::contended_lock(ctx, parties, ops),
+            &|| jobsys_benches::std_contended_lock(parties, ops),
+        );
+        sync_row(
+            format!("sync: barrier round trip, {parties} parties, ns per round"),
+            rounds,
+            &format!("std::sync::Barrier, {parties} threads"),
+            &|ctx| on_jobsys::barrier_rounds(ctx, parties, rounds),
+            &|| jobsys_benches::std_barrier_rounds(parties, rounds),
+        );
         let (pings, msgs, cap) = if quick {
             (2_000, 100_000, 1024)
         } else {
             (20_000, 1_000_000, 1024)
         };
-        progress("sync: channel ping-pong, jobsys");
-        let jp = Sample::of(&on_jobsys_pool(t, |ctx| {
-            warm_then_time(runs, || on_jobsys::channel_ping_pong(ctx, pings))
-        }))
-        .scaled(pings as f64);
-        progress("sync: channel ping-pong, std sync_channel");
-        let sp = Sample::of(&warm_then_time(runs, || {
-            jobsys_benches::std_ping_pong(pings)
-        }))
-        .scaled(pings as f64);
-        rows.push(Row {
-            workload: "sync: channel ping-pong, ns per round trip".into(),
-            jobsys: cell(jp, 1),
-            peer: format!("std sync_channel, 2 threads {}", cell(sp, 1)),
-            ratio: Some(jp.median / sp.median),
-            target: "reported".into(),
-            met: "—".into(),
-        });
-        progress("sync: channel throughput, jobsys");
-        let jt = Sample::of(&on_jobsys_pool(t, |ctx| {
-            warm_then_time(runs, || on_jobsys::channel_throughput(ctx, msgs, cap))
-        }))
-        .scaled(msgs as f64);
-        progress("sync: channel throughput, std sync_channel");
-        let stt = Sample::of(&warm_then_time(runs, || {
-            jobsys_benches::std_channel_throughput(msgs, cap)
-        }))
-        .scaled(msgs as f64);
-        rows.push(Row {
-            workload: format!("sync: channel throughput (capacity {cap}), ns per message"),
-            jobsys: cell(jt, 1),
-            peer: format!("std sync_channel, 2 threads {}", cell(stt, 1)),
-            ratio: Some(jt.median / stt.median),
-            target: "reported".into(),
-            met: "—".into(),
-        });
+        sync_row(
+            "sync: channel ping-pong, ns per round trip".into(),
+            pings,
+            "std sync_channel, 2 threads",
+            &|ctx| on_jobsys::channel_ping_pong(ctx, pings),
+            &|| jobsys_benches::std_ping_pong(pings),
+        );
+        sync_row(
+            format!("sync: channel throughput (capacity {cap}), ns per message"),
+            msgs,
+            "std sync_channel, 2 threads",
+            &|ctx| on_jobsys::channel_throughput(ctx, msgs, cap),
+            &|| jobsys_benches::std_channel_throughput(msgs, cap),
+        );
         notes.push(format!(
             "sync: jobsys = jobs on {t} workers (a contended wait parks the fiber); std = OS threads. Lock: {parties} contenders share {ops} lock+increment+unlock. Barrier: {parties} parties, {rounds} rounds. Channels: {pings} ping-pong round trips over two capacity-1 (jobsys: 2) channels; {msgs} messages one producer → one consumer. The peer is std's `sync_channel`: crossbeam-channel is not available offline here."
         ));

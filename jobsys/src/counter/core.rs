@@ -2,16 +2,12 @@
 
 use super::{WaitNode, Waiter};
 use crate::panic::fatal;
-use crate::shim::{AtomicBool, AtomicU64, Ordering, SpinLock};
+use crate::shim::{AtomicBool, AtomicU64, Ordering};
 use core::fmt;
 use core::ptr;
 use crossbeam_utils::CachePadded;
 
 const VALUE_MASK: u64 = 0xFFFF_FFFF;
-
-/// Wait-list buckets in the process; picked (contention is per bucket and waits are rare next to
-/// decrements), tune with data.
-pub(crate) const WAIT_BUCKETS: usize = 64;
 
 #[inline]
 fn value_of(word: u64) -> u32 {
@@ -19,7 +15,7 @@ fn value_of(word: u64) -> u32 {
 }
 
 /// High half of the word: one more than the largest target among this counter's waiters, or
-/// 0 when nobody waits. It may be stale-high (see [`WaitTable`]); never stale-low.
+/// 0 when nobody waits. It may be stale-high (see the wait table below); never stale-low.
 #[inline]
 fn trigger_of(word: u64) -> u32 {
     (word >> 32) as u32
@@ -30,64 +26,18 @@ fn with_trigger(word: u64, trigger: u32) -> u64 {
     (u64::from(trigger) << 32) | (word & VALUE_MASK)
 }
 
-/// The wait lists of every counter in the process, hashed by counter address.
-///
-/// Process-wide rather than per system, so a counter may be waited on through one system's
-/// handle while another system's jobs count it down.
-///
-/// Why not a list inside each counter: the decrement that takes the slow path would touch the
-/// counter after its `fetch_sub`, and by then a waiter that saw the count reach its target may
-/// have returned and freed the counter (a second decrementer that read a stale trigger is
-/// enough). Here the slow path touches only this table and the nodes of still-parked waiters;
-/// a trigger that stays high after its waiters left costs a spurious slow path, nothing more,
-/// and the next publisher on that counter recomputes it exactly.
-pub(crate) struct WaitTable {
-    buckets: [CachePadded<SpinLock<*mut WaitNode>>; WAIT_BUCKETS],
-}
-
-// SAFETY: the node pointers are only dereferenced under their bucket's lock, by the publication
-// and wake protocols that own them (counter/README.md).
-unsafe impl Send for WaitTable {}
-// SAFETY: as above.
-unsafe impl Sync for WaitTable {}
-
-#[cfg(not(loom))]
-static WAITS: WaitTable = WaitTable::new();
-
-#[cfg(not(loom))]
-fn waits() -> &'static WaitTable {
-    &WAITS
-}
-
-#[cfg(loom)]
-fn waits() -> &'static WaitTable {
-    loom::lazy_static! {
-        static ref WAITS: WaitTable = WaitTable::new();
-    }
-    &WAITS
-}
-
-impl WaitTable {
-    #[cfg(not(loom))]
-    const fn new() -> Self {
-        Self {
-            buckets: [const { CachePadded::new(SpinLock::new(ptr::null_mut())) }; WAIT_BUCKETS],
-        }
-    }
-
-    #[cfg(loom)]
-    fn new() -> Self {
-        Self {
-            buckets: core::array::from_fn(|_| CachePadded::new(SpinLock::new(ptr::null_mut()))),
-        }
-    }
-
-    #[inline]
-    fn bucket(&self, counter: *const CounterCore) -> &SpinLock<*mut WaitNode> {
-        let h = (counter as usize >> 6).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
-        &self.buckets[h % WAIT_BUCKETS]
-    }
-}
+// The wait lists of every counter in the process, hashed by counter address.
+//
+// Process-wide rather than per system, so a counter may be waited on through one system's
+// handle while another system's jobs count it down.
+//
+// Why not a list inside each counter: the decrement that takes the slow path would touch the
+// counter after its `fetch_sub`, and by then a waiter that saw the count reach its target may
+// have returned and freed the counter (a second decrementer that read a stale trigger is
+// enough). Here the slow path touches only this table and the nodes of still-parked waiters;
+// a trigger that stays high after its waiters left costs a spurious slow path, nothing more,
+// and the next publisher on that counter recomputes it exactly.
+super::static_buckets!(fn waits() -> WaitNode);
 
 /// The shared part of every counter: one packed word and a poison flag.
 ///
@@ -173,7 +123,7 @@ impl CounterCore {
         let this: *const CounterCore = self;
         // SAFETY: caller contract.
         let target = unsafe { (*node).target };
-        let mut head = waits().bucket(this).lock();
+        let mut head = waits().bucket(this as usize).lock();
         // The exact trigger: our target and every other waiter of this counter in the bucket.
         let mut max = target;
         let mut p = *head;
@@ -227,7 +177,7 @@ impl CounterCore {
 /// target is at or above it. Touches only the bucket and the woken nodes, never the counter.
 #[cold]
 fn wake_cold(counter: *const CounterCore, reached: u32) {
-    let mut head = waits().bucket(counter).lock();
+    let mut head = waits().bucket(counter as usize).lock();
     let mut woken: *mut WaitNode = ptr::null_mut();
     let mut link: *mut *mut WaitNode = &mut *head;
     // SAFETY: every linked node is alive (its waiter stays parked until woken below), and the

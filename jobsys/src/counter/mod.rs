@@ -5,6 +5,7 @@
 //! to the wake stage. The wait nodes live on the waiters' own stacks: no slots, no allocation.
 //! The publication protocol is argued in `counter/README.md`.
 
+mod buckets;
 mod core;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -12,4 +13,5 @@ mod wait;
 
 pub use self::core::Counter;
 pub(crate) use self::core::CounterCore;
+pub(crate) use buckets::{Buckets, static_buckets};
 pub(crate) use wait::{WaitNode, Waiter, block_thread_until};

@@ -140,17 +140,7 @@ impl Ctx {
         // has since waited again on the same counter (see counter/README.md). So re-check and
         // park again until the target is really reached.
         while !counter.is_done(target) {
-            let mut node = WaitNode::new(
-                target,
-                Waiter::Fiber {
-                    shared: self.shared(),
-                    fiber: self.fiber,
-                },
-            );
-            self.shared()
-                .fibers
-                .slot(self.fiber)
-                .set_waiting(counter, target);
+            let mut node = WaitNode::new(target, self.waiter_on(counter, target));
             self.suspend(Suspend::Wait(
                 NonNull::from(&mut node),
                 NonNull::from(counter),
@@ -233,21 +223,23 @@ impl Ctx {
                 "a job blocked on a jobsys::sync primitive while its thread was panicking (in a Drop during unwinding?); that is refused",
             );
         }
-        let mut node = crate::park::ParkNode::new(
-            key,
-            validate,
-            data,
-            Waiter::Fiber {
-                shared: self.shared(),
-                fiber: self.fiber,
-            },
-        );
+        let waiter = self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT);
+        let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
+        self.suspend(Suspend::Park(NonNull::from(&mut node)));
+        node.token()
+    }
+
+    /// This fiber as a waiter, recorded in the pool's deadlock report as waiting on `on` for
+    /// `target` (`SYNC_WAIT`: `on` is a primitive's address, not a counter).
+    fn waiter_on(&self, on: *const CounterCore, target: u32) -> Waiter {
         self.shared()
             .fibers
             .slot(self.fiber)
-            .set_waiting(key as *const CounterCore, super::pool::SYNC_WAIT);
-        self.suspend(Suspend::Park(NonNull::from(&mut node)));
-        node.token()
+            .set_waiting(on, target);
+        Waiter::Fiber {
+            shared: self.shared(),
+            fiber: self.fiber,
+        }
     }
 
     /// Lets other work run on this worker first — its woken fibers and one queued job — then

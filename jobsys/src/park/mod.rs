@@ -24,15 +24,11 @@
 
 use crate::counter::Waiter;
 use crate::shim::thread;
-use crate::shim::{AtomicBool, Ordering, SpinLock};
+use crate::shim::{AtomicBool, Ordering};
 use core::ptr;
-use crossbeam_utils::CachePadded;
 
 /// The token a parker gets when its `validate` said not to park.
 pub(crate) const TOKEN_INVALID: usize = usize::MAX;
-
-/// Buckets in the table; picked like the counters' table.
-const BUCKETS: usize = 64;
 
 /// A parked waiter. Lives on its stack for the whole park.
 pub(crate) struct ParkNode {
@@ -55,52 +51,7 @@ pub(crate) struct Unparked {
     pub(crate) more: bool,
 }
 
-struct Table {
-    buckets: [CachePadded<SpinLock<*mut ParkNode>>; BUCKETS],
-}
-
-// SAFETY: node pointers are only dereferenced under their bucket's lock, by the park and unpark
-// protocols that own them.
-unsafe impl Send for Table {}
-// SAFETY: as above.
-unsafe impl Sync for Table {}
-
-impl Table {
-    #[cfg(not(loom))]
-    const fn new() -> Self {
-        Self {
-            buckets: [const { CachePadded::new(SpinLock::new(ptr::null_mut())) }; BUCKETS],
-        }
-    }
-
-    #[cfg(loom)]
-    fn new() -> Self {
-        Self {
-            buckets: core::array::from_fn(|_| CachePadded::new(SpinLock::new(ptr::null_mut()))),
-        }
-    }
-
-    fn bucket(&self, key: usize) -> &SpinLock<*mut ParkNode> {
-        let h = (key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
-        &self.buckets[h % BUCKETS]
-    }
-}
-
-#[cfg(not(loom))]
-static TABLE: Table = Table::new();
-
-#[cfg(not(loom))]
-fn table() -> &'static Table {
-    &TABLE
-}
-
-#[cfg(loom)]
-fn table() -> &'static Table {
-    loom::lazy_static! {
-        static ref TABLE: Table = Table::new();
-    }
-    &TABLE
-}
+crate::counter::static_buckets!(fn table() -> ParkNode);
 
 impl ParkNode {
     /// A node for parking on `key` while `validate(data)` holds.

@@ -1,6 +1,6 @@
 //! `Barrier`: N participants, reusable, one leader per generation.
 
-use super::Blocker;
+use super::{Blocker, key_of};
 use crate::shim::{AtomicU64, Ordering};
 
 /// What [`Barrier::wait`] tells each participant.
@@ -63,11 +63,6 @@ impl Barrier {
         }
     }
 
-    /// The park key: the state word's address (see `Mutex::key`).
-    fn key(&self) -> usize {
-        (&self.state as *const AtomicU64).cast::<u8>() as usize
-    }
-
     /// Arrives and waits until all `n` participants of this generation have arrived.
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) -> BarrierWaitResult {
         // AcqRel: the leader sees every participant's writes before the barrier, and the
@@ -78,7 +73,7 @@ impl Barrier {
             // Last to arrive: open the next generation (nobody of the next one can have
             // arrived: all `n` are here), then release this one.
             self.state.store((generation + 1) << 32, Ordering::Release);
-            crate::park::unpark_all(self.key(), 0, |_| {});
+            crate::park::unpark_all(key_of(&self.state), 0, |_| {});
             return BarrierWaitResult(true);
         }
         let data = Gen {
@@ -87,7 +82,13 @@ impl Barrier {
         };
         while self.state.load(Ordering::Acquire) >> 32 == generation {
             // SAFETY: `validate` reads `data`, on this stack for the whole park.
-            unsafe { blocker.park(self.key(), validate, (&data as *const Gen<'_>).cast()) };
+            unsafe {
+                blocker.park(
+                    key_of(&self.state),
+                    validate,
+                    (&data as *const Gen<'_>).cast(),
+                )
+            };
         }
         BarrierWaitResult(false)
     }

@@ -9,7 +9,7 @@
 //! unparks one waiter; the unparker clears the flag when it takes the last one. Dekker on the
 //! two fences: either the waker sees the flag, or the parker's look sees the new item (slot).
 
-use super::Blocker;
+use super::{Blocker, Validate, key_of};
 use crate::shim::{AtomicU8, AtomicUsize, Ordering, fence};
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -165,7 +165,7 @@ impl<T> Channel<T> {
     }
 
     fn rx_key(&self) -> usize {
-        (&self.parked as *const AtomicU8).cast::<u8>() as usize
+        key_of(&self.parked)
     }
 
     fn tx_key(&self) -> usize {
@@ -201,17 +201,13 @@ impl<T> Channel<T> {
                 Err(TrySendError::Closed(v)) => return Err(SendError(v)),
                 Err(TrySendError::Full(v)) => value = v,
             }
-            self.parked.fetch_or(TX_PARKED, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if !self.is_full() || self.is_closed() {
-                continue;
-            }
-            let check = Check {
-                chan: self as *const Self as *const (),
-                full: full_and_waiting::<T>,
-            };
-            // SAFETY: `check` and `self` outlive the park.
-            unsafe { blocker.park(self.tx_key(), validate, (&check as *const Check).cast()) };
+            self.wait_side(
+                blocker,
+                TX_PARKED,
+                self.tx_key(),
+                Self::is_full,
+                full_and_waiting::<T>,
+            );
         }
     }
 
@@ -224,17 +220,33 @@ impl<T> Channel<T> {
                 Err(TryRecvError::Closed) => return Err(RecvError),
                 Err(TryRecvError::Empty) => {}
             }
-            self.parked.fetch_or(RX_PARKED, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if !self.is_empty_now() || self.is_closed() {
-                continue;
-            }
-            let check = Check {
-                chan: self as *const Self as *const (),
-                full: empty_and_waiting::<T>,
-            };
-            // SAFETY: `check` and `self` outlive the park.
-            unsafe { blocker.park(self.rx_key(), validate, (&check as *const Check).cast()) };
+            self.wait_side(
+                blocker,
+                RX_PARKED,
+                self.rx_key(),
+                Self::is_empty_now,
+                empty_and_waiting::<T>,
+            );
+        }
+    }
+
+    /// One side's park: set its `flag`, fence, and park on `key` unless the other side moved
+    /// meanwhile (`blocked` no longer holds) or the channel closed. The validator re-checks
+    /// the same under the wait list's lock; a wake or a failed validation returns to the
+    /// caller's retry loop.
+    fn wait_side<B: Blocker + ?Sized>(
+        &self,
+        blocker: &B,
+        flag: u8,
+        key: usize,
+        blocked: fn(&Self) -> bool,
+        validate: Validate,
+    ) {
+        self.parked.fetch_or(flag, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if blocked(self) && !self.is_closed() {
+            // SAFETY: the validator reads `self`, borrowed for the whole park.
+            unsafe { blocker.park(key, validate, (self as *const Self).cast()) };
         }
     }
 
@@ -358,22 +370,6 @@ impl<T> Channel<T> {
                 pos = self.head.load(Ordering::Relaxed);
             }
         }
-    }
-}
-
-/// What a parked sender or receiver re-checks under the wait list's lock.
-struct Check {
-    chan: *const (),
-    full: unsafe fn(*const ()) -> bool,
-}
-
-/// # Safety
-/// `data` points at a live `Check`.
-unsafe fn validate(data: *const ()) -> bool {
-    // SAFETY: caller contract; the check's channel outlives the park.
-    unsafe {
-        let c = &*data.cast::<Check>();
-        (c.full)(c.chan)
     }
 }
 

@@ -1,6 +1,6 @@
 //! `Event`: manual- or auto-reset signal.
 
-use super::{Blocker, HANDOFF};
+use super::{Blocker, HANDOFF, key_of, park_with_bit};
 use crate::shim::{AtomicU8, Ordering};
 
 const SET: u8 = 1;
@@ -48,11 +48,6 @@ impl Event {
         }
     }
 
-    /// The park key: the state word's address (see `Mutex::key`).
-    fn key(&self) -> usize {
-        (&self.state as *const AtomicU8).cast::<u8>() as usize
-    }
-
     /// Whether the event is set (a snapshot).
     pub fn is_set(&self) -> bool {
         self.state.load(Ordering::Acquire) & SET != 0
@@ -82,27 +77,12 @@ impl Event {
                     }
                 }
             }
-            if s & PARKED == 0
-                && self
-                    .state
-                    .compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
+            // Released by a `set` (HANDOFF): an auto-reset event's setter handed the signal to
+            // us (without setting the event); a manual one released everyone parked, even if
+            // it was reset before we ran.
+            if park_with_bit(blocker, &self.state, s.into(), PARKED.into(), validate)
+                == Some(HANDOFF)
             {
-                continue;
-            }
-            // SAFETY: `validate` reads `self.state`, alive while we borrow self.
-            let token = unsafe {
-                blocker.park(
-                    self.key(),
-                    validate,
-                    (&self.state as *const AtomicU8).cast(),
-                )
-            };
-            if token == HANDOFF {
-                // Released by a `set`: an auto-reset event's setter handed the signal to us
-                // (without setting the event); a manual one released everyone parked, even if
-                // it was reset before we ran.
-                crate::shim::fence(Ordering::Acquire);
                 return;
             }
         }
@@ -115,7 +95,7 @@ impl Event {
             EventKind::Manual => {
                 let old = self.state.fetch_or(SET, Ordering::Release);
                 if old & PARKED != 0 {
-                    crate::park::unpark_all(self.key(), HANDOFF, |_| {
+                    crate::park::unpark_all(key_of(&self.state), HANDOFF, |_| {
                         self.state.fetch_and(!PARKED, Ordering::Relaxed);
                     });
                 }
@@ -135,7 +115,7 @@ impl Event {
                     }
                     continue;
                 }
-                crate::park::unpark_one(self.key(), |found| {
+                crate::park::unpark_one(key_of(&self.state), |found| {
                     if found.woken == 0 {
                         self.state.store(SET, Ordering::Release);
                         0

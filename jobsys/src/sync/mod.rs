@@ -64,6 +64,9 @@ use crate::{Ctx, Scope};
 /// The token an unparker hands a waiter it gave the resource to (lock, permit, event).
 pub(crate) const HANDOFF: usize = 1;
 
+/// A park validator: re-checks, under the wait list's lock, that the waiter should still park.
+pub(crate) type Validate = unsafe fn(*const ()) -> bool;
+
 /// What a blocking call parks: a job's fiber or the calling OS thread. Sealed.
 pub trait Blocker: private::Sealed {
     /// Parks on `key` while `validate(data)` holds; returns the unparker's token.
@@ -71,12 +74,8 @@ pub trait Blocker: private::Sealed {
     /// # Safety
     /// `validate(data)` is sound to call on any thread until this returns.
     #[doc(hidden)]
-    unsafe fn park(
-        &self,
-        key: usize,
-        validate: unsafe fn(*const ()) -> bool,
-        data: *const (),
-    ) -> usize;
+    #[allow(private_interfaces)]
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize;
 }
 
 /// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
@@ -85,39 +84,85 @@ pub trait Blocker: private::Sealed {
 pub struct ThisThread;
 
 impl Blocker for Ctx {
-    unsafe fn park(
-        &self,
-        key: usize,
-        validate: unsafe fn(*const ()) -> bool,
-        data: *const (),
-    ) -> usize {
+    #[allow(private_interfaces)]
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize {
         // SAFETY: forwarded contract.
         unsafe { Ctx::park(self, key, validate, data) }
     }
 }
 
 impl Blocker for Scope<'_, '_> {
-    unsafe fn park(
-        &self,
-        key: usize,
-        validate: unsafe fn(*const ()) -> bool,
-        data: *const (),
-    ) -> usize {
-        // SAFETY: forwarded contract.
-        unsafe { Ctx::park(self, key, validate, data) }
+    #[allow(private_interfaces)]
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize {
+        // SAFETY: forwarded contract; a scope parks the fiber of the `Ctx` it derefs to.
+        unsafe { <Ctx as Blocker>::park(self, key, validate, data) }
     }
 }
 
 impl Blocker for ThisThread {
-    unsafe fn park(
-        &self,
-        key: usize,
-        validate: unsafe fn(*const ()) -> bool,
-        data: *const (),
-    ) -> usize {
+    #[allow(private_interfaces)]
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize {
         // SAFETY: forwarded contract.
         unsafe { crate::park::park_thread(key, validate, data) }
     }
+}
+
+/// The park key of a primitive: the address of one of its fields (never of the primitive
+/// itself, which a primitive nested at offset 0 of its data would share).
+pub(crate) fn key_of<W>(field: &W) -> usize {
+    (field as *const W).cast::<u8>() as usize
+}
+
+/// A primitive's state word with a "waiters may be parked" bit.
+pub(crate) trait ParkWord {
+    /// Makes sure `bit` is set, given the value `seen` was read; false if the word changed
+    /// meanwhile (re-read and retry).
+    fn try_set(&self, seen: u64, bit: u64) -> bool;
+}
+
+macro_rules! park_word {
+    ($($atomic:ty => $int:ty),*) => {$(
+        impl ParkWord for $atomic {
+            fn try_set(&self, seen: u64, bit: u64) -> bool {
+                seen & bit != 0
+                    || self
+                        .compare_exchange_weak(
+                            seen as $int,
+                            (seen | bit) as $int,
+                            crate::shim::Ordering::Relaxed,
+                            crate::shim::Ordering::Relaxed,
+                        )
+                        .is_ok()
+            }
+        }
+    )*};
+}
+park_word!(
+    crate::shim::AtomicU8 => u8,
+    crate::shim::AtomicUsize => usize,
+    crate::shim::AtomicU64 => u64
+);
+
+/// The wait step the word-based primitives share: set `bit` in `word` (read as `seen`), then
+/// park `blocker` on the word's address while `validate(word)` holds. `None` if setting the
+/// bit lost a race (re-read and retry); else the unparker's token — after an Acquire fence
+/// when it is [`HANDOFF`], so the waiter sees what the releaser wrote.
+pub(crate) fn park_with_bit<W: ParkWord, B: Blocker + ?Sized>(
+    blocker: &B,
+    word: &W,
+    seen: u64,
+    bit: u64,
+    validate: Validate,
+) -> Option<usize> {
+    if !word.try_set(seen, bit) {
+        return None;
+    }
+    // SAFETY: `validate` reads `word`, which the caller borrows for the whole call.
+    let token = unsafe { blocker.park(key_of(word), validate, (word as *const W).cast()) };
+    if token == HANDOFF {
+        crate::shim::fence(crate::shim::Ordering::Acquire);
+    }
+    Some(token)
 }
 
 mod private {

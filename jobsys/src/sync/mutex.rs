@@ -1,6 +1,6 @@
 //! `Mutex<T>`: a short spin, then the waiter parks; FIFO hand-off on unlock.
 
-use super::{Blocker, HANDOFF, SPINS};
+use super::{Blocker, HANDOFF, SPINS, key_of, park_with_bit};
 use crate::shim::{AtomicU8, Ordering};
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -58,12 +58,6 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    /// The park key: the state word's address (a field, so a primitive nested at offset 0 of
-    /// another's data can never share it).
-    fn key(&self) -> usize {
-        (&self.state as *const AtomicU8).cast::<u8>() as usize
-    }
-
     /// Locks, parking `blocker` (a job's `Ctx`/`Scope`, or [`ThisThread`](super::ThisThread))
     /// while another holder has it.
     pub fn lock<B: Blocker + ?Sized>(&self, blocker: &B) -> MutexGuard<'_, T> {
@@ -117,28 +111,12 @@ impl<T: ?Sized> Mutex<T> {
                 crate::shim::spin_loop();
                 continue;
             }
-            if s & PARKED == 0
-                && self
-                    .state
-                    .compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            // SAFETY: `validate` reads `self.state`, alive for the whole park (we borrow self).
-            let token = unsafe {
-                blocker.park(
-                    self.key(),
-                    validate,
-                    (&self.state as *const AtomicU8).cast(),
-                )
-            };
-            if token == HANDOFF {
+            match park_with_bit(blocker, &self.state, s.into(), PARKED.into(), validate) {
                 // The unlocker left the lock held for us.
-                crate::shim::fence(Ordering::Acquire);
-                return;
+                Some(HANDOFF) => return,
+                Some(_) => spins = 0,
+                None => {}
             }
-            spins = 0;
         }
     }
 
@@ -156,7 +134,7 @@ impl<T: ?Sized> Mutex<T> {
 
     #[cold]
     fn unlock_slow(&self) {
-        crate::park::unpark_one(self.key(), |found| {
+        crate::park::unpark_one(key_of(&self.state), |found| {
             if found.woken == 0 {
                 // The parked bit was stale (a parker validated out): plain unlock.
                 self.state.store(0, Ordering::Release);

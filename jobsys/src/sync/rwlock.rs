@@ -1,7 +1,7 @@
 //! `RwLock<T>`: many readers or one writer, admitted strictly in arrival order (tickets);
 //! consecutive readers share the lock.
 
-use super::Blocker;
+use super::{Blocker, key_of};
 use crate::shim::{AtomicU32, Ordering, SpinLock};
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -128,11 +128,6 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
-    /// The park key: the waiter count's address (see `Mutex::key`).
-    fn key(&self) -> usize {
-        (&self.waiters as *const AtomicU32).cast::<u8>() as usize
-    }
-
     /// The value through `&mut self`.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
@@ -178,7 +173,13 @@ impl<T: ?Sized> RwLock<T> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         loop {
             // SAFETY: `validate` reads `turn`, on this stack for the whole park.
-            unsafe { blocker.park(self.key(), validate, (&turn as *const Turn<'_>).cast()) };
+            unsafe {
+                blocker.park(
+                    key_of(&self.waiters),
+                    validate,
+                    (&turn as *const Turn<'_>).cast(),
+                )
+            };
             if turn.try_enter() {
                 break;
             }
@@ -189,7 +190,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Wakes every waiter to re-check its turn, if any waits.
     fn wake_all(&self) {
         if self.waiters.load(Ordering::SeqCst) != 0 {
-            crate::park::unpark_all(self.key(), 0, |_| {});
+            crate::park::unpark_all(key_of(&self.waiters), 0, |_| {});
         }
     }
 

@@ -1,6 +1,6 @@
 //! `Semaphore`: counted permits, FIFO hand-off to waiters.
 
-use super::{Blocker, HANDOFF, SPINS};
+use super::{Blocker, HANDOFF, SPINS, key_of, park_with_bit};
 use crate::shim::{AtomicUsize, Ordering};
 
 /// Low bit of the state: some waiter may be parked. The permits are the state shifted right.
@@ -50,11 +50,6 @@ impl Semaphore {
         }
     }
 
-    /// The park key: the state word's address (see `Mutex::key`).
-    fn key(&self) -> usize {
-        (&self.state as *const AtomicUsize).cast::<u8>() as usize
-    }
-
     /// Permits available right now (a snapshot).
     pub fn available(&self) -> usize {
         self.state.load(Ordering::Relaxed) / ONE
@@ -86,33 +81,17 @@ impl Semaphore {
             if s >= ONE {
                 continue;
             }
-            if s & PARKED == 0 {
-                if spins < SPINS {
-                    spins += 1;
-                    crate::shim::spin_loop();
-                    continue;
-                }
-                if self
-                    .state
-                    .compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-                {
-                    continue;
-                }
+            if s & PARKED == 0 && spins < SPINS {
+                spins += 1;
+                crate::shim::spin_loop();
+                continue;
             }
-            // SAFETY: `validate` reads `self.state`, alive while we borrow self.
-            let token = unsafe {
-                blocker.park(
-                    self.key(),
-                    validate,
-                    (&self.state as *const AtomicUsize).cast(),
-                )
-            };
-            if token == HANDOFF {
-                crate::shim::fence(Ordering::Acquire);
-                return;
+            match park_with_bit(blocker, &self.state, s as u64, PARKED as u64, validate) {
+                // The releaser handed its permit to us.
+                Some(HANDOFF) => return,
+                Some(_) => spins = 0,
+                None => {}
             }
-            spins = 0;
         }
     }
 
@@ -137,7 +116,7 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
-        crate::park::unpark_one(self.key(), |found| {
+        crate::park::unpark_one(key_of(&self.state), |found| {
             if found.woken == 0 {
                 // Stale parked bit: clear it and add the permit.
                 let _ = self

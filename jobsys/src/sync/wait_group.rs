@@ -1,6 +1,6 @@
 //! `WaitGroup`: add / done / wait, on the park table.
 
-use super::Blocker;
+use super::{Blocker, key_of, park_with_bit};
 use crate::shim::{AtomicU64, Ordering};
 
 /// High bit: some waiter may be parked. Low 32 bits: the count.
@@ -53,10 +53,6 @@ impl WaitGroup {
         }
     }
 
-    fn key(&self) -> usize {
-        (&self.state as *const AtomicU64).cast::<u8>() as usize
-    }
-
     /// Adds `n` outstanding items.
     ///
     /// # Panics
@@ -89,7 +85,7 @@ impl WaitGroup {
             }
         }
         if s & COUNT == 1 && s & WAITERS != 0 {
-            crate::park::unpark_all(self.key(), 0, |_| {
+            crate::park::unpark_all(key_of(&self.state), 0, |_| {
                 self.state.fetch_and(!WAITERS, Ordering::Relaxed);
             });
         }
@@ -107,22 +103,7 @@ impl WaitGroup {
             if s & COUNT == 0 {
                 return;
             }
-            if s & WAITERS == 0
-                && self
-                    .state
-                    .compare_exchange_weak(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            // SAFETY: `validate` reads `self.state`, alive while we borrow self.
-            unsafe {
-                blocker.park(
-                    self.key(),
-                    validate,
-                    (&self.state as *const AtomicU64).cast(),
-                )
-            };
+            let _ = park_with_bit(blocker, &self.state, s, WAITERS, validate);
         }
     }
 }
