@@ -539,39 +539,19 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             shared.fibers.release(fiber);
         }
         CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
-            slot.transition(Running, Waiting);
-            worker
-                .parked_here
-                .fetch_add(1, crate::shim::Ordering::SeqCst);
             // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it).
-            if unsafe { counter.as_ref().publish(node.as_ptr()) } {
-                shared.fiber_parked(false);
-            } else {
-                slot.transition(Waiting, Ready);
-                worker.push_ready(fiber);
-                worker
-                    .parked_here
-                    .fetch_sub(1, crate::shim::Ordering::SeqCst);
-            }
+            publish_wait(shared, worker, fiber, false, || unsafe {
+                counter.as_ref().publish(node.as_ptr())
+            });
         }
         CoroutineResult::Yield(Suspend::Park(node)) => {
-            slot.transition(Running, Waiting);
-            worker
-                .parked_here
-                .fetch_add(1, crate::shim::Ordering::SeqCst);
             // SAFETY: the node and its validator's data are on the parked fiber's stack, which
             // stays untouched until the unpark protocol pushes the fiber to a ready queue.
-            if unsafe { crate::park::publish(node.as_ptr()) } {
-                shared.fiber_parked(true);
-            } else {
-                slot.transition(Waiting, Ready);
-                worker.push_ready(fiber);
-                worker
-                    .parked_here
-                    .fetch_sub(1, crate::shim::Ordering::SeqCst);
-            }
+            publish_wait(shared, worker, fiber, true, || unsafe {
+                crate::park::publish(node.as_ptr())
+            });
         }
         CoroutineResult::Yield(Suspend::Yield) => {
             slot.transition(Running, Ready);
@@ -580,5 +560,32 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             }
         }
         CoroutineResult::Return(()) => fatal("a fiber returned while the system runs"),
+    }
+}
+
+/// Post-switch publication of a wait (a counter's or a primitive's, `on_sync`): counts the fiber
+/// parked here, then `publish`es; if the wait is already over, the fiber goes straight back to
+/// this worker's ready queue.
+fn publish_wait(
+    shared: &Shared,
+    worker: &Worker,
+    fiber: u32,
+    on_sync: bool,
+    publish: impl FnOnce() -> bool,
+) {
+    use super::FiberState::*;
+    let slot = shared.fibers.slot(fiber);
+    slot.transition(Running, Waiting);
+    worker
+        .parked_here
+        .fetch_add(1, crate::shim::Ordering::SeqCst);
+    if publish() {
+        shared.fiber_parked(on_sync);
+    } else {
+        slot.transition(Waiting, Ready);
+        worker.push_ready(fiber);
+        worker
+            .parked_here
+            .fetch_sub(1, crate::shim::Ordering::SeqCst);
     }
 }
