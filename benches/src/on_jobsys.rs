@@ -542,6 +542,37 @@ pub fn channel_ping_pong(ctx: &Ctx, rounds: usize) -> std::time::Duration {
     t.elapsed()
 }
 
+/// `channel_ping_pong` where the responder serves two ping channels with a `select` (the
+/// pinger alternates between them): the cost of a select that parks on two wait lists.
+pub fn select_ping_pong(ctx: &Ctx, rounds: usize) -> std::time::Duration {
+    use jobsys::sync::{Channel, RecvArm, select};
+    let (a, b, pong) = (Channel::new(1), Channel::new(1), Channel::new(1));
+    let t = std::time::Instant::now();
+    ctx.scope(|s| {
+        s.spawn(|s| {
+            for _ in 0..rounds {
+                let mut ra = RecvArm::new(&a);
+                let mut rb = RecvArm::new(&b);
+                let v: usize = match select(s, &mut [&mut ra, &mut rb]) {
+                    0 => ra.take(),
+                    _ => rb.take(),
+                }
+                .expect("the chosen arm holds its value")
+                .expect("open");
+                pong.send(s, v + 1).expect("pong open");
+            }
+        });
+        let mut v = 0;
+        for i in 0..rounds {
+            let ping = if i % 2 == 0 { &a } else { &b };
+            ping.send(s, v).expect("ping open");
+            v = pong.recv(s).expect("pong open");
+        }
+        assert_eq!(v, rounds, "jobsys select ping-pong lost a message");
+    });
+    t.elapsed()
+}
+
 /// Channel throughput: one job sends `n` values through a channel of `capacity`, another
 /// receives and sums them.
 pub fn channel_throughput(ctx: &Ctx, n: usize, capacity: usize) -> std::time::Duration {

@@ -195,6 +195,7 @@ impl Builder {
         }
 
         let fibers = FiberPool::new(self.small, self.large, fiber_main)?;
+        let fiber_count = fibers.len();
         let shared = Arc::new(Shared {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
             fibers,
@@ -202,6 +203,7 @@ impl Builder {
             policy: crate::sched::Active::default(),
             dorm: crate::wake::Dorm::new(),
             frames_open: CachePadded::new(AtomicUsize::new(0)),
+            timers: crate::timer::Timers::new(fiber_count),
             parked: CachePadded::new(AtomicU64::new(0)),
             shutdown: AtomicBool::new(false),
             exit: AtomicBool::new(false),

@@ -62,6 +62,7 @@ mod scope;
 mod shim;
 pub mod sync;
 mod system;
+mod timer;
 mod wake;
 mod worker;
 

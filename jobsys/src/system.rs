@@ -12,6 +12,7 @@ use core::marker::PhantomData;
 use std::panic::resume_unwind;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A fixed pool of workers and pre-allocated fibers.
 ///
@@ -266,8 +267,31 @@ impl Handle {
     /// If called on one of this system's worker threads (it would block the worker and
     /// every fiber on it): jobs wait with [`Ctx::wait_for_counter`].
     pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
+        self.block_on_counter(counter, target, crate::timer::NEVER, "wait_for_counter");
+    }
+
+    /// [`wait_for_counter`](Self::wait_for_counter) for at most `timeout`: returns whether the
+    /// count reached `target` (false: the deadline passed first; the jobs still run).
+    ///
+    /// # Panics
+    /// As [`wait_for_counter`](Self::wait_for_counter).
+    pub fn wait_for_counter_timeout(
+        &self,
+        counter: &Counter,
+        target: u32,
+        timeout: Duration,
+    ) -> bool {
+        self.block_on_counter(
+            counter,
+            target,
+            crate::timer::after(timeout),
+            "wait_for_counter_timeout",
+        )
+    }
+
+    fn block_on_counter(&self, counter: &Counter, target: u32, deadline: u64, what: &str) -> bool {
         if counter.is_done(target) {
-            return;
+            return true;
         }
         let shared = &*self.shared;
         let me = std::thread::current();
@@ -277,9 +301,9 @@ impl Handle {
         });
         assert!(
             !on_worker,
-            "Handle::wait_for_counter was called on a worker thread, which it would block; use Ctx::wait_for_counter inside jobs"
+            "Handle::{what} was called on a worker thread, which it would block; use Ctx::{what} inside jobs"
         );
-        crate::counter::block_thread_until(counter.core(), target);
+        crate::counter::block_thread_until(counter.core(), target, deadline)
     }
 }
 

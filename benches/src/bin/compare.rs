@@ -566,6 +566,13 @@ fn main() {
             &|| jobsys_benches::std_ping_pong(pings),
         );
         sync_row(
+            "sync: select ping-pong (responder selects over 2 channels), ns per round trip".into(),
+            pings,
+            "std sync_channel ping-pong (no select), 2 threads",
+            &|ctx| on_jobsys::select_ping_pong(ctx, pings),
+            &|| jobsys_benches::std_ping_pong(pings),
+        );
+        sync_row(
             format!("sync: channel throughput (capacity {cap}), ns per message"),
             msgs,
             "std sync_channel, 2 threads",

@@ -206,6 +206,31 @@ fn wake_cold(counter: *const CounterCore, reached: u32) {
     }
 }
 
+/// Takes a timed wait's `node` (of park `stamp`) off `counter`'s list if it is still there
+/// and wakes its waiter; false if a decrement took it first (and owns the wake) or the wait is
+/// over. The race is settled by who unlinks the node under the bucket lock, as for parks (see
+/// "Timeouts" in `park/mod.rs`); the node is dereferenced only while linked. The counter's
+/// trigger may stay high: that costs a spurious slow path, as for any waiter that left.
+pub(crate) fn cancel(counter: *const CounterCore, node: *mut WaitNode, stamp: u64) -> bool {
+    let mut head = waits().bucket(counter as usize).lock();
+    let mut link: *mut *mut WaitNode = &mut *head;
+    // SAFETY: linked nodes are alive and only changed under this lock.
+    unsafe {
+        while !(*link).is_null() {
+            let p = *link;
+            if p == node && (*p).counter == counter && (*p).stamp == stamp {
+                *link = (*p).next;
+                drop(head);
+                // SAFETY: unlinked by us under the lock: the wake is ours.
+                Waiter::wake(node);
+                return true;
+            }
+            link = &mut (*p).next;
+        }
+    }
+    false
+}
+
 /// An atomic count of unfinished jobs that code can wait on: the raw synchronisation primitive
 /// of the Naughty-Dog model.
 ///

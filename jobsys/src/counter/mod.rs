@@ -14,4 +14,5 @@ mod wait;
 pub use self::core::Counter;
 pub(crate) use self::core::CounterCore;
 pub(crate) use buckets::{Buckets, static_buckets};
+pub(crate) use core::cancel;
 pub(crate) use wait::{WaitNode, Waiter, block_thread_until};

@@ -12,6 +12,11 @@ pub(crate) struct WaitNode {
     /// Woken when the count is at or below this.
     pub(crate) target: u32,
     pub(crate) waiter: Waiter,
+    /// Non-zero for a timed wait: identifies it to a late [`cancel`](super::cancel), and
+    /// counts the fiber as one that will wake by itself (never part of a deadlock).
+    pub(crate) stamp: u64,
+    /// When a timed wait times out (`timer::NEVER` for none).
+    pub(crate) deadline: u64,
 }
 
 /// How to resume a waiter.
@@ -29,22 +34,55 @@ impl WaitNode {
             counter: core::ptr::null(),
             target,
             waiter,
+            stamp: 0,
+            deadline: crate::timer::NEVER,
         }
     }
 
-    /// Blocks the calling thread until a waker sets `done`. Spurious unparks loop.
-    pub(crate) fn block_thread(&self) {
-        let Waiter::Thread { done, .. } = &self.waiter else {
-            unreachable!("not a thread waiter")
-        };
-        // Acquire pairs with the waker's Release: the woken thread sees the jobs' writes.
-        while !done.load(Ordering::Acquire) {
-            thread::park();
+    /// Makes this a timed wait.
+    pub(crate) fn set_deadline(&mut self, deadline: u64) {
+        if deadline != crate::timer::NEVER {
+            self.deadline = deadline;
+            self.stamp = crate::timer::next_stamp();
         }
+    }
+
+    /// Blocks the calling thread until a waker sets `done`, or `deadline` passes and
+    /// `cancel()` takes the node back first. Spurious unparks loop.
+    pub(crate) fn block_thread(&self, deadline: u64, cancel: impl FnOnce() -> bool) {
+        self.waiter.block_until(deadline, cancel);
     }
 }
 
 impl Waiter {
+    /// Blocks the calling thread (whose `Thread` waiter this is) until woken, or until
+    /// `deadline` passes and `cancel()` takes the wait back before any waker (then returns
+    /// true: timed out). When the cancel loses, the waker owns the wake and it comes soon.
+    pub(crate) fn block_until(&self, deadline: u64, cancel: impl FnOnce() -> bool) -> bool {
+        let Waiter::Thread { done, .. } = self else {
+            unreachable!("not a thread waiter")
+        };
+        let mut cancel = Some(cancel);
+        // Acquire pairs with the waker's Release: the woken thread sees what the waker wrote.
+        while !done.load(Ordering::Acquire) {
+            match crate::timer::remaining(deadline) {
+                None => thread::park(),
+                Some(left) if !left.is_zero() => thread::park_timeout(left),
+                Some(_) => match cancel.take() {
+                    // Took the wait back before any waker: timed out.
+                    Some(c) => {
+                        if c() {
+                            return true;
+                        }
+                    }
+                    // A waker owns the node: its wake comes soon.
+                    None => thread::park(),
+                },
+            }
+        }
+        false
+    }
+
     /// Makes the waiter of `node` runnable.
     ///
     /// # Safety
@@ -52,9 +90,12 @@ impl Waiter {
     /// may touch it (the waiter may already have resumed and reused its stack).
     pub(crate) unsafe fn wake(node: *mut WaitNode) {
         // SAFETY: caller contract — the node is alive and ours.
+        let timed = unsafe { (*node).stamp } != 0;
+        // SAFETY: as above.
         match unsafe { &(*node).waiter } {
-            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers.
-            Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready(*fiber) },
+            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers. A
+            // timed wait was counted with the primitive waits (`publish_wait`).
+            Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready_from(*fiber, timed) },
             Waiter::Thread { thread, done } => {
                 // Clone before `done`: after the store the waiter may free the node.
                 let thread = thread.clone();
@@ -65,11 +106,18 @@ impl Waiter {
     }
 }
 
-/// Blocks the calling OS thread until `counter` is at or below `target`: publish a node on this
-/// stack, park, and re-check — a wake may be spurious (counter/README.md).
-///
-pub(crate) fn block_thread_until(counter: &crate::counter::CounterCore, target: u32) {
+/// Blocks the calling OS thread until `counter` is at or below `target` or `deadline`
+/// (`timer::NEVER` for none) passes: publish a node on this stack, park, and re-check — a wake
+/// may be spurious (counter/README.md). Returns whether the target was reached.
+pub(crate) fn block_thread_until(
+    counter: &crate::counter::CounterCore,
+    target: u32,
+    deadline: u64,
+) -> bool {
     while !counter.is_done(target) {
+        if crate::timer::remaining(deadline).is_some_and(|left| left.is_zero()) {
+            return false;
+        }
         let mut node = WaitNode::new(
             target,
             Waiter::Thread {
@@ -77,10 +125,14 @@ pub(crate) fn block_thread_until(counter: &crate::counter::CounterCore, target: 
                 done: AtomicBool::new(false),
             },
         );
-        // SAFETY: `node` lives on this stack until `block_thread` returns, which is after the
-        // waker set `done` (its last touch); `counter` is borrowed for the whole wait.
-        if unsafe { counter.publish(&mut node) } {
-            node.block_thread();
+        node.set_deadline(deadline);
+        let (ptr, stamp) = (&mut node as *mut WaitNode, node.stamp);
+        // SAFETY: `node` lives on this stack until the wait ends, which is after the waker set
+        // `done` (its last touch) or our cancel took it back; `counter` is borrowed for the
+        // whole wait.
+        if unsafe { counter.publish(ptr) } {
+            node.block_thread(deadline, || super::cancel(counter, ptr, stamp));
         }
     }
+    true
 }

@@ -5,6 +5,7 @@ use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::{AbortIfPanic, fatal};
 use crate::sched::{Hint, Place, Policy};
+use crate::timer::Target;
 use crate::worker::{Host, Shared, Worker};
 use crate::{Handle, fault, profile};
 use core::cell::Cell;
@@ -112,19 +113,43 @@ impl Ctx {
         self.wait_core(counter.core(), target);
     }
 
+    /// [`wait_for_counter`](Self::wait_for_counter) for at most `timeout`; returns whether the
+    /// count reached `target` (false: the deadline passed first — the jobs still run, and the
+    /// counter must still outlive them).
+    ///
+    /// The fiber parks with a timer that the workers fire at their first scheduling point
+    /// after the deadline, so the wait can last longer than `timeout` while every worker is
+    /// busy in a long job, and the inline pass over this fiber's own children (see
+    /// [`wait_for_counter`](Self::wait_for_counter)) runs to its end. A decrement racing the
+    /// timer is never lost: if it reaches the target first, this returns true.
+    ///
+    /// # Panics
+    /// As [`wait_for_counter`](Self::wait_for_counter).
+    pub fn wait_for_counter_timeout(
+        &self,
+        counter: &Counter,
+        target: u32,
+        timeout: std::time::Duration,
+    ) -> bool {
+        counter.is_done(target)
+            || self.wait_cold(counter.core(), target, crate::timer::after(timeout))
+    }
+
     #[inline]
     pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
         if !counter.is_done(target) {
-            self.wait_cold(counter, target);
+            self.wait_cold(counter, target, crate::timer::NEVER);
         }
     }
 
+    /// The slow path of a wait until `deadline` (`timer::NEVER`: none); returns whether the
+    /// target was reached.
     #[cold]
-    fn wait_cold(&self, counter: &CounterCore, target: u32) {
+    fn wait_cold(&self, counter: &CounterCore, target: u32, deadline: u64) -> bool {
         // Our own batched decrements may be what the waited-for counter lacks.
         self.flush_decrements();
         if counter.is_done(target) {
-            return;
+            return true;
         }
         if std::thread::panicking() {
             fatal(
@@ -133,20 +158,36 @@ impl Ctx {
         }
         self.run_own_children(counter, target);
         if counter.is_done(target) {
-            return;
+            return true;
         }
         profile::wait_begin(self.worker_index());
         // A wake may be spurious: a decrement whose slow path ran late can wake a waiter that
         // has since waited again on the same counter (see counter/README.md). So re-check and
-        // park again until the target is really reached.
+        // park again until the target is really reached (or the deadline passed).
+        let mut reached = true;
         while !counter.is_done(target) {
+            if crate::timer::remaining(deadline).is_some_and(|left| left.is_zero()) {
+                reached = false;
+                break;
+            }
             let mut node = WaitNode::new(target, self.waiter_on(counter, target));
+            node.set_deadline(deadline);
             self.suspend(Suspend::Wait(
                 NonNull::from(&mut node),
                 NonNull::from(counter),
             ));
+            self.disarm(node.stamp);
         }
         profile::wait_end(self.worker_index());
+        reached
+    }
+
+    /// After a timed park: takes this fiber's timer out of the table if it did not fire.
+    #[inline]
+    fn disarm(&self, stamp: u64) {
+        if stamp != 0 {
+            self.shared().timers.disarm(self.fiber, stamp);
+        }
     }
 
     /// The inline-children policy: pop from the LIFO end of each ring whose class fits this
@@ -217,16 +258,48 @@ impl Ctx {
         key: usize,
         validate: unsafe fn(*const ()) -> bool,
         data: *const (),
+        deadline: u64,
     ) -> usize {
+        self.refuse_park_while_panicking();
+        let waiter = self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT);
+        let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
+        node.set_deadline(deadline);
+        self.suspend(Suspend::Park(NonNull::from(&mut node)));
+        self.disarm(node.stamp);
+        node.token()
+    }
+
+    /// Parks this fiber on every node of `group` (a select; see `park/`) until one arm's
+    /// unparker or the deadline in `nodes[0]` claims it. The caller unlinks the nodes after.
+    ///
+    /// # Safety
+    /// As [`park`](Self::park), for every node; `group`'s waiter is [`Ctx::group_waiter`]'s.
+    pub(crate) unsafe fn park_group(
+        &self,
+        group: &crate::park::Group,
+        nodes: &mut [crate::park::ParkNode],
+    ) {
+        self.refuse_park_while_panicking();
+        let stamp = nodes[0].stamp;
+        self.suspend(Suspend::ParkGroup(
+            NonNull::from(group),
+            NonNull::from(&mut nodes[0]),
+            nodes.len(),
+        ));
+        self.disarm(stamp);
+    }
+
+    /// This fiber as the waiter of a select's group, parked on the primitive at `key`.
+    pub(crate) fn group_waiter(&self, key: usize) -> Waiter {
+        self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT)
+    }
+
+    fn refuse_park_while_panicking(&self) {
         if std::thread::panicking() {
             fatal(
                 "a job blocked on a jobsys::sync primitive while its thread was panicking (in a Drop during unwinding?); that is refused",
             );
         }
-        let waiter = self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT);
-        let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
-        self.suspend(Suspend::Park(NonNull::from(&mut node)));
-        node.token()
     }
 
     /// This fiber as a waiter, recorded in the pool's deadlock report as waiting on `on` for
@@ -539,19 +612,53 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             shared.fibers.release(fiber);
         }
         CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
+            // Copied before the publication: once published, the node may be woken and gone.
+            // SAFETY: the node is on the parked fiber's stack, untouched until it is woken.
+            let (stamp, deadline) = unsafe { ((*node.as_ptr()).stamp, (*node.as_ptr()).deadline) };
             // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
-            // (the waiter borrows it).
-            publish_wait(shared, worker, fiber, false, || unsafe {
+            // (the waiter borrows it). A timed wait counts as one that wakes by itself.
+            let parked = publish_wait(shared, worker, fiber, stamp != 0, || unsafe {
                 counter.as_ref().publish(node.as_ptr())
             });
+            if parked && stamp != 0 {
+                let target = Target::Counter {
+                    counter: counter.as_ptr(),
+                    node: node.as_ptr(),
+                };
+                shared.arm_timer(fiber, deadline, stamp, target);
+            }
         }
         CoroutineResult::Yield(Suspend::Park(node)) => {
+            // SAFETY: as for `Wait`: copied before the publication.
+            let (key, stamp, deadline) = unsafe {
+                let n = &*node.as_ptr();
+                (n.key(), n.stamp, n.deadline)
+            };
             // SAFETY: the node and its validator's data are on the parked fiber's stack, which
             // stays untouched until the unpark protocol pushes the fiber to a ready queue.
-            publish_wait(shared, worker, fiber, true, || unsafe {
+            let parked = publish_wait(shared, worker, fiber, true, || unsafe {
                 crate::park::publish(node.as_ptr())
             });
+            if parked && stamp != 0 {
+                let node = node.as_ptr();
+                shared.arm_timer(fiber, deadline, stamp, Target::Park { key, node });
+            }
+        }
+        CoroutineResult::Yield(Suspend::ParkGroup(group, nodes, n)) => {
+            // SAFETY: as for `Park`; the timer of a group is on its first node.
+            let (key, stamp, deadline) = unsafe {
+                let first = &*nodes.as_ptr();
+                (first.key(), first.stamp, first.deadline)
+            };
+            // SAFETY: the group and its nodes are on the parked fiber's stack (as for `Park`).
+            let parked = publish_wait(shared, worker, fiber, true, || unsafe {
+                crate::park::publish_group(group.as_ptr(), nodes.as_ptr(), n)
+            });
+            if parked && stamp != 0 {
+                let node = nodes.as_ptr();
+                shared.arm_timer(fiber, deadline, stamp, Target::Park { key, node });
+            }
         }
         CoroutineResult::Yield(Suspend::Yield) => {
             slot.transition(Running, Ready);
@@ -565,14 +672,14 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
 
 /// Post-switch publication of a wait (a counter's or a primitive's, `on_sync`): counts the fiber
 /// parked here, then `publish`es; if the wait is already over, the fiber goes straight back to
-/// this worker's ready queue.
+/// this worker's ready queue. Returns whether it parked.
 fn publish_wait(
     shared: &Shared,
     worker: &Worker,
     fiber: u32,
     on_sync: bool,
     publish: impl FnOnce() -> bool,
-) {
+) -> bool {
     use super::FiberState::*;
     let slot = shared.fibers.slot(fiber);
     slot.transition(Running, Waiting);
@@ -581,11 +688,13 @@ fn publish_wait(
         .fetch_add(1, crate::shim::Ordering::SeqCst);
     if publish() {
         shared.fiber_parked(on_sync);
+        true
     } else {
         slot.transition(Waiting, Ready);
         worker.push_ready(fiber);
         worker
             .parked_here
             .fetch_sub(1, crate::shim::Ordering::SeqCst);
+        false
     }
 }

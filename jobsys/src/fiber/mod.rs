@@ -50,4 +50,11 @@ pub(crate) enum Suspend {
     Yield,
     /// Validate and link `node` on its address (`park/`), then park me until it is woken.
     Park(NonNull<crate::park::ParkNode>),
+    /// Validate and link every node of a select's group (`park/`: group, first node, count),
+    /// then park me until one arm or the deadline claims the group.
+    ParkGroup(
+        NonNull<crate::park::Group>,
+        NonNull<crate::park::ParkNode>,
+        usize,
+    ),
 }

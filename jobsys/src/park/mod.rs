@@ -21,14 +21,51 @@
 //! the unparker looks: no wake-up is lost. Primitives keep a "someone may be parked" bit in
 //! their state, set with a CAS before parking and checked by `validate`, cleared by the unparker's callback
 //! when it takes the last waiter.
+//!
+//! # Timeouts: a timer racing a wake
+//! A timed park has a deadline and a `stamp` (unique per park, [`crate::timer::next_stamp`]).
+//! When the deadline passes, the timer calls [`cancel`]`(key, node, stamp)`, which takes the
+//! same bucket lock and looks for the node *by address and stamp*:
+//! - found: the cancel unlinks it and wakes the waiter with [`TOKEN_TIMED_OUT`]; no unparker
+//!   can see it any more, so none hands it a token — the resource (permit, signal) it would
+//!   have handed goes to the next waiter or back into the primitive;
+//! - not found: an unparker unlinked it first (under the lock) and owns the wake; the cancel
+//!   does nothing, and the waiter gets the unparker's token even though its deadline passed.
+//!
+//! Unlinking is the single point of decision, and it happens under one lock: a node is woken
+//! exactly once, by whoever unlinked it, and a wake is never lost to a timeout. The stamp
+//! makes a late cancel harmless: a node at the same stack address but of a later park has
+//! another stamp, and the cancel dereferences a node only while it is linked (its waiter is
+//! then still parked, so it is alive).
+//!
+//! # Groups: one waiter on several addresses (select)
+//! A `Select` parks one waiter on several channels at once: one node per arm, all pointing at
+//! a [`Group`] whose `state` says whether the waiter is still to be woken. Whoever unlinks a
+//! group node *claims* the group with a CAS (`ARMING` or `WAITING` → `CLAIMED + arm`, or
+//! `TIMED_OUT` by a cancel); only the winner wakes the waiter, and only if it was `WAITING`
+//! (a group still `ARMING` is being published, and its publisher sees the claim and does not
+//! park). An unparker that finds a node of an already-claimed group unlinks it and goes on to
+//! the next waiter, so the wake it carries is not lost. After the waiter resumes it unlinks
+//! whatever nodes of its group are still linked ([`unlink_group`]), so a finished select leaves
+//! nothing in the other channels' lists.
 
 use crate::counter::Waiter;
 use crate::shim::thread;
-use crate::shim::{AtomicBool, Ordering};
+use crate::shim::{AtomicBool, AtomicUsize, Ordering};
 use core::ptr;
 
 /// The token a parker gets when its `validate` said not to park.
 pub(crate) const TOKEN_INVALID: usize = usize::MAX;
+/// The token of a park whose deadline passed before any unparker took it.
+pub(crate) const TOKEN_TIMED_OUT: usize = usize::MAX - 1;
+
+/// Group states (see the module docs); `CLAIMED + i`: arm `i`'s channel claimed the waiter.
+pub(crate) const ARMING: usize = 0;
+const WAITING: usize = 1;
+/// The group's deadline passed before any arm claimed it.
+pub(crate) const TIMED_OUT: usize = 2;
+/// First claimed state.
+pub(crate) const CLAIMED: usize = 3;
 
 /// A parked waiter. Lives on its stack for the whole park.
 pub(crate) struct ParkNode {
@@ -39,7 +76,40 @@ pub(crate) struct ParkNode {
     token: usize,
     validate: unsafe fn(*const ()) -> bool,
     data: *const (),
+    wake: Wake,
+    /// Non-zero for a timed park: identifies this park to a late [`cancel`].
+    pub(crate) stamp: u64,
+    /// When a timed park times out (`timer::NEVER` for none).
+    pub(crate) deadline: u64,
+}
+
+/// Whom a node wakes.
+enum Wake {
+    /// Its own waiter.
+    Own(Waiter),
+    /// The waiter of a group (a select), through arm `arm`.
+    Group { group: *const Group, arm: usize },
+}
+
+/// One waiter parked on several addresses (see the module docs). Lives on its stack.
+pub(crate) struct Group {
+    pub(crate) state: AtomicUsize,
     waiter: Waiter,
+}
+
+impl Group {
+    pub(crate) fn new(waiter: Waiter) -> Self {
+        Self {
+            state: AtomicUsize::new(ARMING),
+            waiter,
+        }
+    }
+
+    /// The final state: `TIMED_OUT`, or `CLAIMED + arm` (`ARMING` if nothing claimed it, as
+    /// after a validation failure).
+    pub(crate) fn outcome(&self) -> usize {
+        self.state.load(Ordering::Acquire)
+    }
 }
 
 /// What an unpark found, handed to its callback under the bucket lock.
@@ -61,13 +131,43 @@ impl ParkNode {
         data: *const (),
         waiter: Waiter,
     ) -> Self {
+        Self::with_wake(key, validate, data, Wake::Own(waiter))
+    }
+
+    /// A node of arm `arm` of `group`, parking on `key` while `validate(data)` holds.
+    pub(crate) fn in_group(
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+        group: *const Group,
+        arm: usize,
+    ) -> Self {
+        Self::with_wake(key, validate, data, Wake::Group { group, arm })
+    }
+
+    fn with_wake(
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+        wake: Wake,
+    ) -> Self {
         Self {
             next: ptr::null_mut(),
             key,
             token: TOKEN_INVALID,
             validate,
             data,
-            waiter,
+            wake,
+            stamp: 0,
+            deadline: crate::timer::NEVER,
+        }
+    }
+
+    /// Makes this a timed park.
+    pub(crate) fn set_deadline(&mut self, deadline: u64) {
+        if deadline != crate::timer::NEVER {
+            self.deadline = deadline;
+            self.stamp = crate::timer::next_stamp();
         }
     }
 
@@ -75,6 +175,105 @@ impl ParkNode {
     pub(crate) fn token(&self) -> usize {
         self.token
     }
+
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
+    /// The node's own waiter (loom tests).
+    #[cfg(all(test, loom))]
+    pub(crate) fn waiter_ref(&self) -> &Waiter {
+        match &self.wake {
+            Wake::Own(w) => w,
+            Wake::Group { .. } => unreachable!("a group node"),
+        }
+    }
+}
+
+/// How an unlinker treats a node it found.
+#[derive(PartialEq, Eq)]
+enum Claim {
+    /// Wake its waiter.
+    Wake,
+    /// A group still being published: claimed, its publisher sees it and does not park.
+    Claimed,
+    /// A group someone else claimed: drop it from the list and look further.
+    Dead,
+}
+
+/// Decides, under the bucket lock, what unlinking `node` means (see the module docs).
+///
+/// # Safety
+/// `node` is linked (so alive) and the caller holds its bucket's lock.
+unsafe fn claim(node: *mut ParkNode, claimed: Option<usize>) -> Claim {
+    // SAFETY: caller contract.
+    match unsafe { &(*node).wake } {
+        Wake::Own(_) => Claim::Wake,
+        Wake::Group { group, arm } => {
+            let to = claimed.unwrap_or(CLAIMED + arm);
+            // SAFETY: a linked group node's group is alive (its waiter unlinks every node of
+            // the group before it returns, under this same lock).
+            let state = unsafe { &(**group).state };
+            // AcqRel: the claim orders the channel operation that caused it before the
+            // waiter's retry, through the waiter's Acquire in `outcome` / the wake.
+            match state.compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => Claim::Wake,
+                Err(ARMING) => {
+                    match state.compare_exchange(ARMING, to, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => Claim::Claimed,
+                        // It went WAITING between the two: claim that.
+                        Err(WAITING) => {
+                            if state
+                                .compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire)
+                                .is_ok()
+                            {
+                                Claim::Wake
+                            } else {
+                                Claim::Dead
+                            }
+                        }
+                        Err(_) => Claim::Dead,
+                    }
+                }
+                Err(_) => Claim::Dead,
+            }
+        }
+    }
+}
+
+/// Appends `node` to the list at `head` (FIFO among the waiters of one address).
+///
+/// # Safety
+/// The caller holds the list's lock; `node` and every linked node are alive.
+unsafe fn append(head: &mut *mut ParkNode, node: *mut ParkNode) {
+    let mut link: *mut *mut ParkNode = head;
+    // SAFETY: caller contract.
+    unsafe {
+        while !(*link).is_null() {
+            link = &mut (**link).next;
+        }
+        (*node).next = ptr::null_mut();
+        *link = node;
+    }
+}
+
+/// Unlinks `node` from the list at `head` if it is there; returns whether it was.
+///
+/// # Safety
+/// The caller holds the list's lock; linked nodes are alive. `node` is only compared.
+unsafe fn unlink(head: &mut *mut ParkNode, node: *mut ParkNode) -> bool {
+    let mut link: *mut *mut ParkNode = head;
+    // SAFETY: caller contract.
+    unsafe {
+        while !(*link).is_null() {
+            if *link == node {
+                *link = (*node).next;
+                return true;
+            }
+            link = &mut (**link).next;
+        }
+    }
+    false
 }
 
 /// Validates and links `node`; returns whether it was linked (the waiter must then stay parked
@@ -93,17 +292,93 @@ pub(crate) unsafe fn publish(node: *mut ParkNode) -> bool {
         unsafe { (*node).token = TOKEN_INVALID };
         return false;
     }
-    // Append: FIFO among the waiters of one address (and of the bucket).
-    let mut link: *mut *mut ParkNode = &mut *head;
-    // SAFETY: linked nodes are alive (their waiters are parked) and the list is only changed
-    // under this lock.
-    unsafe {
-        while !(*link).is_null() {
-            link = &mut (**link).next;
+    // SAFETY: we hold the lock; linked nodes are alive (their waiters are parked).
+    unsafe { append(&mut head, node) };
+    true
+}
+
+/// Publishes every node of `group` (one per arm, each validated under its own bucket lock);
+/// returns whether the waiter must park. False when a validation failed (an arm is ready) or
+/// an unparker claimed the group meanwhile; the caller then runs [`unlink_group`] and retries.
+///
+/// # Safety
+/// As [`publish`], for every node and for `group`.
+pub(crate) unsafe fn publish_group(group: *const Group, nodes: *mut ParkNode, n: usize) -> bool {
+    // SAFETY: caller contract.
+    let state = unsafe { &(*group).state };
+    for i in 0..n {
+        // SAFETY: caller contract: `nodes[..n]` are alive.
+        let node = unsafe { nodes.add(i) };
+        // SAFETY: as above.
+        let key = unsafe { (*node).key };
+        let mut head = table().bucket(key).lock();
+        if state.load(Ordering::Acquire) != ARMING {
+            return false; // claimed by an arm already linked
         }
-        (*node).next = ptr::null_mut();
-        *link = node;
+        // SAFETY: caller contract.
+        if !unsafe { ((*node).validate)((*node).data) } {
+            // An arm is ready: close the group so late unparkers of linked arms skip it.
+            let _ =
+                state.compare_exchange(ARMING, CLAIMED + i, Ordering::AcqRel, Ordering::Acquire);
+            return false;
+        }
+        // SAFETY: we hold the lock.
+        unsafe { append(&mut head, node) };
     }
+    // Armed: from now on a claimer wakes the waiter.
+    state
+        .compare_exchange(ARMING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Unlinks every node of a group that is still linked (after its waiter resumed, or after
+/// [`publish_group`] returned false): a finished select leaves no trace in any list.
+///
+/// # Safety
+/// `nodes[..n]` are alive and their waiter is not parked.
+pub(crate) unsafe fn unlink_group(nodes: *mut ParkNode, n: usize) {
+    for i in 0..n {
+        // SAFETY: caller contract.
+        let node = unsafe { nodes.add(i) };
+        // SAFETY: as above.
+        let mut head = table().bucket(unsafe { (*node).key }).lock();
+        // SAFETY: we hold the lock.
+        unsafe { unlink(&mut head, node) };
+    }
+}
+
+/// Takes a timed park's node off its list if it is still there (matched by address *and*
+/// stamp) and wakes its waiter with [`TOKEN_TIMED_OUT`] — or, for a group node, claims the
+/// group as timed out and wakes its waiter. Returns false if an unparker got there first (it
+/// owns the wake) or the park is over. See "Timeouts" in the module docs.
+pub(crate) fn cancel(key: usize, node: *mut ParkNode, stamp: u64) -> bool {
+    let mut head = table().bucket(key).lock();
+    let mut p = *head;
+    // SAFETY: linked nodes are alive and only changed under this lock; `node` is dereferenced
+    // only once found linked.
+    unsafe {
+        while !(p.is_null() || p == node && (*p).stamp == stamp) {
+            p = (*p).next;
+        }
+        if p.is_null() {
+            return false;
+        }
+        match (*node).wake {
+            Wake::Own(_) => {
+                unlink(&mut head, node);
+                (*node).token = TOKEN_TIMED_OUT;
+            }
+            // The waiter unlinks its group's nodes itself after it resumes.
+            Wake::Group { .. } => {
+                if claim(node, Some(TIMED_OUT)) != Claim::Wake {
+                    return false;
+                }
+            }
+        }
+    }
+    drop(head);
+    // SAFETY: we decided the wake under the lock; nobody else wakes this waiter.
+    unsafe { wake_node(node) };
     true
 }
 
@@ -114,16 +389,24 @@ pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -
     let mut head = table().bucket(key).lock();
     let mut link: *mut *mut ParkNode = &mut *head;
     let mut found: *mut ParkNode = ptr::null_mut();
+    let mut wake = false;
     // SAFETY: as in `publish`.
     unsafe {
         while !(*link).is_null() {
             let node = *link;
-            if (*node).key == key {
-                *link = (*node).next;
-                found = node;
-                break;
+            if (*node).key != key {
+                link = &mut (*node).next;
+                continue;
             }
-            link = &mut (*node).next;
+            *link = (*node).next;
+            match claim(node, None) {
+                Claim::Dead => continue,
+                c => {
+                    found = node;
+                    wake = c == Claim::Wake;
+                    break;
+                }
+            }
         }
     }
     let mut more = false;
@@ -145,15 +428,15 @@ pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -
         woken: usize::from(!found.is_null()),
         more,
     });
-    if found.is_null() {
-        return false;
+    if !wake {
+        return !found.is_null();
     }
     // SAFETY: the node is unlinked and ours until woken; the waiter reads the token only after
-    // the wake (release in `Waiter::wake`).
+    // the wake (release in the wake).
     unsafe { (*found).token = token };
     drop(head);
     // SAFETY: unlinked above; after this call we never touch it.
-    unsafe { Waiter::wake_park(found) };
+    unsafe { wake_node(found) };
     true
 }
 
@@ -169,20 +452,28 @@ pub(crate) fn unpark_all(key: usize, token: usize, callback: impl FnOnce(Unparke
     unsafe {
         while !(*link).is_null() {
             let node = *link;
-            if (*node).key == key {
-                *link = (*node).next;
-                (*node).next = ptr::null_mut();
-                (*node).token = token;
-                if tail.is_null() {
-                    woken = node;
-                } else {
-                    (*tail).next = node;
-                }
-                tail = node;
-                n += 1;
-            } else {
+            if (*node).key != key {
                 link = &mut (*node).next;
+                continue;
             }
+            *link = (*node).next;
+            match claim(node, None) {
+                Claim::Wake => {}
+                Claim::Claimed => {
+                    n += 1;
+                    continue;
+                }
+                Claim::Dead => continue,
+            }
+            (*node).next = ptr::null_mut();
+            (*node).token = token;
+            if tail.is_null() {
+                woken = node;
+            } else {
+                (*tail).next = node;
+            }
+            tail = node;
+            n += 1;
         }
     }
     callback(Unparked {
@@ -194,15 +485,24 @@ pub(crate) fn unpark_all(key: usize, token: usize, callback: impl FnOnce(Unparke
         // SAFETY: unlinked nodes are ours until woken; read `next` before the wake.
         unsafe {
             let next = (*woken).next;
-            Waiter::wake_park(woken);
+            wake_node(woken);
             woken = next;
         }
     }
     n
 }
 
+/// A plain thread's waiter.
+fn thread_waiter() -> Waiter {
+    Waiter::Thread {
+        thread: thread::current(),
+        done: AtomicBool::new(false),
+    }
+}
+
 /// Parks the calling OS thread (not a worker) on `key` while `validate(data)` holds, until an
-/// unparker wakes it. Returns the token ([`TOKEN_INVALID`] if it did not park).
+/// unparker wakes it or `deadline` passes. Returns the token ([`TOKEN_INVALID`] if it did not
+/// park, [`TOKEN_TIMED_OUT`] on timeout).
 ///
 /// # Safety
 /// `validate(data)` is sound to call from any thread until this returns.
@@ -210,37 +510,66 @@ pub(crate) unsafe fn park_thread(
     key: usize,
     validate: unsafe fn(*const ()) -> bool,
     data: *const (),
+    deadline: u64,
 ) -> usize {
-    let mut node = ParkNode::new(
-        key,
-        validate,
-        data,
-        Waiter::Thread {
-            thread: thread::current(),
-            done: AtomicBool::new(false),
-        },
-    );
+    let mut node = ParkNode::new(key, validate, data, thread_waiter());
+    node.set_deadline(deadline);
+    let (node_ptr, stamp) = (&mut node as *mut ParkNode, node.stamp);
     // SAFETY: `node` lives on this stack until the wait below ends, after the waker's last
-    // touch (its `done` store); the validator is the caller's.
-    if unsafe { publish(&mut node) } {
-        let Waiter::Thread { done, .. } = &node.waiter else {
+    // touch (its `done` store) or our own cancel; the validator is the caller's.
+    if unsafe { publish(node_ptr) } {
+        let Wake::Own(waiter) = &node.wake else {
             unreachable!()
         };
-        while !done.load(Ordering::Acquire) {
-            thread::park();
-        }
+        waiter.block_until(deadline, || cancel(key, node_ptr, stamp));
     }
     node.token
 }
 
+/// [`publish_group`] then block, for a plain thread; the group's waiter is this thread. The
+/// caller runs [`unlink_group`] afterwards.
+///
+/// # Safety
+/// As [`publish_group`]; `group`'s waiter is a `Thread` waiter of this thread.
+pub(crate) unsafe fn park_thread_group(group: &Group, nodes: *mut ParkNode, n: usize) {
+    // SAFETY: forwarded contract.
+    if unsafe { publish_group(group, nodes, n) } {
+        // SAFETY: `nodes[0]` is alive (caller contract).
+        let (key, stamp, deadline) = unsafe { ((*nodes).key, (*nodes).stamp, (*nodes).deadline) };
+        group
+            .waiter
+            .block_until(deadline, || cancel(key, nodes, stamp));
+    }
+}
+
+/// A thread waiter for a group.
+pub(crate) fn group_thread_waiter() -> Waiter {
+    thread_waiter()
+}
+
+/// Makes the waiter of a park node (or of its group) runnable.
+///
+/// # Safety
+/// The caller decided this wake under the bucket lock (unlinked the node or claimed its
+/// group) and never touches the node again.
+unsafe fn wake_node(node: *mut ParkNode) {
+    // SAFETY: caller contract — the node (and its group) is alive until the waiter runs.
+    let waiter = match unsafe { &(*node).wake } {
+        Wake::Own(w) => w,
+        // SAFETY: as above.
+        Wake::Group { group, .. } => unsafe { &(**group).waiter },
+    };
+    // SAFETY: forwarded.
+    unsafe { waiter.wake_parked() };
+}
+
 impl Waiter {
-    /// Makes the waiter of a park node runnable.
+    /// Makes a waiter of a park (counted as parked on a primitive) runnable.
     ///
     /// # Safety
-    /// As for [`Waiter::wake`]: `node` was unlinked by the caller, who never touches it again.
-    unsafe fn wake_park(node: *mut ParkNode) {
-        // SAFETY: caller contract — the node is alive and ours.
-        match unsafe { &(*node).waiter } {
+    /// As for [`Waiter::wake`]: the caller owns the wake and never touches the waiter again.
+    unsafe fn wake_parked(&self) {
+        match self {
             // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers.
             Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready_from(*fiber, true) },
             Waiter::Thread { thread, done } => {
@@ -250,4 +579,20 @@ impl Waiter {
             }
         }
     }
+}
+
+/// How many nodes wait on `key` (tests: a finished select leaves none).
+#[cfg(test)]
+pub(crate) fn waiters_on(key: usize) -> usize {
+    let head = table().bucket(key).lock();
+    let mut p = *head;
+    let mut n = 0;
+    while !p.is_null() {
+        // SAFETY: linked nodes are alive; we hold the lock.
+        unsafe {
+            n += usize::from((*p).key == key);
+            p = (*p).next;
+        }
+    }
+    n
 }

@@ -25,7 +25,13 @@ pub(crate) mod thread {
     #[cfg(loom)]
     pub(crate) use loom::thread::{Thread, current, park};
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{Thread, current, park};
+    pub(crate) use std::thread::{Thread, current, park, park_timeout};
+
+    /// Under loom a timed park is a plain park (loom has no time; every caller loops).
+    #[cfg(loom)]
+    pub(crate) fn park_timeout(_: std::time::Duration) {
+        park();
+    }
 }
 pub(crate) use spin::SpinLock;
 

@@ -9,15 +9,37 @@
 //! unparks one waiter; the unparker clears the flag when it takes the last one. Dekker on the
 //! two fences: either the waker sees the flag, or the parker's look sees the new item (slot).
 
-use super::{Blocker, Validate, key_of};
+use super::{Blocker, key_of};
 use crate::shim::{AtomicU8, AtomicUsize, Ordering, fence};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::mem::MaybeUninit;
 use crossbeam_utils::CachePadded;
+use std::time::Duration;
 
 const RX_PARKED: u8 = 1;
 const TX_PARKED: u8 = 2;
+
+/// A channel's two sides, each with its own wait list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Send,
+    Recv,
+}
+
+impl Side {
+    fn flag(self) -> u8 {
+        match self {
+            Side::Send => TX_PARKED,
+            Side::Recv => RX_PARKED,
+        }
+    }
+}
+
+/// Whether `deadline` passed.
+fn past(deadline: u64) -> bool {
+    crate::timer::remaining(deadline).is_some_and(|l| l.is_zero())
+}
 
 struct Slot<T> {
     seq: AtomicUsize,
@@ -99,6 +121,24 @@ pub enum TryRecvError {
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct RecvError;
 
+/// `send_timeout` failed: the value comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the deadline.
+    Timeout(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// `recv_timeout` got nothing.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum RecvTimeoutError {
+    /// The channel stayed empty (and open) until the deadline.
+    Timeout,
+    /// The channel is closed and drained.
+    Closed,
+}
+
 impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("sending on a closed channel")
@@ -111,8 +151,28 @@ impl fmt::Display for RecvError {
     }
 }
 
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout(_) => "timed out sending on a full channel",
+            Self::Closed(_) => "sending on a closed channel",
+        })
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "timed out receiving on an empty channel",
+            Self::Closed => "receiving on a closed and empty channel",
+        })
+    }
+}
+
 impl<T: fmt::Debug> std::error::Error for SendError<T> {}
 impl std::error::Error for RecvError {}
+impl<T: fmt::Debug> std::error::Error for SendTimeoutError<T> {}
+impl std::error::Error for RecvTimeoutError {}
 
 impl<T> Channel<T> {
     /// A channel holding up to `capacity` values (rounded up to a power of two, and to at least
@@ -164,11 +224,11 @@ impl<T> Channel<T> {
         self.tail.load(Ordering::Acquire) & MARK != 0
     }
 
-    fn rx_key(&self) -> usize {
+    pub(crate) fn rx_key(&self) -> usize {
         key_of(&self.parked)
     }
 
-    fn tx_key(&self) -> usize {
+    pub(crate) fn tx_key(&self) -> usize {
         self.rx_key() + 1
     }
 
@@ -194,60 +254,132 @@ impl<T> Channel<T> {
 
     /// Sends, parking `blocker` while the channel is full. Fails, handing the value back, if
     /// the channel is (or gets) closed.
-    pub fn send<B: Blocker + ?Sized>(&self, blocker: &B, mut value: T) -> Result<(), SendError<T>> {
+    pub fn send<B: Blocker + ?Sized>(&self, blocker: &B, value: T) -> Result<(), SendError<T>> {
+        self.send_until(blocker, value, crate::timer::NEVER)
+            .map_err(|e| match e {
+                SendTimeoutError::Closed(v) | SendTimeoutError::Timeout(v) => SendError(v),
+            })
+    }
+
+    /// [`send`](Self::send) for at most `timeout`; the value comes back on timeout or close.
+    pub fn send_timeout<B: Blocker + ?Sized>(
+        &self,
+        blocker: &B,
+        value: T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(blocker, value, crate::timer::after(timeout))
+    }
+
+    fn send_until<B: Blocker + ?Sized>(
+        &self,
+        blocker: &B,
+        mut value: T,
+        deadline: u64,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let mut expired = false;
         loop {
             match self.try_send(value) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(v)) => return Err(SendError(v)),
+                Err(TrySendError::Closed(v)) => return Err(SendTimeoutError::Closed(v)),
                 Err(TrySendError::Full(v)) => value = v,
             }
-            self.wait_side(
-                blocker,
-                TX_PARKED,
-                self.tx_key(),
-                Self::is_full,
-                full_and_waiting::<T>,
-            );
+            if expired || past(deadline) {
+                return Err(SendTimeoutError::Timeout(value));
+            }
+            expired = self.wait_side(blocker, Side::Send, deadline);
         }
     }
 
     /// Receives, parking `blocker` while the channel is empty. Fails once the channel is closed
     /// and drained.
     pub fn recv<B: Blocker + ?Sized>(&self, blocker: &B) -> Result<T, RecvError> {
+        self.recv_until(blocker, crate::timer::NEVER)
+            .map_err(|_| RecvError)
+    }
+
+    /// [`recv`](Self::recv) for at most `timeout`. A send racing the timeout is never lost:
+    /// the value is either received here or stays in the channel (and its wake goes to the
+    /// next receiver).
+    pub fn recv_timeout<B: Blocker + ?Sized>(
+        &self,
+        blocker: &B,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError> {
+        self.recv_until(blocker, crate::timer::after(timeout))
+    }
+
+    fn recv_until<B: Blocker + ?Sized>(
+        &self,
+        blocker: &B,
+        deadline: u64,
+    ) -> Result<T, RecvTimeoutError> {
+        let mut expired = false;
         loop {
             match self.try_recv() {
                 Ok(v) => return Ok(v),
-                Err(TryRecvError::Closed) => return Err(RecvError),
+                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 Err(TryRecvError::Empty) => {}
             }
-            self.wait_side(
-                blocker,
-                RX_PARKED,
-                self.rx_key(),
-                Self::is_empty_now,
-                empty_and_waiting::<T>,
-            );
+            if expired || past(deadline) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            expired = self.wait_side(blocker, Side::Recv, deadline);
         }
     }
 
-    /// One side's park: set its `flag`, fence, and park on `key` unless the other side moved
-    /// meanwhile (`blocked` no longer holds) or the channel closed. The validator re-checks
-    /// the same under the wait list's lock; a wake or a failed validation returns to the
-    /// caller's retry loop.
-    fn wait_side<B: Blocker + ?Sized>(
-        &self,
-        blocker: &B,
-        flag: u8,
-        key: usize,
-        blocked: fn(&Self) -> bool,
-        validate: Validate,
-    ) {
-        self.parked.fetch_or(flag, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if blocked(self) && !self.is_closed() {
+    /// One side's park: set its flag, fence, and park on its key unless the other side moved
+    /// meanwhile or the channel closed. The validator re-checks the same under the wait list's
+    /// lock; a wake or a failed validation returns to the caller's retry loop. Returns whether
+    /// the park timed out.
+    fn wait_side<B: Blocker + ?Sized>(&self, blocker: &B, side: Side, deadline: u64) -> bool {
+        let park = self.announce(side);
+        if self.blocked(side) && !self.is_closed() {
             // SAFETY: the validator reads `self`, borrowed for the whole park.
-            unsafe { blocker.park(key, validate, (self as *const Self).cast()) };
+            let token = unsafe { blocker.park(park.key, park.validate, park.data, deadline) };
+            return token == crate::park::TOKEN_TIMED_OUT;
         }
+        false
+    }
+
+    /// Sets `side`'s parked flag and fences (the parker's half of the Dekker pair with
+    /// [`wake`](Self::wake)); returns how to park on that side.
+    pub(crate) fn announce(&self, side: Side) -> super::select::ArmPark {
+        // Already set: no RMW (the validator re-checks the flag under the wait list's lock,
+        // so a waker clearing it meanwhile only makes the park fail and retry).
+        if self.parked.load(Ordering::SeqCst) & side.flag() == 0 {
+            self.parked.fetch_or(side.flag(), Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        super::select::ArmPark {
+            key: self.key(side),
+            validate: match side {
+                Side::Send => full_and_waiting::<T>,
+                Side::Recv => empty_and_waiting::<T>,
+            },
+            data: (self as *const Self).cast(),
+        }
+    }
+
+    /// Whether `side` would block now (full for senders, empty for receivers).
+    fn blocked(&self, side: Side) -> bool {
+        match side {
+            Side::Send => self.is_full(),
+            Side::Recv => self.is_empty_now(),
+        }
+    }
+
+    fn key(&self, side: Side) -> usize {
+        match side {
+            Side::Recv => self.rx_key(),
+            Side::Send => self.tx_key(),
+        }
+    }
+
+    /// Wakes one parked waiter of `side` if its flag is set (a select passing on a wake it
+    /// did not use).
+    pub(crate) fn wake_side(&self, side: Side) {
+        self.wake(side.flag(), self.key(side));
     }
 
     /// Closes the channel: sends fail from now on, receivers drain what is left; every parked

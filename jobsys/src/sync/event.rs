@@ -1,7 +1,9 @@
 //! `Event`: manual- or auto-reset signal.
 
 use super::{Blocker, HANDOFF, key_of, park_with_bit};
+use crate::park::TOKEN_TIMED_OUT;
 use crate::shim::{AtomicU8, Ordering};
+use std::time::Duration;
 
 const SET: u8 = 1;
 const PARKED: u8 = 2;
@@ -55,11 +57,27 @@ impl Event {
 
     /// Waits until the event is set (for an auto-reset event: consumes the signal).
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) {
+        self.wait_until(blocker, crate::timer::NEVER);
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout` (a GPU fence, an IO completion with a
+    /// deadline): returns whether the event was set (for an auto-reset event: whether this
+    /// waiter consumed a signal). A `set` racing the timeout is never lost: either this wait
+    /// takes the signal and returns true, or it stays for the next waiter.
+    ///
+    /// A waiting fiber is timed out by the workers at their next scheduling point after the
+    /// deadline (see [`Ctx::wait_for_counter_timeout`](crate::Ctx::wait_for_counter_timeout)).
+    pub fn wait_timeout<B: Blocker + ?Sized>(&self, blocker: &B, timeout: Duration) -> bool {
+        self.wait_until(blocker, crate::timer::after(timeout))
+    }
+
+    fn wait_until<B: Blocker + ?Sized>(&self, blocker: &B, deadline: u64) -> bool {
+        let mut expired = false;
         loop {
             let s = self.state.load(Ordering::Acquire);
             if s & SET != 0 {
                 match self.kind {
-                    EventKind::Manual => return,
+                    EventKind::Manual => return true,
                     EventKind::Auto => {
                         if self
                             .state
@@ -71,19 +89,29 @@ impl Event {
                             )
                             .is_ok()
                         {
-                            return;
+                            return true;
                         }
                         continue;
                     }
                 }
             }
+            if expired || crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+                return false;
+            }
             // Released by a `set` (HANDOFF): an auto-reset event's setter handed the signal to
             // us (without setting the event); a manual one released everyone parked, even if
-            // it was reset before we ran.
-            if park_with_bit(blocker, &self.state, s.into(), PARKED.into(), validate)
-                == Some(HANDOFF)
-            {
-                return;
+            // it was reset before we ran. Timed out: look once more, then give up.
+            match park_with_bit(
+                blocker,
+                &self.state,
+                s.into(),
+                PARKED.into(),
+                validate,
+                deadline,
+            ) {
+                Some(HANDOFF) => return true,
+                Some(TOKEN_TIMED_OUT) => expired = true,
+                _ => {}
             }
         }
     }

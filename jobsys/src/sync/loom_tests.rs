@@ -150,3 +150,136 @@ fn loom_channel_value_sent_before_close_is_delivered() {
         assert!(c.is_empty());
     });
 }
+
+/// A timeout racing a wake of the same node (see "Timeouts" in `park/mod.rs`): the timer's
+/// cancel and an unparker's hand-off both try to take the node; exactly one does, and the
+/// waiter sees that one's token.
+#[test]
+fn loom_a_timeout_racing_a_wake_takes_the_node_once() {
+    use crate::counter::Waiter;
+    use crate::park::{self, ParkNode, TOKEN_TIMED_OUT};
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    unsafe fn always(_: *const ()) -> bool {
+        true
+    }
+    loom::model(|| {
+        let key = Arc::new(AtomicUsize::new(0));
+        let k = crate::sync::key_of(&*key);
+        let mut node = ParkNode::new(
+            k,
+            always,
+            core::ptr::null(),
+            Waiter::Thread {
+                thread: thread::current(),
+                done: AtomicBool::new(false),
+            },
+        );
+        node.stamp = 7;
+        let ptr: *mut ParkNode = &mut node;
+        // SAFETY: the node lives on this stack until the end of the model.
+        assert!(unsafe { park::publish(ptr) });
+        let woke = Arc::new(AtomicUsize::new(0));
+        let unparker = {
+            let woke = woke.clone();
+            thread::spawn(move || {
+                let mut h = 0;
+                let hit = park::unpark_one(k, |found| {
+                    h = found.woken;
+                    super::HANDOFF
+                });
+                woke.store(usize::from(hit) + 10 * h, Ordering::SeqCst);
+            })
+        };
+        let cancelled = park::cancel(k, ptr, 7);
+        // A cancel that lost waits for the unparker's wake (as `block_until` does).
+        if !cancelled {
+            let Waiter::Thread { done, .. } = &node_waiter(ptr) else {
+                unreachable!()
+            };
+            while !done.load(Ordering::Acquire) {
+                thread::park();
+            }
+        }
+        unparker.join().unwrap();
+        let woke = woke.load(Ordering::SeqCst);
+        assert!(
+            cancelled ^ (woke == 11),
+            "cancel {cancelled}, unpark {woke}"
+        );
+        let token = node.token();
+        assert_eq!(
+            token,
+            if cancelled {
+                TOKEN_TIMED_OUT
+            } else {
+                super::HANDOFF
+            }
+        );
+        assert_eq!(park::waiters_on(k), 0);
+    });
+}
+
+fn node_waiter(p: *mut crate::park::ParkNode) -> &'static crate::counter::Waiter {
+    // SAFETY: test helper; the node outlives the use.
+    unsafe { (*p).waiter_ref() }
+}
+
+/// A select's group (see "Groups" in `park/mod.rs`) parked on two addresses while an
+/// unparker wakes each: exactly one claims and wakes the waiter (the other finds the group
+/// claimed and reports nobody woken), whether the claim comes during the publication or after,
+/// and once the waiter unlinks its nodes neither list keeps one.
+#[test]
+fn loom_two_unparkers_claim_a_select_group_once() {
+    use crate::park::{self, CLAIMED, Group, ParkNode};
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    /// Park while the arm's "ready" word is 0 (as a channel's validator: still empty).
+    unsafe fn not_ready(data: *const ()) -> bool {
+        // SAFETY: points at one of the model's words.
+        unsafe { &*data.cast::<AtomicUsize>() }.load(Ordering::SeqCst) == 0
+    }
+    loom::model(|| {
+        let ready = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let k = [
+            crate::sync::key_of(&ready[0]),
+            crate::sync::key_of(&ready[1]),
+        ];
+        let data = |i: usize| (&ready[i] as *const AtomicUsize).cast::<()>();
+        let group = Group::new(park::group_thread_waiter());
+        let mut nodes = [
+            ParkNode::in_group(k[0], not_ready, data(0), &group, 0),
+            ParkNode::in_group(k[1], not_ready, data(1), &group, 1),
+        ];
+        // Each "sender" makes its arm ready, then wakes one waiter of it.
+        let unparkers: Vec<_> = (0..2)
+            .map(|i| {
+                let ready = ready.clone();
+                thread::spawn(move || {
+                    ready[i].store(1, Ordering::SeqCst);
+                    park::unpark_one(crate::sync::key_of(&ready[i]), |_| 0)
+                })
+            })
+            .collect();
+        // SAFETY: the group and nodes live on this stack until the end of the model.
+        unsafe {
+            park::park_thread_group(&group, nodes.as_mut_ptr(), 2);
+            park::unlink_group(nodes.as_mut_ptr(), 2);
+        }
+        let hits: Vec<bool> = unparkers.into_iter().map(|t| t.join().unwrap()).collect();
+        let outcome = group.outcome();
+        // Claimed by an arm's unparker, or by the publication itself when an arm was already
+        // ready (then nobody had to wake the waiter).
+        assert!(outcome >= CLAIMED, "claimed by an arm");
+        let winner = outcome - CLAIMED;
+        // At most one unparker took a node of the group, and only the claiming arm's.
+        assert!(!(hits[0] && hits[1]), "both arms woke the select");
+        assert!(!hits[1 - winner], "{hits:?} {winner}");
+        assert_eq!(
+            ready[winner].load(Ordering::SeqCst),
+            1,
+            "the claimed arm is ready"
+        );
+        for key in k {
+            assert_eq!(park::waiters_on(key), 0);
+        }
+    });
+}

@@ -1,5 +1,9 @@
 //! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`],
-//! [`Barrier`], [`Channel`] and [`RwLock`], plus [`SpinLock`] for very short sections.
+//! [`Barrier`], [`Channel`] (with [`select`] over several channel operations) and [`RwLock`],
+//! plus [`SpinLock`] for very short sections. Events, semaphores, wait groups, channels and
+//! selects also wait with a deadline (`wait_timeout`, `acquire_timeout`, `recv_timeout`,
+//! `send_timeout`, [`select_timeout`]); a wake racing the timeout is never lost (see the
+//! guide, "Timed waits").
 //!
 //! Every blocking call takes a [`Blocker`]: the job's [`Ctx`] (or a [`Scope`], which derefs to
 //! one), which parks the *fiber* — the worker runs other jobs meanwhile, including the one that
@@ -46,19 +50,25 @@ mod event;
 mod loom_tests;
 mod mutex;
 mod rwlock;
+mod select;
 mod semaphore;
 mod spin;
 mod wait_group;
 
 pub use barrier::{Barrier, BarrierWaitResult};
-pub use channel::{Channel, RecvError, SendError, TryRecvError, TrySendError};
+pub use channel::{
+    Channel, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 pub use event::{Event, EventKind};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use select::{MAX_ARMS, RecvArm, SelectArm, SendArm, select, select_timeout, try_select};
 pub use semaphore::Semaphore;
 pub use spin::{SpinLock, SpinLockGuard};
 pub use wait_group::WaitGroup;
 
+use crate::counter::Waiter;
+use crate::park::{Group, ParkNode};
 use crate::{Ctx, Scope};
 
 /// The token an unparker hands a waiter it gave the resource to (lock, permit, event).
@@ -69,13 +79,30 @@ pub(crate) type Validate = unsafe fn(*const ()) -> bool;
 
 /// What a blocking call parks: a job's fiber or the calling OS thread. Sealed.
 pub trait Blocker: private::Sealed {
-    /// Parks on `key` while `validate(data)` holds; returns the unparker's token.
+    /// Parks on `key` while `validate(data)` holds, until an unparker wakes it or `deadline`
+    /// (`timer::NEVER`: none) passes; returns the unparker's token (`TOKEN_TIMED_OUT` on
+    /// timeout).
     ///
     /// # Safety
     /// `validate(data)` is sound to call on any thread until this returns.
     #[doc(hidden)]
     #[allow(private_interfaces)]
-    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize;
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize;
+
+    /// The waiter a select's group wakes (`key`: the first arm's, for deadlock reports).
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn group_waiter(&self, key: usize) -> Waiter;
+
+    /// Parks on every node of `group` (a select) until an arm or the deadline in `nodes[0]`
+    /// claims it; the caller unlinks the nodes afterwards.
+    ///
+    /// # Safety
+    /// Every node's validator is sound to call on any thread until this returns; `group`'s
+    /// waiter came from [`group_waiter`](Self::group_waiter) of this blocker.
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]);
 }
 
 /// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
@@ -85,25 +112,59 @@ pub struct ThisThread;
 
 impl Blocker for Ctx {
     #[allow(private_interfaces)]
-    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize {
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize {
         // SAFETY: forwarded contract.
-        unsafe { Ctx::park(self, key, validate, data) }
+        unsafe { Ctx::park(self, key, validate, data, deadline) }
+    }
+
+    #[allow(private_interfaces)]
+    fn group_waiter(&self, key: usize) -> Waiter {
+        Ctx::group_waiter(self, key)
+    }
+
+    #[allow(private_interfaces)]
+    unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
+        // SAFETY: forwarded contract.
+        unsafe { Ctx::park_group(self, group, nodes) }
     }
 }
 
+// A scope parks the fiber of the `Ctx` it derefs to.
 impl Blocker for Scope<'_, '_> {
     #[allow(private_interfaces)]
-    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize {
-        // SAFETY: forwarded contract; a scope parks the fiber of the `Ctx` it derefs to.
-        unsafe { <Ctx as Blocker>::park(self, key, validate, data) }
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { Ctx::park(self, key, validate, data, deadline) }
+    }
+
+    #[allow(private_interfaces)]
+    fn group_waiter(&self, key: usize) -> Waiter {
+        Ctx::group_waiter(self, key)
+    }
+
+    #[allow(private_interfaces)]
+    unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
+        // SAFETY: forwarded contract.
+        unsafe { Ctx::park_group(self, group, nodes) }
     }
 }
 
 impl Blocker for ThisThread {
     #[allow(private_interfaces)]
-    unsafe fn park(&self, key: usize, validate: Validate, data: *const ()) -> usize {
+    unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize {
         // SAFETY: forwarded contract.
-        unsafe { crate::park::park_thread(key, validate, data) }
+        unsafe { crate::park::park_thread(key, validate, data, deadline) }
+    }
+
+    #[allow(private_interfaces)]
+    fn group_waiter(&self, _key: usize) -> Waiter {
+        crate::park::group_thread_waiter()
+    }
+
+    #[allow(private_interfaces)]
+    unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
+        // SAFETY: forwarded contract.
+        unsafe { crate::park::park_thread_group(group, nodes.as_mut_ptr(), nodes.len()) }
     }
 }
 
@@ -144,21 +205,27 @@ park_word!(
 );
 
 /// The wait step the word-based primitives share: set `bit` in `word` (read as `seen`), then
-/// park `blocker` on the word's address while `validate(word)` holds. `None` if setting the
-/// bit lost a race (re-read and retry); else the unparker's token — after an Acquire fence
-/// when it is [`HANDOFF`], so the waiter sees what the releaser wrote.
+/// park `blocker` on the word's address while `validate(word)` holds, until `deadline`
+/// (`timer::NEVER`: none). `None` if setting the bit lost a race (re-read and retry); else the
+/// unparker's token (`TOKEN_TIMED_OUT` on timeout) — after an Acquire fence when it is
+/// [`HANDOFF`], so the waiter sees what the releaser wrote.
+///
+/// A timed-out waiter leaves the bit set even if it was the last one: the next release finds
+/// nobody to hand to and clears it (every primitive's unpark callback handles `woken == 0`).
 pub(crate) fn park_with_bit<W: ParkWord, B: Blocker + ?Sized>(
     blocker: &B,
     word: &W,
     seen: u64,
     bit: u64,
     validate: Validate,
+    deadline: u64,
 ) -> Option<usize> {
     if !word.try_set(seen, bit) {
         return None;
     }
     // SAFETY: `validate` reads `word`, which the caller borrows for the whole call.
-    let token = unsafe { blocker.park(key_of(word), validate, (word as *const W).cast()) };
+    let token =
+        unsafe { blocker.park(key_of(word), validate, (word as *const W).cast(), deadline) };
     if token == HANDOFF {
         crate::shim::fence(crate::shim::Ordering::Acquire);
     }

@@ -111,7 +111,14 @@ impl<T: ?Sized> Mutex<T> {
                 crate::shim::spin_loop();
                 continue;
             }
-            match park_with_bit(blocker, &self.state, s.into(), PARKED.into(), validate) {
+            match park_with_bit(
+                blocker,
+                &self.state,
+                s.into(),
+                PARKED.into(),
+                validate,
+                crate::timer::NEVER,
+            ) {
                 // The unlocker left the lock held for us.
                 Some(HANDOFF) => return,
                 Some(_) => spins = 0,

@@ -1,7 +1,9 @@
 //! `Semaphore`: counted permits, FIFO hand-off to waiters.
 
 use super::{Blocker, HANDOFF, SPINS, key_of, park_with_bit};
+use crate::park::TOKEN_TIMED_OUT;
 use crate::shim::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Low bit of the state: some waiter may be parked. The permits are the state shifted right.
 const PARKED: usize = 1;
@@ -72,10 +74,22 @@ impl Semaphore {
 
     /// Takes a permit, parking `blocker` until one is released to it.
     pub fn acquire<B: Blocker + ?Sized>(&self, blocker: &B) {
+        self.acquire_until(blocker, crate::timer::NEVER);
+    }
+
+    /// [`acquire`](Self::acquire) for at most `timeout`: returns whether a permit was taken.
+    /// A release racing the timeout is never lost: its permit goes to this waiter (which then
+    /// returns true) or to the next one, or back to the pool.
+    pub fn acquire_timeout<B: Blocker + ?Sized>(&self, blocker: &B, timeout: Duration) -> bool {
+        self.acquire_until(blocker, crate::timer::after(timeout))
+    }
+
+    fn acquire_until<B: Blocker + ?Sized>(&self, blocker: &B, deadline: u64) -> bool {
         let mut spins = 0;
+        let mut expired = false;
         loop {
             if self.try_acquire() {
-                return;
+                return true;
             }
             let s = self.state.load(Ordering::Relaxed);
             if s >= ONE {
@@ -86,9 +100,21 @@ impl Semaphore {
                 crate::shim::spin_loop();
                 continue;
             }
-            match park_with_bit(blocker, &self.state, s as u64, PARKED as u64, validate) {
+            if expired || crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+                return false;
+            }
+            match park_with_bit(
+                blocker,
+                &self.state,
+                s as u64,
+                PARKED as u64,
+                validate,
+                deadline,
+            ) {
                 // The releaser handed its permit to us.
-                Some(HANDOFF) => return,
+                Some(HANDOFF) => return true,
+                // One more try (a permit may have come back to the pool), then give up.
+                Some(TOKEN_TIMED_OUT) => expired = true,
                 Some(_) => spins = 0,
                 None => {}
             }

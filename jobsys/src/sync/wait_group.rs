@@ -2,6 +2,7 @@
 
 use super::{Blocker, key_of, park_with_bit};
 use crate::shim::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// High bit: some waiter may be parked. Low 32 bits: the count.
 const WAITERS: u64 = 1 << 32;
@@ -98,12 +99,24 @@ impl WaitGroup {
 
     /// Waits until the count is zero.
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) {
+        self.wait_until(blocker, crate::timer::NEVER);
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`: returns whether the count reached zero.
+    pub fn wait_timeout<B: Blocker + ?Sized>(&self, blocker: &B, timeout: Duration) -> bool {
+        self.wait_until(blocker, crate::timer::after(timeout))
+    }
+
+    fn wait_until<B: Blocker + ?Sized>(&self, blocker: &B, deadline: u64) -> bool {
         loop {
             let s = self.state.load(Ordering::Acquire);
             if s & COUNT == 0 {
-                return;
+                return true;
             }
-            let _ = park_with_bit(blocker, &self.state, s, WAITERS, validate);
+            if crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+                return false;
+            }
+            let _ = park_with_bit(blocker, &self.state, s, WAITERS, validate, deadline);
         }
     }
 }

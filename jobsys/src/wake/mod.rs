@@ -102,12 +102,18 @@ impl Shared {
         // An open frame counts as work: a worker that decided to sleep just before a frame
         // opened sees it here (the opener fences before waking sleepers) and stays up.
         let look = || {
-            self.has_work(index) || self.in_frame() || done() || self.exit.load(Ordering::SeqCst)
+            self.has_work(index)
+                || self.in_frame()
+                || self.timers.due()
+                || done()
+                || self.exit.load(Ordering::SeqCst)
         };
         let park = || {
             crate::profile::sleep_begin(index);
-            std::thread::park_timeout(SLEEP_WATCHDOG);
+            // No longer than the earliest armed timer: no worker may sleep through a timeout.
+            std::thread::park_timeout(self.timers.sleep_for(SLEEP_WATCHDOG));
             crate::profile::sleep_end(index);
+            self.timers.due()
         };
         self.dorm.sleep(&self.workers[index].bed, look, park);
     }

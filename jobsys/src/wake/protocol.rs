@@ -45,8 +45,14 @@ impl Dorm {
 
     /// The sleeper's side: announce, fence, `look` for work (read-only; true means found),
     /// and either cancel or `park` until a waker clears `bed.sleeping` (`park` may return
-    /// spuriously). Returns whether it slept.
-    pub(crate) fn sleep(&self, bed: &Bed, look: impl Fn() -> bool, mut park: impl FnMut()) -> bool {
+    /// spuriously; it returns true when the sleeper must get up by itself — a timer of a
+    /// timed wait is due). Returns whether it slept.
+    pub(crate) fn sleep(
+        &self,
+        bed: &Bed,
+        look: impl Fn() -> bool,
+        mut park: impl FnMut() -> bool,
+    ) -> bool {
         // Count first, flag second: a waker can only claim a flag that is already counted, so
         // `sleepers` never reads below the number of claimable sleepers. (Flag first let a
         // waker claim a half-announced worker and decrement before its increment; another
@@ -72,7 +78,13 @@ impl Dorm {
         // gets up. Once is not enough: a waker may be between its fence and its claim.
         let mut saw_work = false;
         while bed.sleeping.load(Ordering::Acquire) {
-            park();
+            if park() {
+                // An alarm, not a wake: get up (unless a waker claimed us meanwhile).
+                if bed.sleeping.swap(false, Ordering::AcqRel) {
+                    self.sleepers.fetch_sub(1, Ordering::AcqRel);
+                }
+                break;
+            }
             if !bed.sleeping.load(Ordering::Acquire) {
                 break;
             }

@@ -130,6 +130,8 @@ impl Shared {
     /// holding such a job would stop running the work that could free a fiber for it.
     #[inline]
     pub(crate) fn find_job(&self, index: usize, host: Host) -> Option<JobRef> {
+        // Timed waits whose deadline passed: their fibers become ready (see `timer/`).
+        self.timers.poll();
         let tick = self.workers[index].next_tick();
         self.policy
             .order(tick)

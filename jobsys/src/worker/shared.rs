@@ -169,6 +169,8 @@ pub(crate) struct Shared {
     /// Open frames (`Ctx::frame`, nested ones counted): idle workers spin instead of sleeping
     /// while it is non-zero.
     pub(crate) frames_open: CachePadded<AtomicUsize>,
+    /// Timers of fibers in timed waits (see `timer/`).
+    pub(crate) timers: crate::timer::Timers,
     /// Parked fibers, one word so the deadlock check reads both halves at once: low 32 bits
     /// every parked fiber (counter or primitive), high 32 bits those parked on a
     /// `jobsys::sync` primitive. May lag below the truth, never above (see `fiber_parked`).
@@ -258,13 +260,9 @@ impl Shared {
         }
     }
 
-    /// Makes a parked fiber runnable on its home worker (the wake stage).
-    pub(crate) fn make_ready(&self, fiber: u32) {
-        self.make_ready_from(fiber, false);
-    }
-
-    /// [`make_ready`](Self::make_ready) for a fiber parked on a `jobsys::sync` primitive
-    /// (un-counted from both halves of `parked` in one RMW).
+    /// Makes a parked fiber runnable on its home worker (the wake stage). `from_sync`: it was
+    /// counted as parked on a `jobsys::sync` primitive or in a timed wait (un-counted from
+    /// both halves of `parked` in one RMW).
     pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool) {
         let slot = self.fibers.slot(fiber);
         let home = slot.home.load(Ordering::Relaxed);

@@ -1,0 +1,222 @@
+//! Deadlines for timed waits (`wait_timeout`, `recv_timeout`, `select_timeout`, …) and the
+//! per-system table of armed timers that the workers fire.
+//!
+//! A plain thread times its own park out (`park_timeout`, then a cancel). A parked *fiber*
+//! cannot: its worker arms a timer for it right after publishing the wait (post-switch, with
+//! the deadline and stamp copied out of the node *before* the publication, after which the
+//! node may already be woken and gone), and whichever worker next looks for work after the
+//! deadline fires it — `find_job` polls the table, and a sleeping worker sleeps no longer
+//! than the earliest deadline. Firing is a cancel of the wait (`park::cancel`,
+//! `counter::cancel`): the race between a timeout and a wake of the same node is settled
+//! there, under the wait list's lock (see "Timeouts" in `park/mod.rs`). A timed-out fiber is
+//! then made ready on its home worker like any woken one.
+//!
+//! The table has one entry per fiber (a fiber waits on one thing at a time), allocated at
+//! build; arming, disarming and firing take one spin lock. An entry is only *replaced* by a
+//! later stamp, so an arm that comes late (in migration mode the fiber can be woken and
+//! resumed elsewhere before its old worker arms) cannot overwrite a newer park's timer; a
+//! stale entry is harmless — its cancel matches no linked node.
+//!
+//! Timeouts are lower bounds: a timer fires at the first scheduling point of any worker after
+//! its deadline (one that runs a long job does not look), and a fired fiber resumes when its
+//! home worker gets to it.
+
+use crate::counter::{CounterCore, WaitNode};
+use crate::park::ParkNode;
+use crate::shim::{AtomicU64, AtomicUsize, Ordering, SpinLock};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// "No deadline".
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// Process-wide time origin of the deadlines.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the epoch.
+pub(crate) fn now() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(NEVER - 1)
+}
+
+/// The deadline `timeout` from now (saturating at [`NEVER`]).
+pub(crate) fn after(timeout: Duration) -> u64 {
+    let ns = u64::try_from(timeout.as_nanos()).unwrap_or(NEVER);
+    now().saturating_add(ns)
+}
+
+/// Time left until `deadline`: `None` for [`NEVER`], zero once passed.
+pub(crate) fn remaining(deadline: u64) -> Option<Duration> {
+    (deadline != NEVER).then(|| Duration::from_nanos(deadline.saturating_sub(now())))
+}
+
+/// A fresh, non-zero stamp identifying one timed park (process-wide, never reused in
+/// practice: 2⁶⁴ parks). Not modelled under loom: uniqueness is all it gives.
+pub(crate) fn next_stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The wait a timer cancels.
+#[derive(Clone, Copy)]
+pub(crate) enum Target {
+    /// A park (`jobsys::sync`) on `key`, or the first node of a select's group.
+    Park { key: usize, node: *mut ParkNode },
+    /// A counter wait.
+    Counter {
+        counter: *const CounterCore,
+        node: *mut WaitNode,
+    },
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// [`NEVER`] when unarmed.
+    deadline: u64,
+    stamp: u64,
+    target: Target,
+}
+
+/// Entries fired per pass of the lock (the rest wait for the next pass).
+const FIRE_BATCH: usize = 16;
+
+/// The armed timers of one system's fibers.
+pub(crate) struct Timers {
+    /// How many entries are armed: the fast "nothing to do" check.
+    armed: AtomicUsize,
+    /// The earliest armed deadline (may be stale-low after a disarm: costs one empty pass).
+    next: AtomicU64,
+    entries: SpinLock<Box<[Entry]>>,
+}
+
+// SAFETY: the node pointers in the entries are only compared, and dereferenced by the cancel
+// functions under the wait lists' locks while linked (see `park/mod.rs`).
+unsafe impl Send for Timers {}
+// SAFETY: as above.
+unsafe impl Sync for Timers {}
+
+impl Timers {
+    /// A table for `fibers` fibers (the only allocation).
+    pub(crate) fn new(fibers: usize) -> Self {
+        let unarmed = Entry {
+            deadline: NEVER,
+            stamp: 0,
+            target: Target::Park {
+                key: 0,
+                node: core::ptr::null_mut(),
+            },
+        };
+        Self {
+            armed: AtomicUsize::new(0),
+            next: AtomicU64::new(NEVER),
+            entries: SpinLock::new(vec![unarmed; fibers].into_boxed_slice()),
+        }
+    }
+
+    /// Arms `fiber`'s timer for the park `stamp` (unless a later park's timer is already
+    /// there). Returns whether it is now the earliest deadline: sleeping workers, which
+    /// computed their sleep before it, must then be told (see `Shared::arm_timer`).
+    pub(crate) fn arm(&self, fiber: u32, deadline: u64, stamp: u64, target: Target) -> bool {
+        let mut entries = self.entries.lock();
+        let e = &mut entries[fiber as usize];
+        if e.stamp >= stamp {
+            return false;
+        }
+        if e.deadline == NEVER {
+            self.armed.fetch_add(1, Ordering::SeqCst);
+        }
+        *e = Entry {
+            deadline,
+            stamp,
+            target,
+        };
+        self.next.fetch_min(deadline, Ordering::SeqCst) > deadline
+    }
+
+    /// Disarms `fiber`'s timer if it is still the one of park `stamp` (the fiber resumed).
+    pub(crate) fn disarm(&self, fiber: u32, stamp: u64) {
+        let mut entries = self.entries.lock();
+        let e = &mut entries[fiber as usize];
+        if e.stamp == stamp && e.deadline != NEVER {
+            e.deadline = NEVER;
+            self.armed.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether an armed timer is due.
+    #[inline]
+    pub(crate) fn due(&self) -> bool {
+        self.armed.load(Ordering::Relaxed) != 0 && self.next.load(Ordering::Relaxed) <= now()
+    }
+
+    /// Fires the due timers, if any (called by workers looking for work).
+    #[inline]
+    pub(crate) fn poll(&self) {
+        if self.armed.load(Ordering::Relaxed) != 0 {
+            self.poll_cold();
+        }
+    }
+
+    #[cold]
+    fn poll_cold(&self) {
+        let now = now();
+        if self.next.load(Ordering::Relaxed) > now {
+            return;
+        }
+        loop {
+            let mut batch = [None::<(Target, u64)>; FIRE_BATCH];
+            let mut n = 0;
+            {
+                let mut entries = self.entries.lock();
+                let mut next = NEVER;
+                for e in entries.iter_mut().filter(|e| e.deadline != NEVER) {
+                    if e.deadline <= now && n < FIRE_BATCH {
+                        batch[n] = Some((e.target, e.stamp));
+                        n += 1;
+                        e.deadline = NEVER;
+                        self.armed.fetch_sub(1, Ordering::SeqCst);
+                    } else {
+                        next = next.min(e.deadline);
+                    }
+                }
+                self.next.store(next, Ordering::SeqCst);
+            }
+            // Outside the timer lock: a cancel takes a wait list's lock (no lock nesting).
+            for (target, stamp) in batch.iter().flatten() {
+                match *target {
+                    Target::Park { key, node } => {
+                        crate::park::cancel(key, node, *stamp);
+                    }
+                    Target::Counter { counter, node } => {
+                        crate::counter::cancel(counter, node, *stamp);
+                    }
+                }
+            }
+            if n < FIRE_BATCH {
+                return;
+            }
+        }
+    }
+
+    /// How long a sleeping worker may sleep at most, given the armed timers: `cap`, or less
+    /// if a deadline comes first.
+    pub(crate) fn sleep_for(&self, cap: Duration) -> Duration {
+        if self.armed.load(Ordering::SeqCst) == 0 {
+            return cap;
+        }
+        remaining(self.next.load(Ordering::SeqCst)).map_or(cap, |left| left.min(cap))
+    }
+}
+
+impl crate::worker::Shared {
+    /// Arms `fiber`'s timer (after its wait was published). A new earliest deadline wakes a
+    /// sleeping worker, which goes back to sleep no longer than that: the worker that armed it
+    /// may run a long job next and not look at the timers until it ends.
+    pub(crate) fn arm_timer(&self, fiber: u32, deadline: u64, stamp: u64, target: Target) {
+        if self.timers.arm(fiber, deadline, stamp, target) {
+            self.notify_one();
+        }
+    }
+}
