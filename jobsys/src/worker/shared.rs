@@ -251,7 +251,14 @@ impl Shared {
     /// a job, and only jobs decrement counters: nothing can ever wake them.
     pub(crate) fn fiber_parked(&self, on_sync: bool) {
         let delta = 1 + if on_sync { PARKED_ON_SYNC } else { 0 };
-        let word = self.parked.fetch_add(delta, Ordering::AcqRel) + delta;
+        // Wrapping: a waker may un-count the fiber between its publication and this count (a
+        // preempted publisher), so the word can be one fiber below zero for that moment. The
+        // check below then sees a value that cannot equal the pool size: no false report, and
+        // no deadlock is missed — the fiber being woken is not stuck.
+        let word = self
+            .parked
+            .fetch_add(delta, Ordering::AcqRel)
+            .wrapping_add(delta);
         // A fiber parked on a `jobsys::sync` primitive may be released by a plain thread, so
         // the pool is only provably stuck when none is. One RMW reads both counts together: a
         // wake between two separate reads could make a stale pair look like a deadlock.
