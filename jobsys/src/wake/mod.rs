@@ -50,11 +50,12 @@ impl Shared {
 
     #[cold]
     fn wake_any(&self) {
-        for w in self.workers.iter() {
-            if self.dorm.claim(&w.bed) {
-                self.unpark(w.index);
-                return;
-            }
+        // Counted while claiming, for the watchdog (see `Dorm::waking`).
+        self.dorm.waking.fetch_add(1, Ordering::SeqCst);
+        let claimed = self.workers.iter().find(|w| self.dorm.claim(&w.bed));
+        self.dorm.waking.fetch_sub(1, Ordering::SeqCst);
+        if let Some(w) = claimed {
+            self.unpark(w.index);
         }
     }
 

@@ -32,6 +32,11 @@ pub(crate) struct Dorm {
     /// Sleeps the watchdog ended because work was waiting that nobody woke the sleeper for
     /// (lost wake-ups: always 0 unless the protocol has a bug).
     pub(crate) rescues: AtomicUsize,
+    /// Wakers inside their claim loop (`Shared::wake_any`): a sleeper that finds work while
+    /// one is in there may just be about to be claimed (a waker descheduled between its fence
+    /// and its claim for two watchdog periods, which an oversubscribed machine can do), so its
+    /// rescue is not counted as a lost wake-up.
+    pub(crate) waking: AtomicUsize,
 }
 
 impl Dorm {
@@ -40,6 +45,7 @@ impl Dorm {
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             epoch: CachePadded::new(AtomicUsize::new(0)),
             rescues: AtomicUsize::new(0),
+            waking: AtomicUsize::new(0),
         }
     }
 
@@ -95,7 +101,9 @@ impl Dorm {
             } else {
                 if bed.sleeping.swap(false, Ordering::AcqRel) {
                     self.sleepers.fetch_sub(1, Ordering::AcqRel);
-                    self.rescues.fetch_add(1, Ordering::Relaxed);
+                    if self.waking.load(Ordering::SeqCst) == 0 {
+                        self.rescues.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 break;
             }
