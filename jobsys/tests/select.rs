@@ -72,20 +72,14 @@ fn selecting_consumers_receive_every_message_exactly_once() {
                                     0 => (0, ra.take()),
                                     _ => (1, rb.take()),
                                 },
-                                [true, false] => (
-                                    0,
-                                    ra.take().or_else(|| {
-                                        select(s, &mut [&mut ra]);
-                                        ra.take()
-                                    }),
-                                ),
-                                _ => (
-                                    1,
-                                    rb.take().or_else(|| {
-                                        select(s, &mut [&mut rb]);
-                                        rb.take()
-                                    }),
-                                ),
+                                [true, false] => {
+                                    select(s, &mut [&mut ra]);
+                                    (0, ra.take())
+                                }
+                                _ => {
+                                    select(s, &mut [&mut rb]);
+                                    (1, rb.take())
+                                }
                             };
                             match got.expect("the chosen arm holds its outcome") {
                                 Ok(v) => {
@@ -129,20 +123,14 @@ fn a_thread_and_fibers_select_over_the_same_channels() {
                         0 => (0, ra.take()),
                         _ => (1, rb.take()),
                     },
-                    [true, false] => (
-                        0,
-                        ra.take().or_else(|| {
-                            select(&mut [&mut ra]);
-                            ra.take()
-                        }),
-                    ),
-                    _ => (
-                        1,
-                        rb.take().or_else(|| {
-                            select(&mut [&mut rb]);
-                            rb.take()
-                        }),
-                    ),
+                    [true, false] => {
+                        select(&mut [&mut ra]);
+                        (0, ra.take())
+                    }
+                    _ => {
+                        select(&mut [&mut rb]);
+                        (1, rb.take())
+                    }
                 };
                 match got.expect("the chosen arm holds its outcome") {
                     Ok(v) => {

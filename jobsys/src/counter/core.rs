@@ -218,7 +218,7 @@ pub(crate) fn cancel(counter: *const CounterCore, node: *mut WaitNode, stamp: u6
     unsafe {
         while !(*link).is_null() {
             let p = *link;
-            if p == node && (*p).counter == counter && (*p).stamp == stamp {
+            if p == node && (*p).counter == counter && (*p).timing.stamp == stamp {
                 *link = (*p).next;
                 drop(head);
                 // SAFETY: unlinked by us under the lock: the wake is ours.

@@ -12,11 +12,9 @@ pub(crate) struct WaitNode {
     /// Woken when the count is at or below this.
     pub(crate) target: u32,
     pub(crate) waiter: Waiter,
-    /// Non-zero for a timed wait: identifies it to a late [`cancel`](super::cancel), and
-    /// counts the fiber as one that will wake by itself (never part of a deadlock).
-    pub(crate) stamp: u64,
-    /// When a timed wait times out (`timer::NEVER` for none).
-    pub(crate) deadline: u64,
+    /// A timed wait's stamp identifies it to a late [`cancel`](super::cancel) and counts the
+    /// fiber as one that will wake by itself (never part of a deadlock).
+    pub(crate) timing: crate::timer::Timing,
 }
 
 /// How to resume a waiter.
@@ -34,16 +32,7 @@ impl WaitNode {
             counter: core::ptr::null(),
             target,
             waiter,
-            stamp: 0,
-            deadline: crate::timer::NEVER,
-        }
-    }
-
-    /// Makes this a timed wait.
-    pub(crate) fn set_deadline(&mut self, deadline: u64) {
-        if deadline != crate::timer::NEVER {
-            self.deadline = deadline;
-            self.stamp = crate::timer::next_stamp();
+            timing: crate::timer::Timing::NONE,
         }
     }
 
@@ -90,7 +79,7 @@ impl Waiter {
     /// may touch it (the waiter may already have resumed and reused its stack).
     pub(crate) unsafe fn wake(node: *mut WaitNode) {
         // SAFETY: caller contract — the node is alive and ours.
-        let timed = unsafe { (*node).stamp } != 0;
+        let timed = unsafe { (*node).timing.stamp } != 0;
         // SAFETY: as above.
         match unsafe { &(*node).waiter } {
             // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers. A
@@ -115,7 +104,7 @@ pub(crate) fn block_thread_until(
     deadline: u64,
 ) -> bool {
     while !counter.is_done(target) {
-        if crate::timer::remaining(deadline).is_some_and(|left| left.is_zero()) {
+        if crate::timer::passed(deadline) {
             return false;
         }
         let mut node = WaitNode::new(
@@ -125,8 +114,8 @@ pub(crate) fn block_thread_until(
                 done: AtomicBool::new(false),
             },
         );
-        node.set_deadline(deadline);
-        let (ptr, stamp) = (&mut node as *mut WaitNode, node.stamp);
+        node.timing = crate::timer::Timing::until(deadline);
+        let (ptr, stamp) = (&mut node as *mut WaitNode, node.timing.stamp);
         // SAFETY: `node` lives on this stack until the wait ends, which is after the waker set
         // `done` (its last touch) or our cancel took it back; `counter` is borrowed for the
         // whole wait.

@@ -166,17 +166,17 @@ impl Ctx {
         // park again until the target is really reached (or the deadline passed).
         let mut reached = true;
         while !counter.is_done(target) {
-            if crate::timer::remaining(deadline).is_some_and(|left| left.is_zero()) {
+            if crate::timer::passed(deadline) {
                 reached = false;
                 break;
             }
             let mut node = WaitNode::new(target, self.waiter_on(counter, target));
-            node.set_deadline(deadline);
+            node.timing = crate::timer::Timing::until(deadline);
             self.suspend(Suspend::Wait(
                 NonNull::from(&mut node),
                 NonNull::from(counter),
             ));
-            self.disarm(node.stamp);
+            self.disarm(node.timing.stamp);
         }
         profile::wait_end(self.worker_index());
         reached
@@ -265,7 +265,7 @@ impl Ctx {
         let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
         node.set_deadline(deadline);
         self.suspend(Suspend::Park(NonNull::from(&mut node)));
-        self.disarm(node.stamp);
+        self.disarm(node.timing.stamp);
         node.token()
     }
 
@@ -280,7 +280,7 @@ impl Ctx {
         nodes: &mut [crate::park::ParkNode],
     ) {
         self.refuse_park_while_panicking();
-        let stamp = nodes[0].stamp;
+        let stamp = nodes[0].timing.stamp;
         self.suspend(Suspend::ParkGroup(
             NonNull::from(group),
             NonNull::from(&mut nodes[0]),
@@ -614,51 +614,39 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
         CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
             // Copied before the publication: once published, the node may be woken and gone.
             // SAFETY: the node is on the parked fiber's stack, untouched until it is woken.
-            let (stamp, deadline) = unsafe { ((*node.as_ptr()).stamp, (*node.as_ptr()).deadline) };
+            let timing = unsafe { (*node.as_ptr()).timing };
             // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it). A timed wait counts as one that wakes by itself.
-            let parked = publish_wait(shared, worker, fiber, stamp != 0, || unsafe {
+            let parked = publish_wait(shared, worker, fiber, timing.stamp != 0, || unsafe {
                 counter.as_ref().publish(node.as_ptr())
             });
-            if parked && stamp != 0 {
-                let target = Target::Counter {
-                    counter: counter.as_ptr(),
-                    node: node.as_ptr(),
-                };
-                shared.arm_timer(fiber, deadline, stamp, target);
-            }
+            let target = Target::Counter {
+                counter: counter.as_ptr(),
+                node: node.as_ptr(),
+            };
+            shared.arm_timer(parked, fiber, timing, target);
         }
         CoroutineResult::Yield(Suspend::Park(node)) => {
             // SAFETY: as for `Wait`: copied before the publication.
-            let (key, stamp, deadline) = unsafe {
-                let n = &*node.as_ptr();
-                (n.key(), n.stamp, n.deadline)
-            };
+            let (key, timing) = unsafe { ((*node.as_ptr()).key(), (*node.as_ptr()).timing) };
             // SAFETY: the node and its validator's data are on the parked fiber's stack, which
             // stays untouched until the unpark protocol pushes the fiber to a ready queue.
             let parked = publish_wait(shared, worker, fiber, true, || unsafe {
                 crate::park::publish(node.as_ptr())
             });
-            if parked && stamp != 0 {
-                let node = node.as_ptr();
-                shared.arm_timer(fiber, deadline, stamp, Target::Park { key, node });
-            }
+            let node = node.as_ptr();
+            shared.arm_timer(parked, fiber, timing, Target::Park { key, node });
         }
         CoroutineResult::Yield(Suspend::ParkGroup(group, nodes, n)) => {
             // SAFETY: as for `Park`; the timer of a group is on its first node.
-            let (key, stamp, deadline) = unsafe {
-                let first = &*nodes.as_ptr();
-                (first.key(), first.stamp, first.deadline)
-            };
+            let (key, timing) = unsafe { ((*nodes.as_ptr()).key(), (*nodes.as_ptr()).timing) };
             // SAFETY: the group and its nodes are on the parked fiber's stack (as for `Park`).
             let parked = publish_wait(shared, worker, fiber, true, || unsafe {
                 crate::park::publish_group(group.as_ptr(), nodes.as_ptr(), n)
             });
-            if parked && stamp != 0 {
-                let node = nodes.as_ptr();
-                shared.arm_timer(fiber, deadline, stamp, Target::Park { key, node });
-            }
+            let node = nodes.as_ptr();
+            shared.arm_timer(parked, fiber, timing, Target::Park { key, node });
         }
         CoroutineResult::Yield(Suspend::Yield) => {
             slot.transition(Running, Ready);

@@ -77,10 +77,8 @@ pub(crate) struct ParkNode {
     validate: unsafe fn(*const ()) -> bool,
     data: *const (),
     wake: Wake,
-    /// Non-zero for a timed park: identifies this park to a late [`cancel`].
-    pub(crate) stamp: u64,
-    /// When a timed park times out (`timer::NEVER` for none).
-    pub(crate) deadline: u64,
+    /// A timed park's stamp identifies it to a late [`cancel`].
+    pub(crate) timing: crate::timer::Timing,
 }
 
 /// Whom a node wakes.
@@ -158,17 +156,13 @@ impl ParkNode {
             validate,
             data,
             wake,
-            stamp: 0,
-            deadline: crate::timer::NEVER,
+            timing: crate::timer::Timing::NONE,
         }
     }
 
-    /// Makes this a timed park.
+    /// Makes this a park until `deadline` (untimed for `timer::NEVER`).
     pub(crate) fn set_deadline(&mut self, deadline: u64) {
-        if deadline != crate::timer::NEVER {
-            self.deadline = deadline;
-            self.stamp = crate::timer::next_stamp();
-        }
+        self.timing = crate::timer::Timing::until(deadline);
     }
 
     /// The token the wake (or a failed validation) left. Read after the node was handed back.
@@ -357,7 +351,7 @@ pub(crate) fn cancel(key: usize, node: *mut ParkNode, stamp: u64) -> bool {
     // SAFETY: linked nodes are alive and only changed under this lock; `node` is dereferenced
     // only once found linked.
     unsafe {
-        while !(p.is_null() || p == node && (*p).stamp == stamp) {
+        while !(p.is_null() || p == node && (*p).timing.stamp == stamp) {
             p = (*p).next;
         }
         if p.is_null() {
@@ -514,7 +508,7 @@ pub(crate) unsafe fn park_thread(
 ) -> usize {
     let mut node = ParkNode::new(key, validate, data, thread_waiter());
     node.set_deadline(deadline);
-    let (node_ptr, stamp) = (&mut node as *mut ParkNode, node.stamp);
+    let (node_ptr, stamp) = (&mut node as *mut ParkNode, node.timing.stamp);
     // SAFETY: `node` lives on this stack until the wait below ends, after the waker's last
     // touch (its `done` store) or our own cancel; the validator is the caller's.
     if unsafe { publish(node_ptr) } {
@@ -535,10 +529,10 @@ pub(crate) unsafe fn park_thread_group(group: &Group, nodes: *mut ParkNode, n: u
     // SAFETY: forwarded contract.
     if unsafe { publish_group(group, nodes, n) } {
         // SAFETY: `nodes[0]` is alive (caller contract).
-        let (key, stamp, deadline) = unsafe { ((*nodes).key, (*nodes).stamp, (*nodes).deadline) };
+        let (key, timing) = unsafe { ((*nodes).key, (*nodes).timing) };
         group
             .waiter
-            .block_until(deadline, || cancel(key, nodes, stamp));
+            .block_until(timing.deadline, || cancel(key, nodes, timing.stamp));
     }
 }
 

@@ -36,11 +36,6 @@ impl Side {
     }
 }
 
-/// Whether `deadline` passed.
-fn past(deadline: u64) -> bool {
-    crate::timer::remaining(deadline).is_some_and(|l| l.is_zero())
-}
-
 struct Slot<T> {
     seq: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
@@ -284,7 +279,7 @@ impl<T> Channel<T> {
                 Err(TrySendError::Closed(v)) => return Err(SendTimeoutError::Closed(v)),
                 Err(TrySendError::Full(v)) => value = v,
             }
-            if expired || past(deadline) {
+            if expired || crate::timer::passed(deadline) {
                 return Err(SendTimeoutError::Timeout(value));
             }
             expired = self.wait_side(blocker, Side::Send, deadline);
@@ -321,7 +316,7 @@ impl<T> Channel<T> {
                 Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 Err(TryRecvError::Empty) => {}
             }
-            if expired || past(deadline) {
+            if expired || crate::timer::passed(deadline) {
                 return Err(RecvTimeoutError::Timeout);
             }
             expired = self.wait_side(blocker, Side::Recv, deadline);

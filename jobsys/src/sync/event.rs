@@ -95,7 +95,7 @@ impl Event {
                     }
                 }
             }
-            if expired || crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+            if expired || crate::timer::passed(deadline) {
                 return false;
             }
             // Released by a `set` (HANDOFF): an auto-reset event's setter handed the signal to

@@ -110,44 +110,36 @@ pub trait Blocker: private::Sealed {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThisThread;
 
-impl Blocker for Ctx {
-    #[allow(private_interfaces)]
-    unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize {
-        // SAFETY: forwarded contract.
-        unsafe { Ctx::park(self, key, validate, data, deadline) }
-    }
+/// `Ctx` and `Scope` (which derefs to the `Ctx` of its body) park the fiber.
+macro_rules! fiber_blocker {
+    ($($ty:ty),*) => {$(
+        impl Blocker for $ty {
+            #[allow(private_interfaces)]
+            unsafe fn park(
+                &self,
+                key: usize,
+                validate: Validate,
+                data: *const (),
+                deadline: u64,
+            ) -> usize {
+                // SAFETY: forwarded contract.
+                unsafe { Ctx::park(self, key, validate, data, deadline) }
+            }
 
-    #[allow(private_interfaces)]
-    fn group_waiter(&self, key: usize) -> Waiter {
-        Ctx::group_waiter(self, key)
-    }
+            #[allow(private_interfaces)]
+            fn group_waiter(&self, key: usize) -> Waiter {
+                Ctx::group_waiter(self, key)
+            }
 
-    #[allow(private_interfaces)]
-    unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
-        // SAFETY: forwarded contract.
-        unsafe { Ctx::park_group(self, group, nodes) }
-    }
+            #[allow(private_interfaces)]
+            unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
+                // SAFETY: forwarded contract.
+                unsafe { Ctx::park_group(self, group, nodes) }
+            }
+        }
+    )*};
 }
-
-// A scope parks the fiber of the `Ctx` it derefs to.
-impl Blocker for Scope<'_, '_> {
-    #[allow(private_interfaces)]
-    unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize {
-        // SAFETY: forwarded contract.
-        unsafe { Ctx::park(self, key, validate, data, deadline) }
-    }
-
-    #[allow(private_interfaces)]
-    fn group_waiter(&self, key: usize) -> Waiter {
-        Ctx::group_waiter(self, key)
-    }
-
-    #[allow(private_interfaces)]
-    unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
-        // SAFETY: forwarded contract.
-        unsafe { Ctx::park_group(self, group, nodes) }
-    }
-}
+fiber_blocker!(Ctx, Scope<'_, '_>);
 
 impl Blocker for ThisThread {
     #[allow(private_interfaces)]

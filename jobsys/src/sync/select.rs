@@ -246,7 +246,7 @@ fn select_until<B: Blocker + ?Sized>(
             }
             return Some(i);
         }
-        if expired || crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+        if expired || crate::timer::passed(deadline) {
             return None;
         }
         // Announce on every arm's side (flag + fence), then park on all of them; each

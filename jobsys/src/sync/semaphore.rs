@@ -100,7 +100,7 @@ impl Semaphore {
                 crate::shim::spin_loop();
                 continue;
             }
-            if expired || crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+            if expired || crate::timer::passed(deadline) {
                 return false;
             }
             match park_with_bit(

@@ -113,7 +113,7 @@ impl WaitGroup {
             if s & COUNT == 0 {
                 return true;
             }
-            if crate::timer::remaining(deadline).is_some_and(|l| l.is_zero()) {
+            if crate::timer::passed(deadline) {
                 return false;
             }
             let _ = park_with_bit(blocker, &self.state, s, WAITERS, validate, deadline);

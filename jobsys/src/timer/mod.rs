@@ -52,6 +52,41 @@ pub(crate) fn remaining(deadline: u64) -> Option<Duration> {
     (deadline != NEVER).then(|| Duration::from_nanos(deadline.saturating_sub(now())))
 }
 
+/// Whether `deadline` has passed ([`NEVER`] never does).
+pub(crate) fn passed(deadline: u64) -> bool {
+    remaining(deadline).is_some_and(|left| left.is_zero())
+}
+
+/// The timing of one wait node: untimed, or a deadline with the stamp that identifies this
+/// park to a late cancel (see "Timeouts" in `park/mod.rs`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    /// Non-zero for a timed wait.
+    pub(crate) stamp: u64,
+    /// [`NEVER`] for an untimed wait.
+    pub(crate) deadline: u64,
+}
+
+impl Timing {
+    /// An untimed wait.
+    pub(crate) const NONE: Self = Self {
+        stamp: 0,
+        deadline: NEVER,
+    };
+
+    /// A wait until `deadline` (untimed for [`NEVER`]), with a fresh stamp.
+    pub(crate) fn until(deadline: u64) -> Self {
+        if deadline == NEVER {
+            Self::NONE
+        } else {
+            Self {
+                stamp: next_stamp(),
+                deadline,
+            }
+        }
+    }
+}
+
 /// A fresh, non-zero stamp identifying one timed park (process-wide, never reused in
 /// practice: 2⁶⁴ parks). Not modelled under loom: uniqueness is all it gives.
 pub(crate) fn next_stamp() -> u64 {
@@ -211,11 +246,17 @@ impl Timers {
 }
 
 impl crate::worker::Shared {
-    /// Arms `fiber`'s timer (after its wait was published). A new earliest deadline wakes a
-    /// sleeping worker, which goes back to sleep no longer than that: the worker that armed it
-    /// may run a long job next and not look at the timers until it ends.
-    pub(crate) fn arm_timer(&self, fiber: u32, deadline: u64, stamp: u64, target: Target) {
-        if self.timers.arm(fiber, deadline, stamp, target) {
+    /// Arms `fiber`'s timer if its wait is timed and `parked` (it was published). A new
+    /// earliest deadline wakes a sleeping worker, which goes back to sleep no longer than that:
+    /// the worker that armed it may run a long job next and not look at the timers until it
+    /// ends.
+    pub(crate) fn arm_timer(&self, parked: bool, fiber: u32, timing: Timing, target: Target) {
+        if parked
+            && timing.stamp != 0
+            && self
+                .timers
+                .arm(fiber, timing.deadline, timing.stamp, target)
+        {
             self.notify_one();
         }
     }
