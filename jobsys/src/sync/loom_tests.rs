@@ -174,7 +174,7 @@ fn loom_a_timeout_racing_a_wake_takes_the_node_once() {
                 done: AtomicBool::new(false),
             },
         );
-        node.stamp = 7;
+        node.timing.stamp = 7;
         let ptr: *mut ParkNode = &mut node;
         // SAFETY: the node lives on this stack until the end of the model.
         assert!(unsafe { park::publish(ptr) });
