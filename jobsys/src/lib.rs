@@ -50,7 +50,7 @@
 mod builder;
 mod counter;
 mod error;
-mod fault;
+pub mod fault;
 mod fiber;
 mod job;
 mod panic;

@@ -675,6 +675,8 @@ fn publish_wait(
         .parked_here
         .fetch_add(1, crate::shim::Ordering::SeqCst);
     if publish() {
+        // The window in which a waker may un-count the fiber before it is counted.
+        fault::inject(fault::Site::AfterPublish);
         shared.fiber_parked(on_sync);
         true
     } else {

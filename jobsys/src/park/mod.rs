@@ -277,6 +277,7 @@ unsafe fn unlink(head: &mut *mut ParkNode, node: *mut ParkNode) -> bool {
 /// `node` is alive and untouched by its owner until the unpark protocol hands it back (or this
 /// returns false), and `validate(data)` is sound to call here.
 pub(crate) unsafe fn publish(node: *mut ParkNode) -> bool {
+    crate::fault::inject(crate::fault::Site::Park);
     // SAFETY: caller contract.
     let key = unsafe { (*node).key };
     let mut head = table().bucket(key).lock();
@@ -346,6 +347,7 @@ pub(crate) unsafe fn unlink_group(nodes: *mut ParkNode, n: usize) {
 /// group as timed out and wakes its waiter. Returns false if an unparker got there first (it
 /// owns the wake) or the park is over. See "Timeouts" in the module docs.
 pub(crate) fn cancel(key: usize, node: *mut ParkNode, stamp: u64) -> bool {
+    crate::fault::inject(crate::fault::Site::Park);
     let mut head = table().bucket(key).lock();
     let mut p = *head;
     // SAFETY: linked nodes are alive and only changed under this lock; `node` is dereferenced
@@ -380,6 +382,7 @@ pub(crate) fn cancel(key: usize, node: *mut ParkNode, stamp: u64) -> bool {
 /// what was found and returns the token to hand over (ignored when nobody is woken). Returns
 /// whether a waiter was woken.
 pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -> bool {
+    crate::fault::inject(crate::fault::Site::Park);
     let mut head = table().bucket(key).lock();
     let mut link: *mut *mut ParkNode = &mut *head;
     let mut found: *mut ParkNode = ptr::null_mut();

@@ -431,7 +431,9 @@ impl<T> Channel<T> {
             let slot = &self.slots[pos & self.mask];
             let seq = slot.seq.load(Ordering::Acquire);
             let diff = seq.wrapping_sub(pos) as isize;
-            if diff == 0 {
+            if diff == 0 && crate::fault::cas_fails(crate::fault::Site::Cas) {
+                pos = self.tail.load(Ordering::Relaxed);
+            } else if diff == 0 {
                 match self.tail.compare_exchange_weak(
                     pos,
                     pos.wrapping_add(1),
@@ -464,7 +466,9 @@ impl<T> Channel<T> {
             let slot = &self.slots[pos & self.mask];
             let seq = slot.seq.load(Ordering::Acquire);
             let diff = seq.wrapping_sub(pos.wrapping_add(1)) as isize;
-            if diff == 0 {
+            if diff == 0 && crate::fault::cas_fails(crate::fault::Site::Cas) {
+                pos = self.head.load(Ordering::Relaxed);
+            } else if diff == 0 {
                 match self.head.compare_exchange_weak(
                     pos,
                     pos.wrapping_add(1),

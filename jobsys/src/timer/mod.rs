@@ -218,7 +218,9 @@ impl Timers {
                 }
                 self.next.store(next, Ordering::SeqCst);
             }
-            // Outside the timer lock: a cancel takes a wait list's lock (no lock nesting).
+            // Outside the timer lock: a cancel takes a wait list's lock (no lock nesting). The
+            // waits may be woken meanwhile: the cancels then match nothing (stamps).
+            crate::fault::inject(crate::fault::Site::TimerFire);
             for (target, stamp) in batch.iter().flatten() {
                 match *target {
                     Target::Park { key, node } => {

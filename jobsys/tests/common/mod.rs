@@ -11,8 +11,14 @@ pub(crate) fn system(n: usize) -> JobSystem {
     JobSystem::builder().workers(n).build().expect("build")
 }
 
-/// Runs `f` once per worker count with a fresh system.
+/// Runs `f` once per worker count with a fresh system. With fault injection on, prints the
+/// seed first, so a failing test's output says how to replay it.
 pub(crate) fn each_worker_count(mut f: impl FnMut(&JobSystem, usize)) {
+    #[cfg(feature = "fault-injection")]
+    eprintln!(
+        "fault injection: replay with JOBSYS_FAULT_SEED={}",
+        jobsys::fault::seed()
+    );
     for n in WORKER_COUNTS {
         let jobs = system(n);
         f(&jobs, n);
