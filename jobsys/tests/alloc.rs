@@ -1,7 +1,8 @@
 //! Zero heap allocations in steady state, proven with a counting global allocator.
 //!
 //! After a warm-up, submitting, running and waiting on 1,000 jobs — as a raw batch, as scope
-//! spawns and as nested joins — performs no heap allocation on any thread.
+//! spawns and as nested joins — performs no heap allocation on any thread; neither does a frame
+//! of channels, select, a mutex and timed waits.
 
 use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -37,6 +38,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The count is process-wide: the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn add(_: &Ctx, data: *mut ()) {
     // SAFETY: points at the test's live `AtomicUsize`.
     unsafe { &*(data as *const AtomicUsize) }.fetch_add(1, Ordering::Relaxed);
@@ -67,6 +71,7 @@ fn frame(jobs: &JobSystem, decls: &[JobDecl], cells: &mut [u64]) {
 
 #[test]
 fn steady_state_submit_run_wait_allocates_nothing() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for workers in [1, 2, 4] {
         let jobs = JobSystem::builder().workers(workers).build().unwrap();
         let hits = AtomicUsize::new(0);
@@ -89,6 +94,75 @@ fn steady_state_submit_run_wait_allocates_nothing() {
         assert_eq!(
             allocs, 0,
             "{allocs} heap allocations in 200 warmed-up frames at {workers} workers"
+        );
+    }
+}
+
+/// A frame of the sync primitives: a channel pipeline, a select over two channels, a mutex,
+/// a timed wait that times out, a timed acquire and a timed counter wait that succeed.
+fn sync_frame(jobs: &JobSystem, p: &SyncParts) {
+    use jobsys::sync::{RecvArm, select};
+    use std::time::Duration;
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            s.spawn(|s| {
+                for i in 0..100u64 {
+                    let ch = if i % 2 == 0 { &p.a } else { &p.b };
+                    ch.send(s, i).unwrap();
+                }
+            });
+            for _ in 0..100 {
+                let mut ra = RecvArm::new(&p.a);
+                let mut rb = RecvArm::new(&p.b);
+                let v = match select(s, &mut [&mut ra, &mut rb]) {
+                    0 => ra.take(),
+                    _ => rb.take(),
+                };
+                *p.total.lock(s) += v.unwrap().unwrap();
+            }
+            assert!(!p.never.wait_timeout(s, Duration::from_micros(20)));
+            p.permits.release();
+            assert!(p.permits.acquire_timeout(s, Duration::from_secs(60)));
+        });
+        let c = Counter::new();
+        assert!(ctx.wait_for_counter_timeout(&c, 0, Duration::from_secs(60)));
+    });
+}
+
+struct SyncParts {
+    a: jobsys::sync::Channel<u64>,
+    b: jobsys::sync::Channel<u64>,
+    total: jobsys::sync::Mutex<u64>,
+    never: jobsys::sync::Event,
+    permits: jobsys::sync::Semaphore,
+}
+
+#[test]
+fn steady_state_sync_select_and_timed_waits_allocate_nothing() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for workers in [1, 2, 4] {
+        let jobs = JobSystem::builder().workers(workers).build().unwrap();
+        let p = SyncParts {
+            a: jobsys::sync::Channel::new(4),
+            b: jobsys::sync::Channel::new(4),
+            total: jobsys::sync::Mutex::new(0),
+            never: jobsys::sync::Event::new(jobsys::sync::EventKind::Manual),
+            permits: jobsys::sync::Semaphore::new(0),
+        };
+        for _ in 0..20 {
+            sync_frame(&jobs, &p);
+        }
+        ALLOCS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        for _ in 0..100 {
+            sync_frame(&jobs, &p);
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        let allocs = ALLOCS.load(Ordering::SeqCst);
+        assert_eq!(*p.total.lock(&jobsys::sync::ThisThread), 120 * 4950);
+        assert_eq!(
+            allocs, 0,
+            "{allocs} heap allocations in 100 warmed-up sync frames at {workers} workers"
         );
     }
 }
