@@ -270,6 +270,32 @@ unsafe fn unlink(head: &mut *mut ParkNode, node: *mut ParkNode) -> bool {
     false
 }
 
+/// From `*link` on, unlinks the first node parked on `key` that still has a waiter to wake
+/// and says how (`Wake` or `Claimed`); nodes of groups claimed by someone else are unlinked
+/// and skipped (`Dead`). Leaves `*link` where the search stopped, so a second call goes on
+/// from there. `None` when no such node is left.
+///
+/// # Safety
+/// The caller holds the list's lock; linked nodes are alive.
+unsafe fn take_next(link: &mut *mut *mut ParkNode, key: usize) -> Option<(*mut ParkNode, Claim)> {
+    // SAFETY: caller contract.
+    unsafe {
+        while !(**link).is_null() {
+            let node = **link;
+            if (*node).key != key {
+                *link = &mut (*node).next;
+                continue;
+            }
+            **link = (*node).next;
+            match claim(node, None) {
+                Claim::Dead => {}
+                c => return Some((node, c)),
+            }
+        }
+    }
+    None
+}
+
 /// Validates and links `node`; returns whether it was linked (the waiter must then stay parked
 /// until woken). On `false` the node's token is `TOKEN_INVALID`.
 ///
@@ -385,27 +411,11 @@ pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -
     crate::fault::inject(crate::fault::Site::Park);
     let mut head = table().bucket(key).lock();
     let mut link: *mut *mut ParkNode = &mut *head;
-    let mut found: *mut ParkNode = ptr::null_mut();
-    let mut wake = false;
-    // SAFETY: as in `publish`.
-    unsafe {
-        while !(*link).is_null() {
-            let node = *link;
-            if (*node).key != key {
-                link = &mut (*node).next;
-                continue;
-            }
-            *link = (*node).next;
-            match claim(node, None) {
-                Claim::Dead => continue,
-                c => {
-                    found = node;
-                    wake = c == Claim::Wake;
-                    break;
-                }
-            }
-        }
-    }
+    // SAFETY: we hold the lock; linked nodes are alive.
+    let (found, wake) = match unsafe { take_next(&mut link, key) } {
+        Some((node, claim)) => (node, claim == Claim::Wake),
+        None => (ptr::null_mut(), false),
+    };
     let mut more = false;
     if !found.is_null() {
         // Any other waiter on the key after it (the list is in arrival order)?
@@ -445,23 +455,15 @@ pub(crate) fn unpark_all(key: usize, token: usize, callback: impl FnOnce(Unparke
     let mut tail: *mut ParkNode = ptr::null_mut();
     let mut n = 0;
     let mut link: *mut *mut ParkNode = &mut *head;
-    // SAFETY: as in `publish`. Woken nodes are chained in arrival order through `next`.
-    unsafe {
-        while !(*link).is_null() {
-            let node = *link;
-            if (*node).key != key {
-                link = &mut (*node).next;
-                continue;
-            }
-            *link = (*node).next;
-            match claim(node, None) {
-                Claim::Wake => {}
-                Claim::Claimed => {
-                    n += 1;
-                    continue;
-                }
-                Claim::Dead => continue,
-            }
+    // SAFETY: we hold the lock; linked nodes are alive. Woken nodes are chained in arrival
+    // order through `next`.
+    while let Some((node, claim)) = unsafe { take_next(&mut link, key) } {
+        n += 1;
+        if claim == Claim::Claimed {
+            continue; // its publisher sees the claim and does not park
+        }
+        // SAFETY: unlinked by `take_next`: ours until woken.
+        unsafe {
             (*node).next = ptr::null_mut();
             (*node).token = token;
             if tail.is_null() {
@@ -469,9 +471,8 @@ pub(crate) fn unpark_all(key: usize, token: usize, callback: impl FnOnce(Unparke
             } else {
                 (*tail).next = node;
             }
-            tail = node;
-            n += 1;
         }
+        tail = node;
     }
     callback(Unparked {
         woken: n,

@@ -1,7 +1,6 @@
 //! `Event`: manual- or auto-reset signal.
 
-use super::{Blocker, HANDOFF, key_of, park_with_bit};
-use crate::park::TOKEN_TIMED_OUT;
+use super::{Blocker, HANDOFF, Woken, key_of, park_with_bit};
 use crate::shim::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -109,9 +108,9 @@ impl Event {
                 validate,
                 deadline,
             ) {
-                Some(HANDOFF) => return true,
-                Some(TOKEN_TIMED_OUT) => expired = true,
-                _ => {}
+                Woken::Handoff => return true,
+                Woken::TimedOut => expired = true,
+                Woken::Retry | Woken::Raced => {}
             }
         }
     }

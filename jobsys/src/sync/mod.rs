@@ -196,11 +196,23 @@ park_word!(
     crate::shim::AtomicU64 => u64
 );
 
+/// How a [`park_with_bit`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// Setting the bit lost a race: re-read the word and retry (nothing parked).
+    Raced,
+    /// Woken (or not parked: the validator said no) without the resource: re-check.
+    Retry,
+    /// The releaser handed the resource (lock, permit, signal) to this waiter.
+    Handoff,
+    /// The deadline passed before any releaser took the waiter.
+    TimedOut,
+}
+
 /// The wait step the word-based primitives share: set `bit` in `word` (read as `seen`), then
 /// park `blocker` on the word's address while `validate(word)` holds, until `deadline`
-/// (`timer::NEVER`: none). `None` if setting the bit lost a race (re-read and retry); else the
-/// unparker's token (`TOKEN_TIMED_OUT` on timeout) — after an Acquire fence when it is
-/// [`HANDOFF`], so the waiter sees what the releaser wrote.
+/// (`timer::NEVER`: none). A [`Woken::Handoff`] comes after an Acquire fence, so the waiter
+/// sees what the releaser wrote.
 ///
 /// A timed-out waiter leaves the bit set even if it was the last one: the next release finds
 /// nobody to hand to and clears it (every primitive's unpark callback handles `woken == 0`).
@@ -211,17 +223,21 @@ pub(crate) fn park_with_bit<W: ParkWord, B: Blocker + ?Sized>(
     bit: u64,
     validate: Validate,
     deadline: u64,
-) -> Option<usize> {
+) -> Woken {
     if !word.try_set(seen, bit) {
-        return None;
+        return Woken::Raced;
     }
     // SAFETY: `validate` reads `word`, which the caller borrows for the whole call.
     let token =
         unsafe { blocker.park(key_of(word), validate, (word as *const W).cast(), deadline) };
-    if token == HANDOFF {
-        crate::shim::fence(crate::shim::Ordering::Acquire);
+    match token {
+        HANDOFF => {
+            crate::shim::fence(crate::shim::Ordering::Acquire);
+            Woken::Handoff
+        }
+        crate::park::TOKEN_TIMED_OUT => Woken::TimedOut,
+        _ => Woken::Retry,
     }
-    Some(token)
 }
 
 mod private {

@@ -1,6 +1,6 @@
 //! `Mutex<T>`: a short spin, then the waiter parks; FIFO hand-off on unlock.
 
-use super::{Blocker, HANDOFF, SPINS, key_of, park_with_bit};
+use super::{Blocker, HANDOFF, SPINS, Woken, key_of, park_with_bit};
 use crate::shim::{AtomicU8, Ordering};
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -120,9 +120,9 @@ impl<T: ?Sized> Mutex<T> {
                 crate::timer::NEVER,
             ) {
                 // The unlocker left the lock held for us.
-                Some(HANDOFF) => return,
-                Some(_) => spins = 0,
-                None => {}
+                Woken::Handoff => return,
+                Woken::Retry | Woken::TimedOut => spins = 0,
+                Woken::Raced => {}
             }
         }
     }

@@ -1,7 +1,6 @@
 //! `Semaphore`: counted permits, FIFO hand-off to waiters.
 
-use super::{Blocker, HANDOFF, SPINS, key_of, park_with_bit};
-use crate::park::TOKEN_TIMED_OUT;
+use super::{Blocker, HANDOFF, SPINS, Woken, key_of, park_with_bit};
 use crate::shim::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -112,11 +111,11 @@ impl Semaphore {
                 deadline,
             ) {
                 // The releaser handed its permit to us.
-                Some(HANDOFF) => return true,
+                Woken::Handoff => return true,
                 // One more try (a permit may have come back to the pool), then give up.
-                Some(TOKEN_TIMED_OUT) => expired = true,
-                Some(_) => spins = 0,
-                None => {}
+                Woken::TimedOut => expired = true,
+                Woken::Retry => spins = 0,
+                Woken::Raced => {}
             }
         }
     }
