@@ -35,12 +35,6 @@ impl WaitNode {
             timing: crate::timer::Timing::NONE,
         }
     }
-
-    /// Blocks the calling thread until a waker sets `done`, or `deadline` passes and
-    /// `cancel()` takes the node back first. Spurious unparks loop.
-    pub(crate) fn block_thread(&self, deadline: u64, cancel: impl FnOnce() -> bool) {
-        self.waiter.block_until(deadline, cancel);
-    }
 }
 
 impl Waiter {
@@ -120,7 +114,8 @@ pub(crate) fn block_thread_until(
         // `done` (its last touch) or our cancel took it back; `counter` is borrowed for the
         // whole wait.
         if unsafe { counter.publish(ptr) } {
-            node.block_thread(deadline, || super::cancel(counter, ptr, stamp));
+            node.waiter
+                .block_until(deadline, || super::cancel(counter, ptr, stamp));
         }
     }
     true

@@ -490,8 +490,8 @@ pub(crate) fn unpark_all(key: usize, token: usize, callback: impl FnOnce(Unparke
     n
 }
 
-/// A plain thread's waiter.
-fn thread_waiter() -> Waiter {
+/// A plain thread's waiter (of a park, or of a select's group).
+pub(crate) fn thread_waiter() -> Waiter {
     Waiter::Thread {
         thread: thread::current(),
         done: AtomicBool::new(false),
@@ -538,11 +538,6 @@ pub(crate) unsafe fn park_thread_group(group: &Group, nodes: *mut ParkNode, n: u
             .waiter
             .block_until(timing.deadline, || cancel(key, nodes, timing.stamp));
     }
-}
-
-/// A thread waiter for a group.
-pub(crate) fn group_thread_waiter() -> Waiter {
-    thread_waiter()
 }
 
 /// Makes the waiter of a park node (or of its group) runnable.

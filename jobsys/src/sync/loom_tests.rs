@@ -244,7 +244,7 @@ fn loom_two_unparkers_claim_a_select_group_once() {
             crate::sync::key_of(&ready[1]),
         ];
         let data = |i: usize| (&ready[i] as *const AtomicUsize).cast::<()>();
-        let group = Group::new(park::group_thread_waiter());
+        let group = Group::new(park::thread_waiter());
         let mut nodes = [
             ParkNode::in_group(k[0], not_ready, data(0), &group, 0),
             ParkNode::in_group(k[1], not_ready, data(1), &group, 1),

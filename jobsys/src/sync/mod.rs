@@ -150,7 +150,7 @@ impl Blocker for ThisThread {
 
     #[allow(private_interfaces)]
     fn group_waiter(&self, _key: usize) -> Waiter {
-        crate::park::group_thread_waiter()
+        crate::park::thread_waiter()
     }
 
     #[allow(private_interfaces)]
