@@ -215,6 +215,15 @@ impl Builder {
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
         crate::profile::worker_start(0);
+        #[cfg(feature = "simulation")]
+        {
+            let system = Arc::downgrade(&shared);
+            crate::sim::on_report(Box::new(move || {
+                system
+                    .upgrade()
+                    .map_or_else(String::new, |s| s.wait_graph())
+            }));
+        }
 
         // Read the core list before pinning anything: on Linux it is the calling thread's mask.
         let cores = if self.pin_workers || self.pin_main {
@@ -254,7 +263,7 @@ impl Builder {
         }
         // Every worker has published its thread handle (wakers need it) and its pin result.
         while started.load(Ordering::Acquire) != workers - 1 {
-            std::thread::yield_now();
+            crate::shim::thread::yield_now();
         }
         let pinned_cores = (0..workers)
             .map(|i| {

@@ -55,6 +55,13 @@ mod imp {
         let _ = site;
         false
     }
+
+    /// A forced migration's target (never without the feature).
+    #[inline(always)]
+    pub(crate) fn migrate(home: usize, workers: usize) -> Option<usize> {
+        let _ = (home, workers);
+        None
+    }
 }
 
 #[cfg(feature = "fault-injection")]
@@ -130,9 +137,53 @@ mod imp {
         let _ = site;
         next().is_multiple_of(16)
     }
+
+    /// A forced migration's target: another worker, about 1 in 4 calls.
+    pub(crate) fn migrate(home: usize, workers: usize) -> Option<usize> {
+        let r = next();
+        r.is_multiple_of(4)
+            .then(|| (home + 1 + (r >> 2) as usize % (workers - 1)) % workers)
+    }
 }
 
-pub(crate) use imp::{cas_fails, inject};
+/// Possibly perturbs the current thread at `site`; under simulation, a step where the
+/// scheduler may switch threads.
+#[inline(always)]
+pub(crate) fn inject(site: Site) {
+    #[cfg(feature = "simulation")]
+    if crate::sim::active() {
+        crate::sim::step();
+        return;
+    }
+    imp::inject(site);
+}
+
+/// Whether the CAS at `site` should fail spuriously (under simulation, a seeded 1 in 16).
+#[inline(always)]
+pub(crate) fn cas_fails(site: Site) -> bool {
+    #[cfg(feature = "simulation")]
+    if let Some(r) = crate::sim::random() {
+        return r.is_multiple_of(16);
+    }
+    imp::cas_fails(site)
+}
+
+/// In the unsafe migration mode, the worker other than `home` (of `workers`) whose ready
+/// queue a woken fiber should go to instead of its own: a forced migration, about 1 in 4
+/// wakes under fault injection or simulation, never otherwise.
+#[inline(always)]
+pub(crate) fn migrate(home: usize, workers: usize) -> Option<usize> {
+    if workers < 2 {
+        return None;
+    }
+    #[cfg(feature = "simulation")]
+    if let Some(r) = crate::sim::random() {
+        return r
+            .is_multiple_of(4)
+            .then(|| (home + 1 + (r >> 2) as usize % (workers - 1)) % workers);
+    }
+    imp::migrate(home, workers)
+}
 
 /// The fault-injection seed of this process (read from `JOBSYS_FAULT_SEED`, or derived from
 /// the clock and printed once), to quote in a failing test's output. Only with the

@@ -47,6 +47,9 @@
 //! std mutex guards, `thread_local!` borrows and Tracy spans must not be alive across one.
 //! With `panic = "abort"` a job panic aborts the process instead of reaching its owner.
 
+#[cfg(all(loom, feature = "simulation"))]
+compile_error!("the `simulation` feature and `--cfg loom` exclude each other");
+
 mod builder;
 mod counter;
 mod error;
@@ -60,6 +63,8 @@ mod queue;
 mod sched;
 mod scope;
 mod shim;
+#[cfg(feature = "simulation")]
+pub mod sim;
 pub mod sync;
 mod system;
 mod timer;
@@ -73,7 +78,7 @@ pub use builder::{
 };
 pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
-pub use fiber::Ctx;
+pub use fiber::{Ctx, NoSuspend};
 pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;

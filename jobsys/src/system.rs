@@ -6,12 +6,12 @@ use crate::fiber::Ctx;
 use crate::job::{JobDecl, JobMeta};
 use crate::scope::StackJob;
 use crate::shim::Ordering;
+use crate::shim::thread::JoinHandle;
 use crate::worker::{LoopMode, Shared, main_loop};
 use core::fmt;
 use core::marker::PhantomData;
 use std::panic::resume_unwind;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A fixed pool of workers and pre-allocated fibers.
@@ -32,7 +32,7 @@ use std::time::Duration;
 /// wake them, it aborts with a report of what each fiber waits on rather than hang.
 pub struct JobSystem {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle>,
     pinned_cores: Vec<Option<usize>>,
     _owner_thread: PhantomData<*mut ()>,
 }
@@ -45,7 +45,7 @@ impl JobSystem {
 
     pub(crate) fn from_parts(
         shared: Arc<Shared>,
-        threads: Vec<JoinHandle<()>>,
+        threads: Vec<JoinHandle>,
         pinned_cores: Vec<Option<usize>>,
     ) -> Self {
         Self {
@@ -134,9 +134,25 @@ impl JobSystem {
 impl Drop for JobSystem {
     fn drop(&mut self) {
         let shared = &*self.shared;
+        // Safe code cannot get here (the system is !Send and `run` borrows it), but unsafe code
+        // can: draining from inside a job would run worker 0's loop on a fiber.
+        if shared.in_run.load(Ordering::Acquire) {
+            crate::panic::fatal(
+                "a JobSystem was dropped inside one of its own jobs (JobSystem::run is still on the stack); drop it after run returns",
+            );
+        }
+        if shared.workers[0]
+            .thread
+            .get()
+            .is_some_and(|t| t.id() != std::thread::current().id())
+        {
+            crate::panic::fatal(
+                "a JobSystem was dropped on a thread other than the one that built it (worker 0); drop it where it was built",
+            );
+        }
         shared.shutdown.store(true, Ordering::SeqCst);
         while shared.foreign_submitters.load(Ordering::SeqCst) != 0 {
-            std::thread::yield_now();
+            crate::shim::thread::yield_now();
         }
         // Worker 0 helps drain until nothing can happen any more, as a worker: a handle refuses
         // to block it meanwhile.

@@ -362,3 +362,107 @@ fn yield_while_panicking_does_not_run_other_jobs_on_the_unwinding_fiber() {
         "the other job ran and waited normally"
     );
 }
+
+/// Panics when dropped.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a job's captured value panicked in its Drop");
+        }
+    }
+}
+
+#[test]
+fn a_job_that_panics_in_a_drop_reaches_its_waiter_and_loses_no_work() {
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let ran = std::sync::atomic::AtomicUsize::new(0);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                let value = PanicOnDrop;
+                // The body returns normally; dropping what it captured panics.
+                s.spawn(move |_| drop(value));
+                for _ in 0..8 {
+                    s.spawn(|_| {
+                        ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    });
+                }
+            });
+        })
+    }));
+    assert_eq!(
+        refusal(r),
+        "a job's captured value panicked in its Drop",
+        "the scope re-raises the Drop's panic"
+    );
+    // Its siblings all ran, and the system still works.
+    assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 8);
+    assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn a_wait_inside_a_no_suspend_region_is_refused_in_debug_builds() {
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let done = Counter::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            let _region = ctx.no_suspend();
+            // Refused even though this wait would not suspend: the check does not depend on
+            // timing.
+            ctx.wait_for_counter(&done, 0);
+        })
+    }));
+    let msg = refusal(r);
+    assert!(
+        msg.contains("a counter wait inside a no-suspend region (opened at")
+            && msg.contains("tests/misuse.rs"),
+        "{msg}"
+    );
+    assert!(msg.contains("drop the guard"), "{msg}");
+    // A jobsys SpinLock guard is a region too: parking on a Mutex while holding one is refused.
+    let spin = jobsys::sync::SpinLock::new(0);
+    let lock = jobsys::sync::Mutex::new(0);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| {
+            let _held = lock.lock(ctx);
+            ctx.scope(|s| {
+                s.spawn(|s| {
+                    let _g = spin.lock();
+                    let _m = lock.lock(s); // contended: would park
+                });
+            });
+        })
+    }));
+    let msg = refusal(r);
+    assert!(
+        msg.contains("a wait on a jobsys::sync primitive inside a no-suspend region"),
+        "{msg}"
+    );
+    // Once the guards are gone, waits work again on every worker.
+    assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+}
+
+#[test]
+fn dropping_the_system_inside_one_of_its_jobs_aborts_with_a_message() {
+    if is_child() {
+        let jobs = std::mem::ManuallyDrop::new(JobSystem::builder().workers(2).build().unwrap());
+        let at = &*jobs as *const JobSystem as usize;
+        jobs.run(move |_| {
+            // SAFETY: none — this is the misuse under test (safe code cannot express it: the
+            // system is !Send and `run` borrows it). The process aborts inside the drop.
+            unsafe { std::ptr::drop_in_place(at as *mut JobSystem) };
+        });
+        return;
+    }
+    let (ok, stderr) =
+        run_child("dropping_the_system_inside_one_of_its_jobs_aborts_with_a_message");
+    assert!(!ok, "the child must abort");
+    assert!(
+        stderr.contains("dropped inside one of its own jobs")
+            && stderr.contains("after run returns"),
+        "{stderr}"
+    );
+}

@@ -83,7 +83,7 @@ impl Waiter {
                 // Clone before `done`: after the store the waiter may free the node.
                 let thread = thread.clone();
                 done.store(true, Ordering::Release);
-                thread.unpark();
+                thread::unpark(&thread);
             }
         }
     }
@@ -114,8 +114,18 @@ pub(crate) fn block_thread_until(
         // `done` (its last touch) or our cancel took it back; `counter` is borrowed for the
         // whole wait.
         if unsafe { counter.publish(ptr) } {
+            #[cfg(feature = "simulation")]
+            crate::sim::waits_on(|| {
+                format!(
+                    "a plain thread waits on counter {:p} for <= {target} (now {})",
+                    counter,
+                    counter.value()
+                )
+            });
             node.waiter
                 .block_until(deadline, || super::cancel(counter, ptr, stamp));
+            #[cfg(feature = "simulation")]
+            crate::sim::done_waiting();
         }
     }
     true

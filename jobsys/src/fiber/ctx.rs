@@ -18,6 +18,19 @@ use corosensei::{CoroutineResult, Yielder};
 /// Every job receives a `&Ctx`. It belongs to the fiber the job runs on: it is neither `Send`
 /// nor `Sync`, so it cannot be smuggled into another job. Waiting through it parks the fiber,
 /// never the worker thread; the worker runs other jobs meanwhile.
+///
+/// A thread outside the pool cannot wait as a fiber (it waits through a
+/// [`Handle`](crate::Handle), which blocks the thread):
+///
+/// ```compile_fail
+/// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+/// let counter = jobsys::Counter::new();
+/// jobs.run(|ctx| {
+///     std::thread::scope(|s| {
+///         s.spawn(|| ctx.wait_for_counter(&counter, 0)); // Ctx is !Sync
+///     });
+/// });
+/// ```
 pub struct Ctx {
     yielder: NonNull<Yielder<Resume, Suspend>>,
     at: Cell<WorkerRef>,
@@ -27,6 +40,25 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Opens a no-suspend region until the guard drops: in debug builds, a wait, park or
+    /// yield of this fiber inside it panics and names this call's location. Wrap code that
+    /// holds a `std::sync::MutexGuard`, a `RefCell` borrow or a thread-local's value, which
+    /// must not cross a wait (docs/safety.md). Every
+    /// [`SpinLockGuard`](crate::sync::SpinLockGuard) holds one.
+    ///
+    /// ```should_panic
+    /// # let jobs = jobsys::JobSystem::builder().workers(1).build().unwrap();
+    /// jobs.run(|ctx| {
+    ///     let _region = ctx.no_suspend();
+    ///     ctx.yield_now(); // panics in debug builds: "Ctx::yield_now inside a no-suspend region"
+    /// });
+    /// # #[cfg(not(debug_assertions))] panic!("release builds do not check");
+    /// ```
+    #[track_caller]
+    pub fn no_suspend(&self) -> super::NoSuspend {
+        super::NoSuspend::open()
+    }
+
     /// The index of the worker this job runs on (0 is the thread that called
     /// [`JobSystem::run`](crate::JobSystem::run)).
     pub fn worker_index(&self) -> usize {
@@ -136,7 +168,9 @@ impl Ctx {
     }
 
     #[inline]
+    #[track_caller]
     pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
+        super::check_no_suspend("a counter wait");
         if !counter.is_done(target) {
             self.wait_cold(counter, target, crate::timer::NEVER);
         }
@@ -321,6 +355,7 @@ impl Ctx {
     /// While the thread is panicking (a `Drop` running during unwinding) it returns at once:
     /// other jobs must not run on top of an unwinding fiber, which would see the panic count.
     pub fn yield_now(&self) {
+        super::check_no_suspend("Ctx::yield_now");
         if !std::thread::panicking() {
             self.suspend(Suspend::Yield);
         }
@@ -502,7 +537,14 @@ impl Ctx {
         slot.set_job(outer);
     }
 
+    #[track_caller]
     fn suspend(&self, why: Suspend) {
+        super::check_no_suspend(match why {
+            Suspend::Idle => "a fiber switch",
+            Suspend::Wait(..) => "a counter wait",
+            Suspend::Yield => "Ctx::yield_now",
+            Suspend::Park(_) | Suspend::ParkGroup(..) => "a wait on a jobsys::sync primitive",
+        });
         self.flush_decrements();
         // SAFETY: the yielder lives in this fiber's root frame, which outlives every `Ctx` use.
         let input = unsafe { self.yielder.as_ref() }.suspend(why);

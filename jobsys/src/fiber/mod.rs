@@ -7,10 +7,13 @@
 
 mod ctx;
 mod pool;
+mod region;
 
 pub use ctx::Ctx;
 pub(crate) use ctx::{fiber_main, switch_into};
 pub(crate) use pool::{FiberPool, FiberState};
+pub use region::NoSuspend;
+pub(crate) use region::check as check_no_suspend;
 
 use crate::counter::{CounterCore, WaitNode};
 use crate::job::JobRef;

@@ -228,11 +228,15 @@ impl FiberPool {
         }
     }
 
-    /// A human-readable list of every fiber and what it waits on.
-    pub(crate) fn report(&self) -> String {
+    /// A human-readable list of every fiber (or every one not in the pool) and what it
+    /// waits on.
+    pub(crate) fn report(&self, skip_pooled: bool) -> String {
         let mut out = String::new();
         for (i, s) in self.slots.iter().enumerate() {
             let state = s.state();
+            if skip_pooled && state == FiberState::Pooled {
+                continue;
+            }
             let _ = write!(
                 out,
                 "  fiber {i:>4} ({:?}, home worker {}): {state:?}",

@@ -519,7 +519,13 @@ pub(crate) unsafe fn park_thread(
         let Wake::Own(waiter) = &node.wake else {
             unreachable!()
         };
+        #[cfg(feature = "simulation")]
+        crate::sim::waits_on(|| {
+            format!("a plain thread is parked on a jobsys::sync primitive at {key:#x}")
+        });
         waiter.block_until(deadline, || cancel(key, node_ptr, stamp));
+        #[cfg(feature = "simulation")]
+        crate::sim::done_waiting();
     }
     node.token
 }
@@ -534,9 +540,15 @@ pub(crate) unsafe fn park_thread_group(group: &Group, nodes: *mut ParkNode, n: u
     if unsafe { publish_group(group, nodes, n) } {
         // SAFETY: `nodes[0]` is alive (caller contract).
         let (key, timing) = unsafe { ((*nodes).key, (*nodes).timing) };
+        #[cfg(feature = "simulation")]
+        crate::sim::waits_on(|| {
+            format!("a plain thread selects on {n} arms; the first at {key:#x}")
+        });
         group
             .waiter
             .block_until(timing.deadline, || cancel(key, nodes, timing.stamp));
+        #[cfg(feature = "simulation")]
+        crate::sim::done_waiting();
     }
 }
 
@@ -568,7 +580,7 @@ impl Waiter {
             Waiter::Thread { thread, done } => {
                 let thread = thread.clone();
                 done.store(true, Ordering::Release);
-                thread.unpark();
+                crate::shim::thread::unpark(&thread);
             }
         }
     }

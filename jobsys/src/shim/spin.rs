@@ -78,7 +78,7 @@ mod spinning {
                 while self.locked.load(Ordering::Relaxed) {
                     spins += 1;
                     if spins.is_multiple_of(SPINS_BEFORE_YIELD) {
-                        std::thread::yield_now();
+                        crate::shim::thread::yield_now();
                     }
                     spin_loop();
                 }

@@ -205,6 +205,10 @@ fn check_arms(n: usize) {
 
 /// A uniformly random first arm (splitmix64 over a process-wide sequence; no thread-local).
 fn fair_start(n: usize) -> usize {
+    #[cfg(feature = "simulation")]
+    if let Some(r) = crate::sim::random() {
+        return (r % n as u64) as usize;
+    }
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut z = SEQ
         .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)

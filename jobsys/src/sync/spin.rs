@@ -3,7 +3,6 @@
 use crate::shim::{AtomicBool, Ordering};
 use core::cell::UnsafeCell;
 use core::fmt;
-use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 /// A test-and-test-and-set spin lock for sections of tens of nanoseconds (a counter bump, a
@@ -29,7 +28,9 @@ unsafe impl<T: ?Sized + Send> Sync for SpinLock<T> {}
 /// Proof of holding a [`SpinLock`]; unlocks on drop. `!Send`.
 pub struct SpinLockGuard<'a, T: ?Sized> {
     lock: &'a SpinLock<T>,
-    _not_send: PhantomData<*const ()>,
+    /// Debug builds: a fiber that waits while holding the lock panics instead of making every
+    /// other worker spin until it comes back. Also makes the guard `!Send`.
+    _region: crate::fiber::NoSuspend,
 }
 
 // SAFETY: a shared guard only gives `&T`.
@@ -57,6 +58,7 @@ impl<T> SpinLock<T> {
 
 impl<T: ?Sized> SpinLock<T> {
     /// Locks, spinning (and now and then yielding the thread) while another holder has it.
+    #[track_caller]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         let mut spins = 0;
         loop {
@@ -68,12 +70,12 @@ impl<T: ?Sized> SpinLock<T> {
             {
                 return SpinLockGuard {
                     lock: self,
-                    _not_send: PhantomData,
+                    _region: crate::fiber::NoSuspend::open(),
                 };
             }
             spins += 1;
             if spins % SPINS_BEFORE_YIELD == 0 {
-                std::thread::yield_now();
+                crate::shim::thread::yield_now();
             } else {
                 crate::shim::spin_loop();
             }
@@ -81,13 +83,14 @@ impl<T: ?Sized> SpinLock<T> {
     }
 
     /// Locks if free, without spinning.
+    #[track_caller]
     pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
             .map(|_| SpinLockGuard {
                 lock: self,
-                _not_send: PhantomData,
+                _region: crate::fiber::NoSuspend::open(),
             })
     }
 

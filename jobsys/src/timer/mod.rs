@@ -38,6 +38,10 @@ fn epoch() -> Instant {
 
 /// Nanoseconds since the epoch.
 pub(crate) fn now() -> u64 {
+    #[cfg(feature = "simulation")]
+    if let Some(t) = crate::sim::now() {
+        return t;
+    }
     u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(NEVER - 1)
 }
 
@@ -235,6 +239,11 @@ impl Timers {
                 return;
             }
         }
+    }
+
+    /// Whether any timer is armed.
+    pub(crate) fn armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst) != 0
     }
 
     /// How long a sleeping worker may sleep at most, given the armed timers: `cap`, or less

@@ -71,7 +71,7 @@ impl Shared {
     fn unpark(&self, index: usize) {
         crate::profile::wake(index);
         if let Some(t) = self.workers[index].thread.get() {
-            t.unpark();
+            crate::shim::thread::unpark_worker(t);
         }
     }
 
@@ -112,7 +112,14 @@ impl Shared {
         let park = || {
             crate::profile::sleep_begin(index);
             // No longer than the earliest armed timer: no worker may sleep through a timeout.
-            std::thread::park_timeout(self.timers.sleep_for(SLEEP_WATCHDOG));
+            #[cfg(feature = "simulation")]
+            crate::sim::waits_on(|| format!("worker {index} asleep: no work"));
+            crate::shim::thread::park_sleeper(
+                self.timers.sleep_for(SLEEP_WATCHDOG),
+                self.timers.armed(),
+            );
+            #[cfg(feature = "simulation")]
+            crate::sim::done_waiting();
             crate::profile::sleep_end(index);
             self.timers.due()
         };

@@ -69,7 +69,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
                     // Another worker took the free fiber we saw: give the job back (a worker
                     // never holds a job it cannot run) and try again.
                     shared.give_back(index, job);
-                    std::thread::yield_now();
+                    crate::shim::thread::yield_now();
                 }
             }
             continue;
@@ -87,12 +87,12 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
             // so stay awake — spinning, with a yield now and then so that a descheduled
             // thread of this process (or another) can run on an oversubscribed core.
             if idle.is_multiple_of(FRAME_YIELD_EVERY) {
-                std::thread::yield_now();
+                crate::shim::thread::yield_now();
             } else {
                 crate::shim::spin_loop();
             }
         } else if idle <= shared.idle_spins + IDLE_YIELDS || mode == LoopMode::NoSleep {
-            std::thread::yield_now();
+            crate::shim::thread::yield_now();
         } else {
             shared.sleep(index, done);
             idle = 0;

@@ -278,14 +278,17 @@ impl Shared {
         slot.transition(FiberState::Waiting, FiberState::Ready);
         let w = &self.workers[home];
         let anywhere = self.migration && !slot.has_pinned();
+        let mut to = home;
         if anywhere {
-            if w.ready_any.push(fiber).is_err() {
+            // Fault injection: make the fiber resume on another worker, as migration allows.
+            to = crate::fault::migrate(home, self.workers.len()).unwrap_or(home);
+            if self.workers[to].ready_any.push(fiber).is_err() {
                 fatal("ready queue overflow (more ready fibers than the pool holds)");
             }
         } else {
             w.push_ready(fiber);
         }
-        self.wake_worker(home);
+        self.wake_worker(to);
         if anywhere {
             self.notify_one();
         }
@@ -296,9 +299,54 @@ impl Shared {
         w.parked_here.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// The simulation's view of this system when a run fails: its workers and every fiber
+    /// out of the pool, with what each waits on.
+    #[cfg(feature = "simulation")]
+    pub(crate) fn wait_graph(&self) -> String {
+        let mut out = format!(
+            "System of {} workers and {} fibers; the injector holds {} jobs; {} fibers parked.\n",
+            self.workers.len(),
+            self.fibers.len(),
+            self.injector.len(),
+            self.workers
+                .iter()
+                .map(|w| w.parked_here.load(Ordering::SeqCst))
+                .sum::<usize>()
+        );
+        for w in self.workers.iter() {
+            out.push_str(&format!(
+                "  worker {}: {}, rings {}, pinned {}, ready {}\n",
+                w.index,
+                if w.bed.sleeping.load(Ordering::SeqCst) {
+                    "asleep"
+                } else {
+                    "awake"
+                },
+                if w.rings_empty() {
+                    "empty"
+                } else {
+                    "hold jobs"
+                },
+                if w.pinned.is_empty() {
+                    "empty"
+                } else {
+                    "holds jobs"
+                },
+                if w.no_ready() {
+                    "empty"
+                } else {
+                    "holds fibers"
+                },
+            ));
+        }
+        out.push_str("  Fibers out of the pool:\n");
+        out.push_str(&self.fibers.report(true));
+        out
+    }
+
     #[cold]
     pub(crate) fn deadlock(&self, why: &str) -> ! {
-        let report = self.fibers.report();
+        let report = self.fibers.report(false);
         fatal(&format!(
             "deadlock: {why}.\n{} workers, {} fibers; injector holds {} jobs.\nFibers:\n{report}\
              Fix: a job is waiting on work that needs a fiber to run; raise the pool size \

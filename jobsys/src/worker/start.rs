@@ -2,8 +2,8 @@
 
 use super::{LoopMode, Shared, main_loop};
 use crate::shim::Ordering;
+use crate::shim::thread::JoinHandle;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 /// The caller's floating-point control state (MXCSR on x86-64, FPCR on AArch64), copied into
 /// every worker at start so jobs see the same rounding and denormal modes on every thread.
@@ -76,20 +76,20 @@ pub(crate) fn start_worker(
     stack_size: usize,
     started: Arc<crate::shim::AtomicUsize>,
     pinned: Arc<[crate::shim::AtomicBool]>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
+) -> std::io::Result<JoinHandle> {
+    let builder = std::thread::Builder::new()
         .name(format!("jobsys-worker-{index}"))
-        .stack_size(stack_size)
-        .spawn(move || {
-            fp.apply();
-            if let Some(core) = core {
-                pinned[index].store(core_affinity::set_for_current(core), Ordering::Relaxed);
-            }
-            let _ = shared.workers[index].thread.set(std::thread::current());
-            crate::profile::worker_start(index);
-            started.fetch_add(1, Ordering::Release);
-            main_loop(&shared, index, LoopMode::Sleep, &|| {
-                shared.exit.load(Ordering::Acquire)
-            });
-        })
+        .stack_size(stack_size);
+    crate::shim::thread::spawn(builder, move || {
+        fp.apply();
+        if let Some(core) = core {
+            pinned[index].store(core_affinity::set_for_current(core), Ordering::Relaxed);
+        }
+        let _ = shared.workers[index].thread.set(std::thread::current());
+        crate::profile::worker_start(index);
+        started.fetch_add(1, Ordering::Release);
+        main_loop(&shared, index, LoopMode::Sleep, &|| {
+            shared.exit.load(Ordering::Acquire)
+        });
+    })
 }
