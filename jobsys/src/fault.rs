@@ -3,10 +3,11 @@
 //!
 //! With the feature, each site draws from a per-thread xorshift generator and now and then
 //! perturbs the calling thread: a short spin (most often), `yield_now`, or a sleep of up to
-//! 50 µs (rarely). CAS loops that ask [`cas_fails`] also fail spuriously now and then. This
+//! 50 µs (rarely). CAS loops that ask `cas_fails` also fail spuriously now and then. This
 //! widens the windows between the steps of a protocol — publish then count, fence then claim,
 //! take a timer then cancel it — so that races a quiet machine almost never shows come up in
-//! ordinary test runs.
+//! ordinary test runs. In the unsafe migration mode, `migrate` also sends one woken fiber in
+//! four to another worker (a forced migration).
 //!
 //! **Seed and replay.** The seed comes from `JOBSYS_FAULT_SEED` (decimal or `0x` hex); without
 //! it one is derived from the clock. It is printed to stderr once per process ("jobsys: fault
@@ -14,7 +15,8 @@
 //! output, so a failing test shows it. Each thread's generator is seeded from the seed and the
 //! order in which threads first reach a site, so a seed replays the same *fault schedule* per
 //! thread; the OS still interleaves threads freely, so a replay reproduces a failure often,
-//! not always. (Exact replay is the deterministic simulation's job, issue 5 item 2.)
+//! not always. Exact replay is the deterministic simulation's job (`jobsys::sim`, feature
+//! `simulation`), where every site is a step of its seeded scheduler.
 
 /// Where a fault may be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

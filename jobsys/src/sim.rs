@@ -26,7 +26,7 @@
 //! # #[cfg(feature = "simulation")] {
 //! let run = jobsys::sim::Sim::new(7)
 //!     .run(|| {
-//!         let mut jobs = jobsys::JobSystem::builder().workers(3).build().unwrap();
+//!         let jobs = jobsys::JobSystem::builder().workers(3).build().unwrap();
 //!         jobs.run(|ctx| ctx.join(|_| 1, |_| 2))
 //!     })
 //!     .unwrap_or_else(|failure| panic!("{failure}"));
@@ -398,15 +398,23 @@ impl World {
         other: bool,
     ) -> MutexGuard<'a, State> {
         let next = self.pick(&mut s, me, other);
+        if next == Some(me) {
+            return s;
+        }
+        self.hand_over(&mut s, next);
+        self.wait_turn(s, me)
+    }
+
+    /// Gives the baton to `next`, or, when nobody can have it, ends the run as a deadlock.
+    fn hand_over(&self, s: &mut State, next: Option<usize>) {
         match next {
-            Some(n) if n == me => return s,
             Some(n) => {
                 s.current = n;
                 s.switches += 1;
                 s.hash = (s.hash ^ (n as u64).rotate_left(32)).wrapping_mul(0x0100_0000_01B3);
             }
             None => {
-                let report = self.report(&mut s);
+                let report = self.report(s);
                 s.failure = Some(Failure::Deadlock {
                     seed: s.seed,
                     steps: s.steps,
@@ -415,7 +423,6 @@ impl World {
             }
         }
         self.cv.notify_all();
-        self.wait_turn(s, me)
     }
 
     fn pick(&self, s: &mut State, me: usize, other: bool) -> Option<usize> {
@@ -504,22 +511,13 @@ impl Drop for Exit {
         if s.failure.is_some() {
             return;
         }
-        match world.pick(&mut s, me, true) {
-            Some(n) => {
-                s.current = n;
-                s.switches += 1;
-            }
-            None if s.threads[0].status == Status::Finished => {}
-            None => {
-                let report = world.report(&mut s);
-                s.failure = Some(Failure::Deadlock {
-                    seed: s.seed,
-                    steps: s.steps,
-                    report,
-                });
-            }
+        let next = world.pick(&mut s, me, true);
+        if next.is_none() && s.threads[0].status == Status::Finished {
+            // The run is over; whatever is left (threads nobody joined) blocks for good.
+            world.cv.notify_all();
+            return;
         }
-        world.cv.notify_all();
+        world.hand_over(&mut s, next);
     }
 }
 

@@ -261,3 +261,44 @@ fn timeouts_pass_in_virtual_time() {
     assert!(run.value, "the wait timed out");
     assert!(run.elapsed >= Duration::from_secs(3600));
 }
+
+fn lock_it(_: &Ctx, data: *mut ()) {
+    // SAFETY: a leaked `SpinLock<u32>`.
+    let spin = unsafe { &*(data as *const jobsys::sync::SpinLock<u32>) };
+    *spin.lock() += 1;
+}
+
+#[test]
+fn a_spin_that_never_ends_is_reported_as_a_livelock() {
+    let failure = Sim::new(9)
+        .max_steps(200_000)
+        .run(|| {
+            let jobs = system(2);
+            let spin: &'static jobsys::sync::SpinLock<u32> =
+                Box::leak(Box::new(jobsys::sync::SpinLock::new(0)));
+            let counter: &'static Counter = Box::leak(Box::new(Counter::new()));
+            // This thread holds the lock while it waits for a job that takes it.
+            let held = spin.lock();
+            let decl = [JobDecl::new(
+                job_meta!("spinner"),
+                lock_it,
+                spin as *const _ as *mut (),
+            )];
+            // SAFETY: `decl` lives on this stack, which never returns (the run ends first).
+            unsafe { jobs.handle().run_jobs(&decl, counter) };
+            jobs.handle().wait_for_counter(counter, 0);
+            drop(held);
+        })
+        .expect_err("the job spins for good");
+    match failure {
+        Failure::Livelock { steps, report, .. } => {
+            assert!(steps > 200_000);
+            assert!(
+                report.contains("(jobsys-worker-1): runnable")
+                    && report.contains("a plain thread waits on counter"),
+                "{report}"
+            );
+        }
+        other => panic!("expected a livelock, got: {other}"),
+    }
+}
