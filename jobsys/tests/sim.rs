@@ -154,8 +154,8 @@ fn random_dags_produce_their_reference_sums_under_simulation() {
 fn migration_mode_survives_forced_migrations() {
     for seed in seeds() {
         let run = sim(seed, || {
+            // SAFETY: the jobs below hold nothing thread-bound across their waits.
             let jobs = unsafe {
-                // SAFETY: the jobs below hold nothing thread-bound across their waits.
                 JobSystem::builder()
                     .workers(3)
                     .small_fibers(16, 64 * 1024)
