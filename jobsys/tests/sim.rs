@@ -15,17 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 fn seeds() -> Vec<u64> {
-    if let Some(s) = std::env::var("JOBSYS_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return vec![s];
-    }
-    let n = std::env::var("JOBSYS_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
-    (1..=n).collect()
+    dag::seeds("JOBSYS_SIM_SEED", "JOBSYS_SIM_SEEDS", 24)
 }
 
 fn system(workers: usize) -> JobSystem {

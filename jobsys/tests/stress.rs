@@ -14,17 +14,7 @@ use dag::{StressPanic, mix, nodes, reference, run};
 use jobsys::JobSystem;
 
 fn seeds() -> Vec<u64> {
-    if let Some(s) = std::env::var("STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return vec![s];
-    }
-    let n = std::env::var("STRESS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    (1..=n).collect()
+    dag::seeds("STRESS_SEED", "STRESS_SEEDS", 200)
 }
 
 #[test]

@@ -8,6 +8,15 @@ use jobsys::{Counter, Ctx, JobDecl, job_meta};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The seeds to run: the one in `$one` (a replay), else 1..=`$many` (default `default`).
+pub(crate) fn seeds(one: &str, many: &str, default: u64) -> Vec<u64> {
+    let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse().ok());
+    match var(one) {
+        Some(seed) => vec![seed],
+        None => (1..=var(many).unwrap_or(default)).collect(),
+    }
+}
+
 pub(crate) const MAX_DEPTH: u32 = 6;
 
 /// splitmix64: the seed of child `i` of the node with seed `s`.
