@@ -36,6 +36,8 @@ pub struct Ctx {
     at: Cell<WorkerRef>,
     fiber: u32,
     class: StackClass,
+    /// This fiber's stack (for the headroom check of inline execution).
+    stack: super::pool::StackBounds,
     _not_send_sync: PhantomData<*mut ()>,
 }
 
@@ -587,6 +589,7 @@ pub(crate) fn fiber_main(
     first: Resume,
     fiber: u32,
     class: StackClass,
+    stack: super::pool::StackBounds,
 ) {
     let guard = AbortIfPanic("a panic escaped the fiber loop (a jobsys bug)");
     let (mut job, at) = match first {
@@ -602,6 +605,7 @@ pub(crate) fn fiber_main(
         at: Cell::new(at),
         fiber,
         class,
+        stack,
         _not_send_sync: PhantomData,
     };
     loop {

@@ -11,7 +11,7 @@ mod region;
 
 pub use ctx::Ctx;
 pub(crate) use ctx::{fiber_main, switch_into};
-pub(crate) use pool::{FiberPool, FiberState};
+pub(crate) use pool::{FiberPool, FiberState, StackBounds};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
 

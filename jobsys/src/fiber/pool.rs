@@ -6,12 +6,42 @@ use crate::error::BuildError;
 use crate::job::{JobMeta, StackClass};
 use crate::panic::fatal;
 use crate::shim::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
-use corosensei::stack::DefaultStack;
+use corosensei::stack::{DefaultStack, Stack as _};
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_queue::ArrayQueue;
 use std::fmt::Write as _;
 
 pub(crate) type Coro = Coroutine<Resume, Suspend, (), DefaultStack>;
+
+/// Where a fiber's stack lies in memory: `[guard, low)` is its guard page (no access), and
+/// `[low, high)` the usable stack, which grows down from `high`. Fixed at build time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StackBounds {
+    /// Lowest address of the guard page.
+    pub(crate) guard: usize,
+    /// Lowest usable address (just above the guard page).
+    pub(crate) low: usize,
+    /// One past the highest usable address (the stack starts here).
+    pub(crate) high: usize,
+}
+
+impl StackBounds {
+    fn of(stack: &DefaultStack) -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let guard = stack.limit().get();
+        Self {
+            guard,
+            low: guard + page,
+            high: stack.base().get(),
+        }
+    }
+
+    /// Usable bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.high - self.low
+    }
+}
 
 /// The life of a fiber. Transitions (checked with `debug_assert!`):
 /// `Pooled → Running` (a worker starts a job on it), `Running → Pooled` (idle),
@@ -37,6 +67,8 @@ pub(crate) enum FiberState {
 pub(crate) struct FiberSlot {
     coro: UnsafeCell<Coro>,
     pub(crate) class: StackClass,
+    /// Where its stack lies (fixed at build).
+    pub(crate) stack: StackBounds,
     state: AtomicU8,
     /// The worker that last ran this fiber; a woken fiber goes to its ready queue.
     pub(crate) home: AtomicUsize,
@@ -138,7 +170,7 @@ impl FiberPool {
     pub(crate) fn new(
         small: (usize, usize),
         large: (usize, usize),
-        body: fn(&corosensei::Yielder<Resume, Suspend>, Resume, u32, StackClass),
+        body: fn(&corosensei::Yielder<Resume, Suspend>, Resume, u32, StackClass, StackBounds),
     ) -> Result<Self, BuildError> {
         let total = small.0 + large.0;
         let mut slots = Vec::with_capacity(total);
@@ -152,13 +184,17 @@ impl FiberPool {
             };
             let stack = DefaultStack::new(size).map_err(|e| BuildError::stack(class, size, e))?;
             let index = i as u32;
+            let bounds = StackBounds::of(&stack);
             let coro = Coroutine::with_stack(
                 stack,
-                move |y: &corosensei::Yielder<Resume, Suspend>, input| body(y, input, index, class),
+                move |y: &corosensei::Yielder<Resume, Suspend>, input| {
+                    body(y, input, index, class, bounds)
+                },
             );
             slots.push(FiberSlot {
                 coro: UnsafeCell::new(coro),
                 class,
+                stack: bounds,
                 state: AtomicU8::new(FiberState::Pooled as u8),
                 home: AtomicUsize::new(0),
                 waiting_on: AtomicPtr::new(core::ptr::null_mut()),
