@@ -11,7 +11,9 @@ use crate::JobMeta;
 ///
 /// Hooks run on the hot path, on the thread that produced the event — for `wake`, that is the
 /// waker's thread, not the woken worker's — and may be called from several threads at once:
-/// keep them short, allocation-free, non-blocking and thread-safe. Hooks may still run on worker
+/// keep them short, allocation-free, non-blocking and thread-safe. A hook must not panic: hooks
+/// run inside the scheduler and inside waits whose jobs borrow the waiter's stack, so a panic
+/// in a hook aborts the process with a message naming the hook. Hooks may still run on worker
 /// threads after `run` returns; read collected data after the `JobSystem` is dropped. `worker` is the worker index (0 is the thread that
 /// calls [`JobSystem::run`](crate::JobSystem::run)); `fiber` the pool index of a fiber.
 pub trait ProfileHooks: Sync + 'static {
@@ -85,7 +87,13 @@ macro_rules! hooks {
         pub(crate) fn $name($($arg: $ty),*) {
             #[cfg(feature = "profile")]
             if let Some(h) = HOOKS.get() {
+                // Hooks run inside scheduler code and inside waits that guard borrowed data:
+                // a panic must not unwind out of them.
+                let guard = crate::panic::AbortIfPanic(concat!(
+                    "a ProfileHooks::", stringify!($name), " hook panicked; hooks must not panic"
+                ));
                 h.$name($($arg),*);
+                core::mem::forget(guard);
             }
             #[cfg(not(feature = "profile"))]
             let _ = ($($arg,)*);

@@ -165,17 +165,25 @@ impl Ctx {
         target: u32,
         timeout: std::time::Duration,
     ) -> bool {
-        counter.is_done(target)
-            || self.wait_cold(counter.core(), target, crate::timer::after(timeout))
+        let reached = counter.is_done(target)
+            || self.wait_cold(counter.core(), target, crate::timer::after(timeout));
+        // As in `wait_core`: a region is reported after the wait, never before it.
+        super::check_no_suspend("a counter wait");
+        reached
     }
 
+    /// The counter wait behind every safe wait (scope, join, `run`'s root): it never unwinds
+    /// before `counter` reaches `target`, because the jobs it waits for may borrow the
+    /// caller's frame. In debug builds, a wait inside a no-suspend region panics — after the
+    /// wait, when nothing borrows the frame any more. (Scopes and joins also check at entry,
+    /// before they spawn anything, so the usual mistake panics early.)
     #[inline]
     #[track_caller]
     pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
-        super::check_no_suspend("a counter wait");
         if !counter.is_done(target) {
             self.wait_cold(counter, target, crate::timer::NEVER);
         }
+        super::check_no_suspend("a counter wait");
     }
 
     /// The slow path of a wait until `deadline` (`timer::NEVER`: none); returns whether the
@@ -296,6 +304,7 @@ impl Ctx {
         data: *const (),
         deadline: u64,
     ) -> usize {
+        super::check_no_suspend("a wait on a jobsys::sync primitive");
         self.refuse_park_while_panicking();
         let waiter = self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT);
         let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
@@ -315,6 +324,7 @@ impl Ctx {
         group: &crate::park::Group,
         nodes: &mut [crate::park::ParkNode],
     ) {
+        super::check_no_suspend("a wait on a jobsys::sync primitive");
         self.refuse_park_while_panicking();
         let stamp = nodes[0].timing.stamp;
         self.suspend(Suspend::ParkGroup(
@@ -539,17 +549,16 @@ impl Ctx {
         slot.set_job(outer);
     }
 
-    #[track_caller]
+    /// Switches to the worker with `why`. Never unwinds: callers check no-suspend regions
+    /// first (yields, parks) or after the wait (counter waits, see `wait_core`); a region
+    /// still open here is set aside while this fiber is away, so other fibers on the thread
+    /// do not inherit it.
     fn suspend(&self, why: Suspend) {
-        super::check_no_suspend(match why {
-            Suspend::Idle => "a fiber switch",
-            Suspend::Wait(..) => "a counter wait",
-            Suspend::Yield => "Ctx::yield_now",
-            Suspend::Park(_) | Suspend::ParkGroup(..) => "a wait on a jobsys::sync primitive",
-        });
         self.flush_decrements();
+        let regions = super::region::set_aside();
         // SAFETY: the yielder lives in this fiber's root frame, which outlives every `Ctx` use.
         let input = unsafe { self.yielder.as_ref() }.suspend(why);
+        super::region::restore(regions);
         match input {
             Resume::Continue(at) => self.at.set(at),
             _ => fatal("a parked fiber was resumed with something other than Continue"),
@@ -610,6 +619,7 @@ pub(crate) fn fiber_main(
     };
     loop {
         ctx.run(job);
+        super::region::close_leaked();
         let shared = ctx.shared();
         let worker = ctx.worker();
         let next = if worker.no_ready() && worker.yielded.is_empty() {

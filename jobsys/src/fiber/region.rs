@@ -6,6 +6,15 @@
 //! The depth lives in a thread-local. That is sound here, unlike runtime state: a region
 //! begins and ends on one thread with no suspension in between — the very thing it checks.
 //! Release builds compile the guard to nothing.
+//!
+//! The depth is per thread, and a fiber's regions are its own: jobs run inline on the same
+//! fiber (a waiter's own children, `Hint::Inline`) inherit the regions of the job that runs
+//! them — rightly, since a child that suspends suspends its parent's stack too — but when a
+//! fiber suspends anyway (a counter wait, which never unwinds before its target is reached,
+//! see `Ctx::wait_core`), its open regions are set aside and restored when it resumes, so
+//! other fibers on the thread do not inherit them ([`set_aside`]). A guard leaked with
+//! `mem::forget` would leave the thread's depth raised for good; the fiber loop closes what a
+//! finished job left open ([`close_leaked`]).
 
 use core::marker::PhantomData;
 #[cfg(debug_assertions)]
@@ -63,8 +72,43 @@ impl core::fmt::Debug for NoSuspend {
     }
 }
 
+/// The regions a fiber had open when it suspended anyway (see [`set_aside`]).
+#[derive(Clone, Copy)]
+pub(crate) struct SetAside {
+    #[cfg(debug_assertions)]
+    open: (u32, Option<&'static Location<'static>>),
+}
+
+/// Takes this thread's open regions off it while the calling fiber is suspended; give them
+/// back with [`restore`] when it resumes (on the same thread, or another in migration mode —
+/// the regions belong to the fiber).
+#[inline]
+pub(crate) fn set_aside() -> SetAside {
+    SetAside {
+        #[cfg(debug_assertions)]
+        open: OPEN.with(|o| o.replace((0, None))),
+    }
+}
+
+/// Gives a resumed fiber back the regions [`set_aside`] took.
+#[inline]
+pub(crate) fn restore(saved: SetAside) {
+    #[cfg(debug_assertions)]
+    OPEN.with(|o| o.set(saved.open));
+    #[cfg(not(debug_assertions))]
+    let _ = saved;
+}
+
+/// Called by the fiber loop after each top-level job: closes regions the job left open (a
+/// guard leaked with `mem::forget`), so they do not leak into unrelated jobs on this thread.
+#[inline]
+pub(crate) fn close_leaked() {
+    #[cfg(debug_assertions)]
+    OPEN.with(|o| o.set((0, None)));
+}
+
 /// Panics (debug builds) if a no-suspend region is open on this thread: `what` is about to
-/// suspend the fiber.
+/// suspend the fiber (or, for a counter wait, just did — see `Ctx::wait_core`).
 #[inline]
 #[track_caller]
 pub(crate) fn check(what: &str) {

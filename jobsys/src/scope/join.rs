@@ -103,6 +103,8 @@ impl Ctx {
         B: FnOnce(&Ctx) -> RB + Send,
         RB: Send,
     {
+        // As in `scope`: refuse a join inside a no-suspend region before publishing `b`.
+        crate::fiber::check_no_suspend("Ctx::join");
         let job = StackJob::new(&JobMeta::JOIN, b);
         // SAFETY: `job` stays in this frame until `done` is zero or we took it back unrun — we
         // wait below on every other path, panics in `a` included; `B: Send` lets it run on any

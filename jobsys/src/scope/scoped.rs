@@ -287,6 +287,9 @@ impl Ctx {
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
     {
+        // A scope's wait must not happen inside a no-suspend region: say so now, before the
+        // body spawns anything (the wait itself never unwinds while jobs run; see `wait_core`).
+        crate::fiber::check_no_suspend("Ctx::scope");
         let state = ScopeState {
             counter: CounterCore::new(0),
             panic: PanicSlot::new(),
