@@ -34,6 +34,10 @@ pub const DEFAULT_LARGE_STACK: usize = 512 * 1024;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 /// Default idle spin rounds before yielding and sleeping; picked, tune with data.
 pub const DEFAULT_IDLE_SPINS: u32 = 64;
+/// Default [`Builder::inline_headroom`]: a fiber runs a child job inline (on its own stack)
+/// only while at least this much of its stack is left — half a default small stack, so a child
+/// run inline can count on as much stack as half a fresh small fiber. Picked; tune with data.
+pub const DEFAULT_INLINE_HEADROOM: usize = 32 * 1024;
 /// Stack size of worker threads (they run only the scheduler loop; jobs run on fibers).
 const WORKER_THREAD_STACK: usize = 256 * 1024;
 
@@ -58,6 +62,7 @@ pub struct Builder {
     pin_main: bool,
     queue_capacity: usize,
     idle_spins: u32,
+    inline_headroom: usize,
     migration: bool,
 }
 
@@ -71,6 +76,7 @@ impl Default for Builder {
             pin_main: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             idle_spins: DEFAULT_IDLE_SPINS,
+            inline_headroom: DEFAULT_INLINE_HEADROOM,
             migration: false,
         }
     }
@@ -125,6 +131,38 @@ impl Builder {
     /// Spin rounds an idle worker makes before yielding and then sleeping.
     pub fn idle_spins(mut self, n: u32) -> Self {
         self.idle_spins = n;
+        self
+    }
+
+    /// Stack (bytes) a fiber must have left to run a child job inline on its own stack: a wait
+    /// running its own unstarted children, a [`Ctx::join`](crate::Ctx::join) running its `b`
+    /// when nobody stole it, a [`Hint::Inline`](crate::Hint::Inline) submission. With less
+    /// left, the waiter parks and the child starts on a fiber of its own, so a deep chain of
+    /// nested waits spreads over several fibers instead of overflowing one (see "Deep chains of
+    /// waits" in the guide). Large children need at least a whole small stack as well.
+    ///
+    /// Default [`DEFAULT_INLINE_HEADROOM`]. `usize::MAX` never runs children inline (each
+    /// child then takes a fiber of its own). A child job run inline must fit in this much
+    /// stack: raise it if jobs use more.
+    ///
+    /// ```
+    /// // A chain of 300 nested scopes: each level waits for the next. With little stack
+    /// // left, a level starts on a fiber of its own instead of overflowing this one.
+    /// fn level(ctx: &jobsys::Ctx, n: u32) -> u32 {
+    ///     if n == 0 { return 0; }
+    ///     let mut below = 0;
+    ///     ctx.scope(|s| s.spawn(|s| below = level(s, n - 1)));
+    ///     below + 1
+    /// }
+    /// let jobs = jobsys::JobSystem::builder()
+    ///     .workers(1)
+    ///     .inline_headroom(48 * 1024)
+    ///     .build()?;
+    /// assert_eq!(jobs.run(|ctx| level(ctx, 300)), 300);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn inline_headroom(mut self, bytes: usize) -> Self {
+        self.inline_headroom = bytes;
         self
     }
 
@@ -194,7 +232,7 @@ impl Builder {
             return err(BuildErrorKind::QueueCapacity { requested: q });
         }
 
-        let fibers = FiberPool::new(self.small, self.large, fiber_main)?;
+        let fibers = FiberPool::new(self.small, self.large, self.inline_headroom, fiber_main)?;
         let fiber_count = fibers.len();
         let shared = Arc::new(Shared {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),

@@ -81,7 +81,10 @@ fn a_scope_or_join_under_a_spin_lock_guard_is_refused_before_spawning() {
             });
         })))
     });
-    assert!(msg.contains("Ctx::scope inside a no-suspend region"), "{msg}");
+    assert!(
+        msg.contains("Ctx::scope inside a no-suspend region"),
+        "{msg}"
+    );
     let msg = jobs.run(|ctx| {
         panic_message(catch_unwind(AssertUnwindSafe(|| {
             let _g = lock.lock();
@@ -93,7 +96,10 @@ fn a_scope_or_join_under_a_spin_lock_guard_is_refused_before_spawning() {
             )
         })))
     });
-    assert!(msg.contains("Ctx::join inside a no-suspend region"), "{msg}");
+    assert!(
+        msg.contains("Ctx::join inside a no-suspend region"),
+        "{msg}"
+    );
     assert_eq!(ran.load(Ordering::SeqCst), 0, "nothing was spawned");
     assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
 }
@@ -127,7 +133,10 @@ fn a_join_wait_in_a_no_suspend_region_panics_only_after_b_finished() {
             );
             seen
         });
-        assert_eq!(seen, 1, "the join unwound before `b` finished ({workers} workers)");
+        assert_eq!(
+            seen, 1,
+            "the join unwound before `b` finished ({workers} workers)"
+        );
     }
 }
 

@@ -253,6 +253,11 @@ impl Ctx {
             }
             for &priority in policy.child_order(tick) {
                 for &class in classes {
+                    // Too little stack left for a child here: leave it for a fiber of its own
+                    // (the caller parks and the worker starts it).
+                    if !self.has_headroom(class) {
+                        continue;
+                    }
                     let ring = self.worker().ring(priority, class);
                     let Some(job) = ring.pop() else { continue };
                     if !core::ptr::eq(job.owner(), counter) {
@@ -274,6 +279,14 @@ impl Ctx {
         // The children's decrements are batched: pay them, so the caller's check (and the
         // counter's other waiters) see them.
         self.flush_decrements();
+    }
+
+    /// Whether this fiber has enough stack left to run a job of `class` inline, on top of
+    /// what is already on it (see `Builder::inline_headroom`).
+    #[inline]
+    pub(crate) fn has_headroom(&self, class: StackClass) -> bool {
+        let left = super::stack::stack_pointer().saturating_sub(self.stack.low);
+        left >= self.shared().fibers.inline_headroom(class)
     }
 
     /// Whether `counter` is at or below `target` once this worker's batched decrements are
@@ -430,6 +443,7 @@ impl Ctx {
         let meta = job.meta();
         let inline_ok = hint == Hint::Inline
             && self.class.fits(meta.stack)
+            && self.has_headroom(meta.stack)
             && match meta.affinity {
                 Affinity::Any => true,
                 Affinity::Worker(k) => k == self.worker_index(),

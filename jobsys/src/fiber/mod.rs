@@ -8,10 +8,11 @@
 mod ctx;
 mod pool;
 mod region;
+mod stack;
 
 pub use ctx::Ctx;
 pub(crate) use ctx::{fiber_main, switch_into};
-pub(crate) use pool::{FiberPool, FiberState, StackBounds};
+pub(crate) use pool::{FiberPool, FiberState};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
 

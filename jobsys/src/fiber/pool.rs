@@ -163,6 +163,9 @@ pub(crate) struct FiberPool {
     free_large: ArrayQueue<u32>,
     /// Number of large fibers.
     large: usize,
+    /// Stack a fiber must have left to run a child of each class inline (indexed by
+    /// `StackClass as usize`; see `Builder::inline_headroom`).
+    headroom: [usize; 2],
 }
 
 impl FiberPool {
@@ -170,6 +173,7 @@ impl FiberPool {
     pub(crate) fn new(
         small: (usize, usize),
         large: (usize, usize),
+        headroom: usize,
         body: fn(&corosensei::Yielder<Resume, Suspend>, Resume, u32, StackClass, StackBounds),
     ) -> Result<Self, BuildError> {
         let total = small.0 + large.0;
@@ -214,7 +218,62 @@ impl FiberPool {
             free_small,
             free_large,
             large: large.0,
+            // A large child was declared to need more than a small stack: inline only on a
+            // fiber with at least a whole small stack left.
+            headroom: [headroom, headroom.max(small.1)],
         })
+    }
+
+    /// Stack (bytes) a fiber must have left to run a job of `class` inline.
+    #[inline]
+    pub(crate) fn inline_headroom(&self, class: StackClass) -> usize {
+        self.headroom[class as usize]
+    }
+
+    /// The job that holds the most fibers out of the pool and how many (a chain of nested
+    /// waits shows as one job on many parked fibers), for the deadlock report's headline.
+    pub(crate) fn busiest_job(&self) -> Option<(&'static JobMeta, usize)> {
+        let mut best: Option<(&'static JobMeta, usize)> = None;
+        for s in self.slots.iter() {
+            let job = s.job.load(Ordering::Relaxed);
+            if job.is_null() || s.state() == FiberState::Pooled {
+                continue;
+            }
+            // SAFETY: job metas are 'static.
+            let meta: &'static JobMeta = unsafe { &*job };
+            if best.is_some_and(|(m, _)| core::ptr::eq(m, meta)) {
+                continue;
+            }
+            let n = self
+                .slots
+                .iter()
+                .filter(|o| {
+                    o.state() != FiberState::Pooled
+                        && core::ptr::eq(o.job.load(Ordering::Relaxed), meta)
+                })
+                .count();
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((meta, n));
+            }
+        }
+        best
+    }
+
+    /// Stack sizes of the two classes, for messages: (small count, small bytes, large count,
+    /// large bytes).
+    pub(crate) fn shape(&self) -> (usize, usize, usize, usize) {
+        let size = |class| {
+            self.slots
+                .iter()
+                .find(|s| s.class == class)
+                .map_or(0, |s| s.stack.size())
+        };
+        (
+            self.slots.len() - self.large,
+            size(StackClass::Small),
+            self.large,
+            size(StackClass::Large),
+        )
     }
 
     #[inline]

@@ -115,11 +115,17 @@ impl Ctx {
         if let Ok(ra) = ra {
             // Fast path: nobody took `b`; it is still at the LIFO end of our ring. Take it back
             // and call it here: no counter decrement, no result slot, and a panic in `b` may
-            // simply propagate, since `a` is done and nothing else borrows this frame.
+            // simply propagate, since `a` is done and nothing else borrows this frame. Not
+            // with too little stack left: then `b` starts on a fiber of its own while we park.
             let ring = self
                 .worker()
                 .ring(JobMeta::JOIN.priority, JobMeta::JOIN.stack);
-            match ring.pop() {
+            let top = if self.has_headroom(JobMeta::JOIN.stack) {
+                ring.pop()
+            } else {
+                None
+            };
+            match top {
                 Some(top) if top == r => {
                     let rb = job.take_unrun()(self);
                     return (ra, rb);

@@ -347,10 +347,25 @@ impl Shared {
     #[cold]
     pub(crate) fn deadlock(&self, why: &str) -> ! {
         let report = self.fibers.report(false);
+        let (small, small_size, large, large_size) = self.fibers.shape();
+        // A deep chain of nested waits (each level parked on the next) shows as one job on
+        // most fibers: name it and the limits it ran into.
+        let chain = match self.fibers.busiest_job() {
+            Some((meta, n)) if n > 1 => format!(
+                "Job '{}' ({}:{}) is on {n} of them: if it waits on a job like itself, that chain of nested waits is deeper than the pool can host. Each fiber hosts the levels that fit in its stack while {} bytes (Builder::inline_headroom) are left; the next level then needs a fiber of its own.\n",
+                meta.name,
+                meta.file,
+                meta.line,
+                self.fibers.inline_headroom(crate::job::StackClass::Small),
+            ),
+            _ => String::new(),
+        };
         fatal(&format!(
-            "deadlock: {why}.\n{} workers, {} fibers; injector holds {} jobs.\nFibers:\n{report}\
-             Fix: a job is waiting on work that needs a fiber to run; raise the pool size \
-             (Builder::small_fibers / large_fibers) or wait on fewer things at once.",
+            "deadlock: {why}.\n{} workers, {} fibers ({small} small of {small_size} bytes, \
+             {large} large of {large_size} bytes); injector holds {} jobs.\n{chain}Fibers:\n\
+             {report}Fix: a job is waiting on work that needs a fiber to run; raise the pool \
+             size or the stack sizes (Builder::small_fibers / large_fibers), or wait on fewer \
+             things at once.",
             self.workers.len(),
             self.fibers.len(),
             self.injector.len()
