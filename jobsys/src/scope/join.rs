@@ -107,8 +107,9 @@ impl Ctx {
         crate::fiber::check_no_suspend("Ctx::join");
         let job = StackJob::new(&JobMeta::JOIN, b);
         // SAFETY: `job` stays in this frame until `done` is zero or we took it back unrun — we
-        // wait below on every other path, panics in `a` included; `B: Send` lets it run on any
-        // worker.
+        // wait below on every other path, panics in `a` included, and that wait (`wait_core`)
+        // never unwinds before `done` is zero; nothing between the push and the wait can
+        // unwind (`a` runs under `catch`); `B: Send` lets it run on any worker.
         let r = unsafe { job.job_ref() };
         self.push(r);
         let ra = catch(|| a(self));

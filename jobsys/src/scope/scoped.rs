@@ -223,7 +223,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             .unwrap_or_else(|| self.state.arena.lock().alloc(&shared.blocks, layout))
             .cast::<SpawnJob<F>>();
         // SAFETY: fresh, suitably aligned arena memory that lives until the scope ends, which is
-        // after this job ran (the scope waits for its counter).
+        // after this job ran: `Ctx::scope` catches its body's panics and then waits for the
+        // counter with `wait_core`, which never unwinds before the count is zero.
         unsafe {
             record.as_ptr().write(SpawnJob {
                 header: JobHeader::new(execute_spawn::<F>, &self.state.counter, meta),
