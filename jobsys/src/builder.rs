@@ -62,7 +62,8 @@ pub struct Builder {
     pin_main: bool,
     queue_capacity: usize,
     idle_spins: u32,
-    inline_headroom: usize,
+    inline_headroom: Option<usize>,
+    large_inline_headroom: Option<usize>,
     migration: bool,
 }
 
@@ -76,7 +77,8 @@ impl Default for Builder {
             pin_main: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             idle_spins: DEFAULT_IDLE_SPINS,
-            inline_headroom: DEFAULT_INLINE_HEADROOM,
+            inline_headroom: None,
+            large_inline_headroom: None,
             migration: false,
         }
     }
@@ -139,11 +141,18 @@ impl Builder {
     /// when nobody stole it, a [`Hint::Inline`](crate::Hint::Inline) submission. With less
     /// left, the waiter parks and the child starts on a fiber of its own, so a deep chain of
     /// nested waits spreads over several fibers instead of overflowing one (see "Deep chains of
-    /// waits" in the guide). Large children need at least a whole small stack as well.
+    /// waits" in the guide). Applies to `Small` children; `Large` ones use
+    /// [`large_inline_headroom`](Self::large_inline_headroom).
     ///
-    /// Default [`DEFAULT_INLINE_HEADROOM`]. `usize::MAX` never runs children inline (each
-    /// child then takes a fiber of its own). A child job run inline must fit in this much
-    /// stack: raise it if jobs use more.
+    /// Default: [`DEFAULT_INLINE_HEADROOM`], or half the small stack if that is less. A child
+    /// job run inline must fit in this much stack: raise it if jobs use more. `usize::MAX` never
+    /// runs children inline (each child then takes a fiber of its own).
+    ///
+    /// # Errors
+    /// [`build`](Self::build) refuses (`BuildErrorKind::HeadroomTooLarge`) a headroom, other
+    /// than `usize::MAX`, that is not less than the stack of the fibers it applies to (the small
+    /// ones, or the large ones in a pool without small fibers): no child could ever run inline
+    /// there, and every level of a fork-join would hold a fiber.
     ///
     /// ```
     /// // A chain of 300 nested scopes: each level waits for the next. With little stack
@@ -162,7 +171,31 @@ impl Builder {
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     pub fn inline_headroom(mut self, bytes: usize) -> Self {
-        self.inline_headroom = bytes;
+        self.inline_headroom = Some(bytes);
+        self
+    }
+
+    /// Stack (bytes) a fiber must have left to run a [`Large`](crate::StackClass::Large)
+    /// child inline; see [`inline_headroom`](Self::inline_headroom). A job is declared
+    /// `Large` because it needs more than a small stack, so by default it runs inline only with
+    /// at least a whole small stack left (or the `inline_headroom`, if that is more). Raise it
+    /// towards the large stack size when `Large` jobs use more than that; with less left they
+    /// start on a large fiber of their own.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder()
+    ///     .large_fibers(8, 1024 * 1024)
+    ///     .large_inline_headroom(512 * 1024)   // Large jobs here use up to 512 KiB
+    ///     .build()?;
+    /// # drop(jobs);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`build`](Self::build) refuses (`BuildErrorKind::HeadroomTooLarge`) a value, other than
+    /// `usize::MAX`, that is not less than the large stack size.
+    pub fn large_inline_headroom(mut self, bytes: usize) -> Self {
+        self.large_inline_headroom = Some(bytes);
         self
     }
 
@@ -179,6 +212,39 @@ impl Builder {
     pub unsafe fn allow_migration(mut self) -> Self {
         self.migration = true;
         self
+    }
+
+    /// The stack a fiber must have left to run a child inline, per class (`StackClass as
+    /// usize`): the explicit values validated, the defaults fitted to the stacks.
+    fn headroom(&self) -> Result<[usize; 2], BuildError> {
+        let check = |class, headroom: usize, stack: usize| {
+            if headroom != usize::MAX && headroom >= stack {
+                Err(BuildError::new(BuildErrorKind::HeadroomTooLarge {
+                    class,
+                    headroom,
+                    stack,
+                }))
+            } else {
+                Ok(headroom)
+            }
+        };
+        // The fibers a Small child is most often inlined on: the small ones, if any.
+        let (host_class, host_stack) = if self.small.0 > 0 {
+            (StackClass::Small, self.small.1)
+        } else {
+            (StackClass::Large, self.large.1)
+        };
+        let small = match self.inline_headroom {
+            Some(h) => check(host_class, h, host_stack)?,
+            None => DEFAULT_INLINE_HEADROOM.min(host_stack / 2),
+        };
+        let large = match self.large_inline_headroom {
+            Some(h) if self.large.0 > 0 => check(StackClass::Large, h, self.large.1)?,
+            Some(h) => h,
+            // A large child was declared to need more than a small stack.
+            None => small.max(self.small.1),
+        };
+        Ok([small, large])
     }
 
     /// Validates the configuration, maps every fiber stack, spawns the workers.
@@ -232,7 +298,8 @@ impl Builder {
             return err(BuildErrorKind::QueueCapacity { requested: q });
         }
 
-        let fibers = FiberPool::new(self.small, self.large, self.inline_headroom, fiber_main)?;
+        let headroom = self.headroom()?;
+        let fibers = FiberPool::new(self.small, self.large, headroom, fiber_main)?;
         let fiber_count = fibers.len();
         let shared = Arc::new(Shared {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),

@@ -47,6 +47,16 @@ pub enum BuildErrorKind {
         /// Large stack size in bytes.
         large: usize,
     },
+    /// An inline headroom (`Builder::inline_headroom` / `large_inline_headroom`) not less than
+    /// the stack of the fibers it applies to: no child could ever run inline there.
+    HeadroomTooLarge {
+        /// The class of fibers it applies to.
+        class: StackClass,
+        /// The headroom asked for, in bytes.
+        headroom: usize,
+        /// Those fibers' stack size, in bytes.
+        stack: usize,
+    },
     /// The per-worker queue capacity is not a power of two in the allowed range.
     QueueCapacity {
         /// What was asked for.
@@ -120,6 +130,14 @@ impl fmt::Display for BuildError {
             LargeSmallerThanSmall { small, large } => write!(
                 f,
                 "large fiber stacks ({large} bytes) must be at least as big as small ones ({small} bytes): a Large job must fit where a Small one does"
+            ),
+            HeadroomTooLarge {
+                class,
+                headroom,
+                stack,
+            } => write!(
+                f,
+                "an inline headroom of {headroom} bytes leaves no room on {class:?} fibers of {stack} bytes: no child could run inline there, and every level of a fork-join would hold a fiber; use less than the stack size (half is the default), or usize::MAX to never run children inline"
             ),
             QueueCapacity { requested } => write!(
                 f,

@@ -14,6 +14,18 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
     catch_unwind(AssertUnwindSafe(f))
 }
 
+/// Drops a panic payload that nobody will re-raise, without ever unwinding.
+///
+/// A payload is a user value whose `Drop` may itself panic, with a second payload whose `Drop`
+/// may panic again. Job boundaries and scheduler code must not unwind (an unwind there skips the
+/// completion that a waiter's borrowed data depends on), so a payload whose drop panics has its
+/// second payload leaked: a rare leak is the price of never unwinding here.
+pub(crate) fn drop_payload(payload: Payload) {
+    if let Err(second) = catch(move || drop(payload)) {
+        std::mem::forget(second);
+    }
+}
+
 /// The first panic of a group of jobs; later ones are dropped (as in `rayon::scope`).
 pub(crate) struct PanicSlot(SpinLock<Option<Payload>>);
 
@@ -31,8 +43,7 @@ impl PanicSlot {
             return;
         }
         drop(slot);
-        // Dropping a payload can itself panic; that must not escape a job boundary.
-        let _ = catch(move || drop(payload));
+        drop_payload(payload);
     }
 
     pub(crate) fn take(&self) -> Option<Payload> {

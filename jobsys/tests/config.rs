@@ -74,3 +74,64 @@ fn workers_copy_the_callers_floating_point_control_state() {
         );
     }
 }
+
+fn fib(ctx: &jobsys::Ctx, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = ctx.join(|c| fib(c, n - 1), |c| fib(c, n - 2));
+    a + b
+}
+
+/// With small stacks below the default headroom, the default adapts (half the stack), so
+/// children still run inline: `fib(16)` through `join` (8 nested `b`s) fits in 4 fibers on one worker. Were the
+/// headroom left at 32 KiB, no 16 KiB fiber could run a child inline, each level would hold a
+/// fiber, and the pool would deadlock.
+#[test]
+fn the_default_inline_headroom_fits_small_stacks() {
+    let jobs = JobSystem::builder()
+        .workers(1)
+        .small_fibers(4, 16 * 1024)
+        .large_fibers(0, 64 * 1024)
+        .build()
+        .unwrap();
+    assert_eq!(jobs.run(|ctx| fib(ctx, 16)), 987);
+}
+
+/// An explicit headroom that leaves no room on the fibers it applies to is refused with a
+/// message; `usize::MAX` (never inline) is accepted.
+#[test]
+fn an_inline_headroom_as_large_as_the_stack_is_refused() {
+    let err = JobSystem::builder()
+        .small_fibers(4, 16 * 1024)
+        .inline_headroom(16 * 1024)
+        .build()
+        .expect_err("refused");
+    assert!(matches!(
+        err.kind(),
+        jobsys::BuildErrorKind::HeadroomTooLarge {
+            class: jobsys::StackClass::Small,
+            headroom: 16384,
+            stack: 16384
+        }
+    ));
+    assert!(err.to_string().contains("usize::MAX"), "{err}");
+    let err = JobSystem::builder()
+        .large_fibers(2, 256 * 1024)
+        .large_inline_headroom(256 * 1024)
+        .build()
+        .expect_err("refused");
+    assert!(matches!(
+        err.kind(),
+        jobsys::BuildErrorKind::HeadroomTooLarge {
+            class: jobsys::StackClass::Large,
+            ..
+        }
+    ));
+    let jobs = JobSystem::builder()
+        .workers(1)
+        .inline_headroom(usize::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(jobs.run(|ctx| fib(ctx, 5)), 5);
+}

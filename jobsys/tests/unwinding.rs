@@ -207,3 +207,55 @@ fn a_panicking_profile_hook_aborts_instead_of_unwinding_a_wait() {
         "{stderr}"
     );
 }
+
+/// A panic payload whose `Drop` panics again, `depth` times.
+struct Bomb(u32);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            std::panic::panic_any(Bomb(self.0 - 1));
+        }
+    }
+}
+
+/// Two scope jobs panic with payloads whose drops panic twice over: the scope keeps one payload
+/// and drops the other, and a raw job's payload is dropped where the counter is poisoned. Those
+/// drops must not unwind through the scheduler (which would skip the job's completion and abort
+/// the process, or free what the waiter still reads).
+#[test]
+fn payloads_whose_drop_panics_never_unwind_through_the_scheduler() {
+    fn boom(_: &jobsys::Ctx, _: *mut ()) {
+        std::panic::panic_any(Bomb(2));
+    }
+    for workers in [1, 2] {
+        let jobs = JobSystem::builder().workers(workers).build().unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    s.spawn(|_| std::panic::panic_any(Bomb(2)));
+                    s.spawn(|_| std::panic::panic_any(Bomb(2)));
+                })
+            })
+        }));
+        let mut kept = r
+            .expect_err("the scope re-raises a job's panic")
+            .downcast::<Bomb>()
+            .expect("the re-raised payload is a job's");
+        kept.0 = 0;
+
+        let poisoned = jobs.run(|ctx| {
+            let decls = [jobsys::JobDecl::new(
+                job_meta!("boom"),
+                boom,
+                core::ptr::null_mut(),
+            )];
+            let counter = jobsys::Counter::new();
+            // SAFETY: `boom` ignores its data; `decls` and `counter` outlive the wait.
+            unsafe { ctx.run_jobs(&decls, &counter) };
+            ctx.wait_for_counter(&counter, 0);
+            counter.is_poisoned()
+        });
+        assert!(poisoned, "the raw job's panic poisons its counter");
+    }
+}

@@ -173,7 +173,7 @@ impl FiberPool {
     pub(crate) fn new(
         small: (usize, usize),
         large: (usize, usize),
-        headroom: usize,
+        headroom: [usize; 2],
         body: fn(&corosensei::Yielder<Resume, Suspend>, Resume, u32, StackClass, StackBounds),
     ) -> Result<Self, BuildError> {
         let total = small.0 + large.0;
@@ -218,9 +218,7 @@ impl FiberPool {
             free_small,
             free_large,
             large: large.0,
-            // A large child was declared to need more than a small stack: inline only on a
-            // fiber with at least a whole small stack left.
-            headroom: [headroom, headroom.max(small.1)],
+            headroom,
         })
     }
 

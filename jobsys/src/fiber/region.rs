@@ -28,6 +28,16 @@ thread_local! {
     static OPEN: Cell<(u32, Option<&'static Location<'static>>)> = const { Cell::new((0, None)) };
 }
 
+/// Every access to [`OPEN`] goes through this one non-inlined function. A fiber may switch
+/// threads inside the functions that call these accessors (the fiber loop, a wait in migration
+/// mode), and the compiler may keep a thread-local's address from before a switch within one
+/// function; a call that is never inlined computes it afresh on the thread that runs it.
+#[cfg(debug_assertions)]
+#[inline(never)]
+fn with_open<R>(f: impl FnOnce(&Cell<(u32, Option<&'static Location<'static>>)>) -> R) -> R {
+    OPEN.with(f)
+}
+
 /// A no-suspend region, open until this guard drops; from
 /// [`Ctx::no_suspend`](crate::Ctx::no_suspend), and held inside every
 /// [`SpinLockGuard`](crate::sync::SpinLockGuard). In debug builds a fiber that waits,
@@ -46,7 +56,7 @@ impl NoSuspend {
         #[cfg(debug_assertions)]
         {
             let at = Location::caller();
-            OPEN.with(|o| o.set((o.get().0 + 1, Some(at))));
+            with_open(|o| o.set((o.get().0 + 1, Some(at))));
         }
         Self {
             _not_send: PhantomData,
@@ -58,7 +68,7 @@ impl Drop for NoSuspend {
     #[inline]
     fn drop(&mut self) {
         #[cfg(debug_assertions)]
-        OPEN.with(|o| {
+        with_open(|o| {
             let (depth, at) = o.get();
             let depth = depth.saturating_sub(1);
             o.set((depth, at.filter(|_| depth > 0)));
@@ -86,7 +96,7 @@ pub(crate) struct SetAside {
 pub(crate) fn set_aside() -> SetAside {
     SetAside {
         #[cfg(debug_assertions)]
-        open: OPEN.with(|o| o.replace((0, None))),
+        open: with_open(|o| o.replace((0, None))),
     }
 }
 
@@ -94,7 +104,7 @@ pub(crate) fn set_aside() -> SetAside {
 #[inline]
 pub(crate) fn restore(saved: SetAside) {
     #[cfg(debug_assertions)]
-    OPEN.with(|o| o.set(saved.open));
+    with_open(|o| o.set(saved.open));
     #[cfg(not(debug_assertions))]
     let _ = saved;
 }
@@ -104,7 +114,7 @@ pub(crate) fn restore(saved: SetAside) {
 #[inline]
 pub(crate) fn close_leaked() {
     #[cfg(debug_assertions)]
-    OPEN.with(|o| o.set((0, None)));
+    with_open(|o| o.set((0, None)));
 }
 
 /// Panics (debug builds) if a no-suspend region is open on this thread: `what` is about to
@@ -113,7 +123,7 @@ pub(crate) fn close_leaked() {
 #[track_caller]
 pub(crate) fn check(what: &str) {
     #[cfg(debug_assertions)]
-    if let (depth @ 1.., Some(at)) = OPEN.with(Cell::get) {
+    if let (depth @ 1.., Some(at)) = with_open(Cell::get) {
         panic!(
             "{what} inside a no-suspend region (opened at {at}, {depth} open): a fiber must not \
              suspend while it holds a lock guard, a RefCell borrow or a thread-local's value; \

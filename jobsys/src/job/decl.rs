@@ -132,8 +132,11 @@ unsafe fn execute_range(header: NonNull<JobHeader>, ctx: &Ctx) {
     // SAFETY: a single declaration we own; alive until its counter decrement below.
     let (entry, data, counter) = unsafe { ((*first).entry, (*first).data, &*owner) };
     // SAFETY: the submitter vouched for `entry(ctx, data)` being callable here.
-    if catch(|| unsafe { entry(ctx, data) }).is_err() {
+    if let Err(payload) = catch(|| unsafe { entry(ctx, data) }) {
         counter.poison();
+        // The raw layer reports a panic as a poisoned counter; the payload goes, never
+        // unwinding past the completion below.
+        crate::panic::drop_payload(payload);
     }
     ctx.complete(counter);
 }

@@ -3,7 +3,7 @@
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
-use crate::panic::{Payload, catch};
+use crate::panic::{Payload, catch, drop_payload};
 use crate::shim::UnsafeCell;
 use core::ptr::NonNull;
 use std::panic::resume_unwind;
@@ -145,7 +145,13 @@ impl Ctx {
         self.wait_core(job.done(), 0);
         match (ra, job.take_result()) {
             (Ok(ra), Ok(rb)) => (ra, rb),
-            (Err(p), _) | (_, Err(p)) => resume_unwind(p),
+            (Err(p), Ok(_)) | (Ok(_), Err(p)) => resume_unwind(p),
+            (Err(pa), Err(pb)) => {
+                // `a`'s panic is re-raised; `b`'s payload goes first, so a payload whose drop
+                // panics cannot panic during that unwind (which would abort).
+                drop_payload(pb);
+                resume_unwind(pa)
+            }
         }
     }
 }

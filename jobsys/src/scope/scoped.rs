@@ -4,7 +4,7 @@ use super::arena::{Arena, BlockPool};
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
-use crate::panic::{PanicSlot, catch};
+use crate::panic::{PanicSlot, catch, drop_payload};
 use crate::sched::Hint;
 use crate::shim::SpinLock;
 use core::alloc::Layout;
@@ -265,6 +265,18 @@ where
     ctx.complete(&state.counter);
 }
 
+/// Returns a scope's records to the block pool when dropped, after the scope's wait.
+struct ReleaseArena<'a> {
+    arena: &'a SpinLock<Arena>,
+    pool: &'a BlockPool,
+}
+
+impl Drop for ReleaseArena<'_> {
+    fn drop(&mut self) {
+        self.arena.lock().release(self.pool);
+    }
+}
+
 impl Ctx {
     /// Runs `f` with a [`Scope`] whose jobs may borrow from the enclosing stack frame, and
     /// returns once every job spawned in it has finished.
@@ -306,9 +318,19 @@ impl Ctx {
         };
         let result = catch(|| f(&scope));
         body.return_credits(&state.counter);
+        // The records go back to the pool once every job is done — also when the wait raises
+        // its after-the-wait report (a no-suspend region opened inside the body and left open).
+        let release = ReleaseArena {
+            arena: &state.arena,
+            pool: &self.shared().blocks,
+        };
         self.wait_core(&state.counter, 0);
-        state.arena.lock().release(&self.shared().blocks);
+        drop(release);
         if let Some(payload) = state.panic.take() {
+            // A job's panic wins; the body's payload, if any, goes first (see `drop_payload`).
+            if let Err(body) = result {
+                drop_payload(body);
+            }
             resume_unwind(payload);
         }
         match result {

@@ -352,11 +352,15 @@ impl Shared {
         // most fibers: name it and the limits it ran into.
         let chain = match self.fibers.busiest_job() {
             Some((meta, n)) if n > 1 => format!(
-                "Job '{}' ({}:{}) is on {n} of them: if it waits on a job like itself, that chain of nested waits is deeper than the pool can host. Each fiber hosts the levels that fit in its stack while {} bytes (Builder::inline_headroom) are left; the next level then needs a fiber of its own.\n",
+                "Job '{}' ({}:{}) is on {n} of them: if it waits on a job like itself, that chain of nested waits is deeper than the pool can host. Each fiber hosts the levels that fit in its stack while {} bytes (Builder::{}) are left; the next level then needs a fiber of its own.\n",
                 meta.name,
                 meta.file,
                 meta.line,
-                self.fibers.inline_headroom(crate::job::StackClass::Small),
+                self.fibers.inline_headroom(meta.stack),
+                match meta.stack {
+                    crate::job::StackClass::Small => "inline_headroom",
+                    crate::job::StackClass::Large => "large_inline_headroom",
+                },
             ),
             _ => String::new(),
         };
