@@ -110,13 +110,16 @@ impl JobSystem {
             !shared.in_run.swap(true, Ordering::AcqRel),
             "JobSystem::run was called from inside run; use the Ctx you were given instead"
         );
-        struct Leave<'a>(&'a Shared);
+        // The caller's no-suspend regions (a lock guard it holds around `run`) are its own,
+        // not the root job's: set aside while this thread runs jobs, given back on the way out.
+        struct Leave<'a>(&'a Shared, crate::fiber::SetAside);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
+                crate::fiber::restore_regions(self.1);
                 self.0.in_run.store(false, Ordering::Release);
             }
         }
-        let _leave = Leave(shared);
+        let _leave = Leave(shared, crate::fiber::set_aside_regions());
         let root = StackJob::new(&JobMeta::ROOT, f);
         // SAFETY: `root` stays in this frame until its counter is zero (the loop below runs
         // until then); it is pinned to worker 0, which is this thread, so `F` needs no `Send`.

@@ -259,3 +259,20 @@ fn payloads_whose_drop_panics_never_unwind_through_the_scheduler() {
         assert!(poisoned, "the raw job's panic poisons its counter");
     }
 }
+
+/// A lock guard the caller holds around `run` is the caller's, not the root job's: the root job
+/// may wait (its fiber is not inside the caller's region).
+#[test]
+fn a_region_held_around_run_does_not_reach_the_root_job() {
+    let jobs = JobSystem::builder().workers(1).build().unwrap();
+    let lock = jobsys::sync::SpinLock::new(0u32);
+    let mut guard = lock.lock();
+    let sum = jobs.run(|ctx| {
+        let (a, b) = ctx.join(|_| 1, |_| 2);
+        ctx.scope(|s| s.spawn(|_| ()));
+        a + b
+    });
+    *guard += sum;
+    drop(guard);
+    assert_eq!(*lock.lock(), 3);
+}

@@ -142,6 +142,8 @@ impl Ctx {
     /// # Panics
     /// Aborts the process with a message if called while this thread is panicking (from a
     /// `Drop` during unwinding): the panic count is per thread and cannot follow a parked fiber.
+    /// In debug builds, panics if a no-suspend region is open on this fiber — after the wait,
+    /// once the count reached `target`, so the jobs it guards have finished.
     #[inline]
     pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
         self.wait_core(counter.core(), target);
@@ -158,7 +160,9 @@ impl Ctx {
     /// timer is never lost: if it reaches the target first, this returns true.
     ///
     /// # Panics
-    /// As [`wait_for_counter`](Self::wait_for_counter).
+    /// As [`wait_for_counter`](Self::wait_for_counter). After a timed-out wait the no-suspend
+    /// report (debug builds) unwinds while the counter's jobs still run: data they use must
+    /// outlive the counter reaching its target, not this call — as on the `false` return.
     pub fn wait_for_counter_timeout(
         &self,
         counter: &Counter,

@@ -15,6 +15,7 @@ pub(crate) use ctx::{fiber_main, switch_into};
 pub(crate) use pool::{FiberPool, FiberState};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
+pub(crate) use region::{SetAside, restore as restore_regions, set_aside as set_aside_regions};
 
 use crate::counter::{CounterCore, WaitNode};
 use crate::job::JobRef;
