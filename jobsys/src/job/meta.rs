@@ -22,7 +22,11 @@ pub enum Priority {
 
 /// Which fiber stack a job needs.
 ///
-/// A `Small` job may run on a large fiber; a `Large` job only ever runs on a large fiber.
+/// A `Small` job may run on a large fiber; a `Large` job only ever runs on a large fiber. A job
+/// that starts on a fiber of its own gets that fiber's whole stack; a job run inline on a
+/// waiter's fiber (its own children, `join`'s `b`, `Hint::Inline`) gets at least the
+/// [`Builder::inline_headroom`](crate::Builder::inline_headroom) (`Small`) or
+/// [`Builder::large_inline_headroom`](crate::Builder::large_inline_headroom) (`Large`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum StackClass {
     /// The many small stacks (64 KiB by default).

@@ -12,8 +12,9 @@
 //! - **Placement.** [`Hint::Lifo`] (the default) pushes on the submitting worker's ring of the
 //!   job's priority: it runs next here unless stolen. [`Hint::Fifo`] appends to the shared
 //!   injector of that priority, behind everything queued there. [`Hint::Inline`] runs the job
-//!   on the submitting fiber before the submit call returns (when the fiber's stack class fits
-//!   and the job may run on this worker; otherwise it is placed as `Lifo`). A pinned job always
+//!   on the submitting fiber before the submit call returns (when the fiber's stack class fits,
+//!   the fiber has the inline headroom left — see `Builder::inline_headroom` — and the job may
+//!   run on this worker; otherwise it is placed as `Lifo`). A pinned job always
 //!   goes to its worker's inbox.
 //! - **Order.** A worker looks at its pinned inbox, then its own rings High → Normal → Low,
 //!   then the injectors High → Normal → Low, then steals High → Normal → Low.
@@ -58,7 +59,8 @@ use crate::job::{Affinity, JobMeta, Priority};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Hint {
     /// Run now, on the submitting fiber, before the submit call returns (when its stack class
-    /// fits and its affinity allows this worker; otherwise placed as `Lifo`). No queue, no
+    /// fits, the fiber has [`Builder::inline_headroom`](crate::Builder::inline_headroom) of
+    /// stack left and its affinity allows this worker; otherwise placed as `Lifo`). No queue, no
     /// wake, no steal: use it for the piece of a fan-out the submitter would run anyway.
     Inline,
     /// Next on this worker: pushed on the submitting worker's ring (LIFO), where other workers
