@@ -194,13 +194,19 @@ fn allocations_inside_jobs_on_other_workers_are_counted() {
             })
         })
     });
-    assert!(elsewhere.load(Ordering::SeqCst), "the job ran on the calling thread");
+    assert!(
+        elsewhere.load(Ordering::SeqCst),
+        "the job ran on the calling thread"
+    );
     assert!(
         allocs >= 1,
         "a Box allocated in a job on worker 1 was not counted ({allocs})"
     );
     let allocs = count_allocs(|| drop(std::hint::black_box(vec![1u64; 8])));
-    assert_eq!(allocs, 1, "one Vec on the calling thread counted {allocs} times");
+    assert_eq!(
+        allocs, 1,
+        "one Vec on the calling thread counted {allocs} times"
+    );
 }
 
 type Check = (&'static str, fn());
