@@ -211,9 +211,9 @@ fn allocations_inside_jobs_on_other_workers_are_counted() {
 
 type Check = (&'static str, fn());
 
-/// Runs the checks one at a time (libtest's filters: a plain argument keeps the checks whose
-/// name contains it; `--list` lists them) and prints libtest-style lines; exits non-zero if
-/// any check panicked.
+/// Runs the checks one at a time and prints libtest-style lines; exits non-zero if any check
+/// panicked. Understands libtest's filters (a plain argument keeps the checks whose name
+/// contains it; `--exact`, `--skip NAME`, `--list`) and ignores its other options.
 fn main() {
     let checks: [Check; 3] = [
         (
@@ -229,18 +229,39 @@ fn main() {
             steady_state_sync_select_and_timed_waits_allocate_nothing,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        for (name, _) in &checks {
+    let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--list" => list = true,
+            "--exact" => exact = true,
+            "--skip" => skips.extend(args.next()),
+            // libtest options that take a value (the value is not a filter).
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                args.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a),
+        }
+    }
+    let matches = |name: &str, f: &String| {
+        if exact {
+            name == f
+        } else {
+            name.contains(f.as_str())
+        }
+    };
+    let selected: Vec<&Check> = checks
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|f| matches(name, f)))
+        .collect();
+    if list {
+        for (name, _) in &selected {
             println!("{name}: test");
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let selected: Vec<&Check> = checks
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
     let filtered_out = checks.len() - selected.len();
     println!("\nrunning {} tests", selected.len());
     let mut failed = Vec::new();
