@@ -40,7 +40,14 @@
 //! ## Features
 //! - `profile`: turns the scheduler's profiler call sites into calls to the hooks installed
 //!   with [`profile::set_hooks`] (see the `jobsys-profiling` crate for Tracy and Chrome trace).
-//! - `fault-injection`: reserved for seeded fault injection (not active yet).
+//! - `fault-injection`: seeded fault injection at the scheduler's racy points (spins, yields,
+//!   short sleeps, spurious CAS failures), seeded from `JOBSYS_FAULT_SEED`. For tests only.
+//! - `simulation`: deterministic simulation (`jobsys::sim`): every atomic operation, fault site, spin
+//!   and park becomes a step of a seeded scheduler that runs one thread at a time. For tests
+//!   only.
+//! - `sanitizer`: announces every fiber switch to AddressSanitizer (corosensei's `sanitizer`
+//!   feature), so ASan follows the stack a fiber runs on. Only for builds with
+//!   `-Zsanitizer=address`: it links against the ASan runtime. See `docs/testing.md`.
 //!
 //! ## What not to hold across a wait
 //! See `docs/safety.md`: a job may continue on another fiber's schedule after any wait, so

@@ -3,7 +3,12 @@
 //! After a warm-up, submitting, running and waiting on 1,000 jobs — as a raw batch, as scope
 //! spawns and as nested joins — performs no heap allocation on any thread; neither does a frame
 //! of channels, select, a mutex and timed waits.
-
+//!
+//! The count is process-wide, so nothing else may allocate while a check counts: this is a
+//! `harness = false` test binary (see `jobsys/Cargo.toml`) whose `main` runs the checks one
+//! after another on the main thread, with no test harness threads around. A self-check first
+//! proves that the counter sees allocations made inside jobs on other worker threads, so a
+//! zero cannot come from a counter that does not count.
 use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,8 +43,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The count is process-wide: the tests of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Heap allocations (and reallocations) that `f` makes, on any thread.
+fn count_allocs(f: impl FnOnce()) -> usize {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCS.load(Ordering::SeqCst)
+}
 
 fn add(_: &Ctx, data: *mut ()) {
     // SAFETY: points at the test's live `AtomicUsize`.
@@ -69,9 +80,7 @@ fn frame(jobs: &JobSystem, decls: &[JobDecl], cells: &mut [u64]) {
     });
 }
 
-#[test]
 fn steady_state_submit_run_wait_allocates_nothing() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for workers in [1, 2, 4] {
         let jobs = JobSystem::builder().workers(workers).build().unwrap();
         let hits = AtomicUsize::new(0);
@@ -82,13 +91,11 @@ fn steady_state_submit_run_wait_allocates_nothing() {
         for _ in 0..50 {
             frame(&jobs, &decls, &mut cells);
         }
-        ALLOCS.store(0, Ordering::SeqCst);
-        COUNTING.store(true, Ordering::SeqCst);
-        for _ in 0..200 {
-            frame(&jobs, &decls, &mut cells);
-        }
-        COUNTING.store(false, Ordering::SeqCst);
-        let allocs = ALLOCS.load(Ordering::SeqCst);
+        let allocs = count_allocs(|| {
+            for _ in 0..200 {
+                frame(&jobs, &decls, &mut cells);
+            }
+        });
         assert_eq!(hits.load(Ordering::Relaxed), 250 * 1000);
         assert!(cells.iter().all(|&c| c == 250));
         assert_eq!(
@@ -137,9 +144,7 @@ struct SyncParts {
     permits: jobsys::sync::Semaphore,
 }
 
-#[test]
 fn steady_state_sync_select_and_timed_waits_allocate_nothing() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for workers in [1, 2, 4] {
         let jobs = JobSystem::builder().workers(workers).build().unwrap();
         let p = SyncParts {
@@ -152,17 +157,134 @@ fn steady_state_sync_select_and_timed_waits_allocate_nothing() {
         for _ in 0..20 {
             sync_frame(&jobs, &p);
         }
-        ALLOCS.store(0, Ordering::SeqCst);
-        COUNTING.store(true, Ordering::SeqCst);
-        for _ in 0..100 {
-            sync_frame(&jobs, &p);
-        }
-        COUNTING.store(false, Ordering::SeqCst);
-        let allocs = ALLOCS.load(Ordering::SeqCst);
+        let allocs = count_allocs(|| {
+            for _ in 0..100 {
+                sync_frame(&jobs, &p);
+            }
+        });
         assert_eq!(*p.total.lock(&jobsys::sync::ThisThread), 120 * 4950);
         assert_eq!(
             allocs, 0,
             "{allocs} heap allocations in 100 warmed-up sync frames at {workers} workers"
         );
+    }
+}
+
+/// The self-check: an allocation made inside a job on another worker thread is counted, and
+/// so is one on the calling thread, through the same `count_allocs` the proofs use.
+fn allocations_inside_jobs_on_other_workers_are_counted() {
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let main = std::thread::current().id();
+    // Warm up, so the only allocations below are the boxes.
+    for _ in 0..10 {
+        jobs.run(|ctx| ctx.scope(|s| s.spawn(|_| ())));
+    }
+    let elsewhere = AtomicBool::new(false);
+    let allocs = count_allocs(|| {
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn_with(
+                    job_meta!("allocates", affinity(jobsys::Affinity::Worker(1))),
+                    |s| {
+                        assert_eq!(s.worker_index(), 1);
+                        elsewhere.store(std::thread::current().id() != main, Ordering::SeqCst);
+                        drop(std::hint::black_box(Box::new([7u8; 64])));
+                    },
+                );
+            })
+        })
+    });
+    assert!(
+        elsewhere.load(Ordering::SeqCst),
+        "the job ran on the calling thread"
+    );
+    assert!(
+        allocs >= 1,
+        "a Box allocated in a job on worker 1 was not counted ({allocs})"
+    );
+    let allocs = count_allocs(|| drop(std::hint::black_box(vec![1u64; 8])));
+    assert_eq!(
+        allocs, 1,
+        "one Vec on the calling thread counted {allocs} times"
+    );
+}
+
+type Check = (&'static str, fn());
+
+/// Runs the checks one at a time and prints libtest-style lines; exits non-zero if any check
+/// panicked. Understands libtest's filters (a plain argument keeps the checks whose name
+/// contains it; `--exact`, `--skip NAME`, `--list`) and ignores its other options.
+fn main() {
+    let checks: [Check; 3] = [
+        (
+            "allocations_inside_jobs_on_other_workers_are_counted",
+            allocations_inside_jobs_on_other_workers_are_counted,
+        ),
+        (
+            "steady_state_submit_run_wait_allocates_nothing",
+            steady_state_submit_run_wait_allocates_nothing,
+        ),
+        (
+            "steady_state_sync_select_and_timed_waits_allocate_nothing",
+            steady_state_sync_select_and_timed_waits_allocate_nothing,
+        ),
+    ];
+    let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--list" => list = true,
+            "--exact" => exact = true,
+            "--skip" => skips.extend(args.next()),
+            // libtest options that take a value (the value is not a filter).
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                args.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a),
+        }
+    }
+    let matches = |name: &str, f: &String| {
+        if exact {
+            name == f
+        } else {
+            name.contains(f.as_str())
+        }
+    };
+    let selected: Vec<&Check> = checks
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|f| matches(name, f)))
+        .collect();
+    if list {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return;
+    }
+    let filtered_out = checks.len() - selected.len();
+    println!("\nrunning {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, check) in &selected {
+        let ok = std::panic::catch_unwind(check).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for name in &failed {
+            println!("    {name}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {filtered_out} filtered out\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
     }
 }

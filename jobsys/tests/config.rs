@@ -51,11 +51,13 @@ fn workers_copy_the_callers_floating_point_control_state() {
     let seen = std::sync::Mutex::new(Vec::new());
     jobs.run(|ctx| {
         ctx.scope(|s| {
-            for k in 1..4 {
-                // One job pinned to each spawned worker, so every worker is checked.
-                let meta: &'static JobMeta = Box::leak(Box::new(
-                    JobMeta::new("fp", file!(), line!()).affinity(Affinity::Worker(k)),
-                ));
+            // One job pinned to each spawned worker, so every worker is checked.
+            static PINNED: [JobMeta; 3] = [
+                JobMeta::new("fp", file!(), line!()).affinity(Affinity::Worker(1)),
+                JobMeta::new("fp", file!(), line!()).affinity(Affinity::Worker(2)),
+                JobMeta::new("fp", file!(), line!()).affinity(Affinity::Worker(3)),
+            ];
+            for meta in &PINNED {
                 let seen = &seen;
                 s.spawn_with(meta, move |s| {
                     seen.lock().unwrap().push((s.worker_index(), mxcsr()))

@@ -253,15 +253,28 @@ fn a_thousand_panicking_jobs_reach_their_owners_and_the_system_stays_healthy() {
     std::panic::set_hook(hook);
 }
 
+/// The `'static` meta of a job pinned to worker `k` (`k` < 8, the most workers these tests
+/// build) — static, so no test leaks one per use (LeakSanitizer would report it).
+fn pinned_meta(k: usize) -> &'static JobMeta {
+    static PINNED: [JobMeta; 8] = {
+        let mut m = [const { JobMeta::new("pinned", file!(), line!()) }; 8];
+        let mut k = 0;
+        while k < 8 {
+            m[k] = JobMeta::new("pinned", file!(), line!()).affinity(Affinity::Worker(k));
+            k += 1;
+        }
+        m
+    };
+    &PINNED[k]
+}
+
 #[test]
 fn pinned_jobs_run_only_on_their_worker() {
     each_worker_count(|jobs, n| {
         for target in 0..n {
             let wrong = AtomicUsize::new(0);
             let ran = AtomicUsize::new(0);
-            let meta: &'static JobMeta = Box::leak(Box::new(
-                JobMeta::new("pinned", file!(), line!()).affinity(Affinity::Worker(target)),
-            ));
+            let meta = pinned_meta(target);
             jobs.run(|ctx| {
                 ctx.scope(|s| {
                     for _ in 0..200 {
@@ -541,9 +554,7 @@ fn migration_never_moves_pinned_jobs_or_the_run_closure() {
             for _ in 0..50 {
                 ctx.scope(|s| {
                     for k in 0..n {
-                        let meta: &'static JobMeta = Box::leak(Box::new(
-                            JobMeta::new("pinned", file!(), line!()).affinity(Affinity::Worker(k)),
-                        ));
+                        let meta = pinned_meta(k);
                         let moved = &moved;
                         s.spawn_with(meta, move |s| {
                             let t = std::thread::current().id();

@@ -24,8 +24,11 @@ fn panic_message<T>(r: std::thread::Result<T>) -> String {
 /// for every spawned job first, and only then reports the region. With one worker the jobs
 /// are still queued when the wait starts, so an early unwind would leave them unrun (and
 /// later run them on freed records).
-#[cfg(debug_assertions)]
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "needs debug assertions: the region check that makes the wait panic exists only in debug builds"
+)]
 fn a_scope_wait_in_a_no_suspend_region_panics_only_after_its_jobs_finished() {
     for workers in [1, 2] {
         let jobs = JobSystem::builder().workers(workers).build().unwrap();
@@ -65,8 +68,11 @@ fn a_scope_wait_in_a_no_suspend_region_panics_only_after_its_jobs_finished() {
 
 /// The usual mistake — a scope opened while a `SpinLock` guard is held — is refused before
 /// the body runs, so nothing is spawned.
-#[cfg(debug_assertions)]
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "needs debug assertions: the refusal is the debug-only no-suspend check"
+)]
 fn a_scope_or_join_under_a_spin_lock_guard_is_refused_before_spawning() {
     let jobs = JobSystem::builder().workers(2).build().unwrap();
     let lock = jobsys::sync::SpinLock::new(0u32);
@@ -106,8 +112,11 @@ fn a_scope_or_join_under_a_spin_lock_guard_is_refused_before_spawning() {
 
 /// A join whose `a` leaves a region open: `b` (stolen or not) has finished before the join
 /// reports it.
-#[cfg(debug_assertions)]
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "needs debug assertions: the region check that makes the wait panic exists only in debug builds"
+)]
 fn a_join_wait_in_a_no_suspend_region_panics_only_after_b_finished() {
     for workers in [1, 2] {
         let jobs = JobSystem::builder().workers(workers).build().unwrap();
@@ -142,8 +151,11 @@ fn a_join_wait_in_a_no_suspend_region_panics_only_after_b_finished() {
 
 /// A fiber that suspends with a region open (a counter wait reports it only after the wait)
 /// does not lend the region to the other fibers of its thread meanwhile.
-#[cfg(debug_assertions)]
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "needs debug assertions: regions are tracked only in debug builds"
+)]
 fn a_region_stays_with_its_fiber_across_a_wait() {
     let jobs = JobSystem::builder().workers(1).build().unwrap();
     let other_waits_ok = AtomicUsize::new(0);

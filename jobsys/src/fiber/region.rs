@@ -49,6 +49,11 @@ pub struct NoSuspend {
 }
 
 impl NoSuspend {
+    /// Whether regions are checked: true when jobsys itself was built with debug assertions
+    /// (what decides, not the profile of the crate that uses it). When false, the guard is
+    /// zero-sized and a wait inside a region goes unreported.
+    pub const CHECKED: bool = cfg!(debug_assertions);
+
     /// Opens a region on this thread.
     #[track_caller]
     #[inline]
