@@ -39,6 +39,11 @@ pub(crate) enum Site {
     Park,
     /// Between taking due timers out of the table and cancelling their waits.
     TimerFire,
+    /// A waker (`Shared::make_ready_from`) has pushed the fiber to a ready queue and not yet
+    /// woken its worker.
+    Readied,
+    /// A waker has woken the fiber's worker and not yet made its last touch of the system.
+    AfterWake,
     /// A CAS in a retry loop (see [`cas_fails`]).
     Cas,
 }
@@ -154,7 +159,7 @@ mod imp {
 pub(crate) fn inject(site: Site) {
     #[cfg(feature = "simulation")]
     if crate::sim::active() {
-        crate::sim::step();
+        crate::sim::site();
         return;
     }
     imp::inject(site);

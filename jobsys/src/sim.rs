@@ -49,11 +49,13 @@ pub const TICK: Duration = Duration::from_nanos(100);
 const TICK_NS: u64 = 100;
 const NEVER: u64 = u64::MAX;
 
-/// A simulation's configuration: its seed and its step budget.
+/// A simulation's configuration: its seed, its step budget and how often a thread is
+/// preempted.
 #[derive(Clone, Copy, Debug)]
 pub struct Sim {
     seed: u64,
     max_steps: u64,
+    preempt_one_in: u64,
 }
 
 /// A simulation that finished: what its closure returned, and the run's figures.
@@ -67,6 +69,8 @@ pub struct Run<T> {
     pub steps: u64,
     /// How many times the baton moved to another thread.
     pub switches: u64,
+    /// How many times a thread was preempted (see [`Sim::preempt_one_in`]).
+    pub preemptions: u64,
     /// A hash of which thread ran every step: equal for two runs of one seed.
     pub schedule: u64,
     /// Virtual time at the end.
@@ -159,12 +163,33 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 impl Sim {
-    /// A simulation driven by `seed`, with a budget of 50 million steps.
+    /// A simulation driven by `seed`, with a budget of 50 million steps and no preemption.
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
             max_steps: 50_000_000,
+            preempt_one_in: 0,
         }
+    }
+
+    /// Preempts the running thread at about one fault-injection site in `n` (the racy points
+    /// of the scheduler's protocols: a push, a steal, a counter decrement, a wait's
+    /// publication, the steps of a wake; 0: never, the default): it is *descheduled* — it
+    /// cannot have the baton — for a span of virtual time drawn log-uniformly between one
+    /// [`TICK`] and about 26 ms, as a thread of an oversubscribed
+    /// machine loses its core. The others run meanwhile (spins and yields included, which
+    /// otherwise hand the baton straight back to a runnable thread such as that one); it
+    /// runs again when the span has passed (virtual time jumps to its end when no other
+    /// thread can run before it).
+    ///
+    /// Without it, a thread is never kept from running while it is runnable: a window
+    /// between two steps of one thread is only ever seen by others for a few steps, never
+    /// for as long as it takes another worker to find nothing, spin and go to sleep.
+    /// Preemption explores those long windows (a waker descheduled between its wake and
+    /// its last touch of the system). The schedule remains a function of the seed.
+    pub fn preempt_one_in(mut self, n: u64) -> Self {
+        self.preempt_one_in = n;
+        self
     }
 
     /// Ends the run as a [`Failure::Livelock`] after `steps` steps.
@@ -204,7 +229,8 @@ impl Sim {
         {
             return Err(failure);
         }
-        let (steps, switches, schedule, clock) = (s.steps, s.switches, s.hash, s.clock);
+        let (steps, switches, preemptions, schedule, clock) =
+            (s.steps, s.switches, s.preemptions, s.hash, s.clock);
         drop(s);
         // A failed run keeps its bucket for good: its blocked threads' nodes stay linked.
         give_bucket(world.bucket);
@@ -214,6 +240,7 @@ impl Sim {
                 seed: self.seed,
                 steps,
                 switches,
+                preemptions,
                 schedule,
                 elapsed: Duration::from_nanos(clock),
             }),
@@ -238,6 +265,11 @@ enum Status {
     /// Parked until unparked, or until `deadline` ([`NEVER`]: none).
     Blocked {
         deadline: u64,
+    },
+    /// Runnable, but descheduled until `until` (see [`Sim::preempt_one_in`]); an unpark
+    /// does not end it.
+    Preempted {
+        until: u64,
     },
     /// Waiting for thread `.0` to finish.
     Joining(usize),
@@ -266,9 +298,12 @@ struct State {
     steps: u64,
     max_steps: u64,
     switches: u64,
+    preemptions: u64,
     hash: u64,
     /// At an ordinary step the baton moves with probability 1 / this.
     switch_one_in: u64,
+    /// At an ordinary step the thread is preempted with probability 1 / this (0: never).
+    preempt_one_in: u64,
     failure: Option<Failure>,
     reporters: Vec<Reporter>,
 }
@@ -337,8 +372,10 @@ impl World {
                 steps: 0,
                 max_steps: sim.max_steps,
                 switches: 0,
+                preemptions: 0,
                 hash: 0xCBF2_9CE4_8422_2325,
                 switch_one_in,
+                preempt_one_in: sim.preempt_one_in,
                 failure: None,
                 reporters: Vec::new(),
             }),
@@ -382,7 +419,8 @@ impl World {
         // Deadlines that passed while others ran.
         let clock = s.clock;
         for t in &mut s.threads {
-            if matches!(t.status, Status::Blocked { deadline } if deadline <= clock) {
+            if matches!(t.status, Status::Blocked { deadline } | Status::Preempted { until: deadline } if deadline <= clock)
+            {
                 t.status = Status::Runnable;
             }
         }
@@ -403,6 +441,14 @@ impl World {
         }
         self.hand_over(&mut s, next);
         self.wait_turn(s, me)
+    }
+
+    /// An ordinary step's draw: the baton moves with probability 1 / `switch_one_in`.
+    fn maybe_switch(&self, mut s: MutexGuard<'_, State>, me: usize) {
+        let r = splitmix(&mut s.rng);
+        if r.is_multiple_of(s.switch_one_in) {
+            drop(self.pass(s, me, false));
+        }
     }
 
     /// Gives the baton to `next`, or, when nobody can have it, ends the run as a deadlock.
@@ -433,19 +479,26 @@ impl World {
         };
         let mut choice = runnable(s, other);
         if choice.is_empty() {
-            // Nobody (else) can run: let time pass to the earliest deadline.
+            // Nobody (else) can run: let time pass to the earliest deadline (a preempted
+            // thread's included: it gets its core back) — unless it is a preempted thread's
+            // and this one can go on: a spinning thread keeps its core while another is
+            // descheduled, and time passes by its steps.
+            let me_runs = s.threads[me].status == Status::Runnable;
             let earliest = (0..s.threads.len())
                 .filter_map(|i| match s.threads[i].status {
                     Status::Blocked { deadline } if deadline != NEVER => Some((deadline, i)),
+                    Status::Preempted { until } => Some((until, i)),
                     _ => None,
                 })
                 .min();
-            if let Some((deadline, i)) = earliest {
+            if let Some((deadline, i)) = earliest
+                && !(me_runs && matches!(s.threads[i].status, Status::Preempted { .. }))
+            {
                 s.clock = s.clock.max(deadline);
                 s.threads[i].status = Status::Runnable;
                 return Some(i);
             }
-            if s.threads[me].status == Status::Runnable {
+            if me_runs {
                 // Spinning alone: only the step budget ends it.
                 return Some(me);
             }
@@ -466,6 +519,7 @@ impl World {
                 Status::Runnable => "runnable".to_string(),
                 Status::Blocked { deadline: NEVER } => "blocked".to_string(),
                 Status::Blocked { deadline } => format!("blocked until t={deadline} ns"),
+                Status::Preempted { until } => format!("preempted until t={until} ns"),
                 Status::Joining(j) => format!("joining thread {j} ({})", s.threads[j].name),
                 Status::Finished => "finished".to_string(),
             };
@@ -540,11 +594,29 @@ pub(crate) fn active() -> bool {
 #[inline]
 pub(crate) fn step() {
     with_me(|w, me| {
+        let s = w.count(w.lock(), me);
+        w.maybe_switch(s, me);
+    });
+}
+
+/// A fault-injection site (a racy point of a protocol, see `fault.rs`): a step where, with
+/// [`Sim::preempt_one_in`], the thread may also be descheduled for a while.
+pub(crate) fn site() {
+    with_me(|w, me| {
         let mut s = w.count(w.lock(), me);
-        let r = splitmix(&mut s.rng);
-        if r.is_multiple_of(s.switch_one_in) {
-            drop(w.pass(s, me, false));
+        // Drawn only when preemption is on, so that runs without it replay as before.
+        if s.preempt_one_in != 0 && splitmix(&mut s.rng).is_multiple_of(s.preempt_one_in) {
+            // Log-uniform from one tick to about 26 ms: short and very long deschedules are
+            // both common. A long one outlasts another worker's way to sleep (its idle spins
+            // and yields, thousands of steps).
+            let span = TICK_NS << (splitmix(&mut s.rng) % 19);
+            let until = s.clock.saturating_add(span);
+            s.threads[me].status = Status::Preempted { until };
+            s.preemptions += 1;
+            drop(w.pass(s, me, true));
+            return;
         }
+        w.maybe_switch(s, me);
     });
 }
 

@@ -197,11 +197,20 @@ impl Shared {
         if !idle || self.dorm.epoch.load(Ordering::SeqCst) != epoch {
             return false;
         }
-        let parked = self
-            .workers
-            .iter()
-            .map(|w| w.parked_here.load(Ordering::SeqCst))
-            .sum::<usize>();
+        // One load per worker reads its parked fibers and the wakers in flight toward it
+        // together. A waker in flight may have pushed a fiber that already ran and still count
+        // it as parked (it un-counts it next): not a deadlock, and not drained either — the
+        // waker still touches this system, which must not be freed before its last touch. So
+        // the drain goes on until no waker is in flight; none can start after that, because
+        // nothing is parked and nothing runs that could park.
+        let mut parked = 0;
+        for w in self.workers.iter() {
+            let (here, in_flight) = w.parked_and_in_flight();
+            if in_flight != 0 {
+                return false;
+            }
+            parked += here;
+        }
         if parked > 0 {
             self.deadlock(
                 "the system is dropping, no job is left to run, and fibers are still parked",

@@ -10,7 +10,7 @@ mod dag;
 
 use jobsys::sim::{Failure, Run, Sim};
 use jobsys::sync::{Channel, Event, EventKind, Mutex, WaitGroup};
-use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
+use jobsys::{Affinity, Counter, Ctx, JobDecl, JobSystem, job_meta};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -290,5 +290,65 @@ fn a_spin_that_never_ends_is_reported_as_a_livelock() {
             );
         }
         other => panic!("expected a livelock, got: {other}"),
+    }
+}
+
+/// Rounds of `run` per seed in the preemption test: each is a wake of the `run` closure's
+/// fiber by worker 1.
+const WAKE_ROUNDS: u64 = 20;
+/// How often a step preempts its thread in the preemption test (see `Sim::preempt_one_in`).
+const PREEMPT_ONE_IN: u64 = 4;
+
+/// A waker descheduled between its wake and its last touch of the system must not leave
+/// worker 0 asleep with `run`'s work done: the `run` closure waits for a job pinned to worker
+/// 1, whose completion wakes the closure's fiber; with preemption the waker may lose its core
+/// anywhere in that wake while worker 0 resumes the fiber, finishes and looks at whether `run`
+/// is done. There is no watchdog under simulation, so a lost wake-up ends the run as a
+/// deadlock (every thread blocked), and a drop that sees the fiber still counted as parked
+/// after it ran reports a false deadlock. Every seed must finish.
+#[test]
+fn a_preempted_waker_loses_no_wake_up() {
+    let mut failed = Vec::new();
+    let mut preemptions = 0;
+    let seeds = seeds();
+    for &seed in &seeds {
+        let result = Sim::new(seed).preempt_one_in(PREEMPT_ONE_IN).run(|| {
+            let jobs = system(2);
+            let hits = AtomicU64::new(0);
+            for _ in 0..WAKE_ROUNDS {
+                jobs.run(|ctx| {
+                    ctx.scope(|sc| {
+                        let hits = &hits;
+                        sc.spawn_with(
+                            job_meta!("on worker 1", affinity(Affinity::Worker(1))),
+                            move |_| {
+                                hits.fetch_add(1, Ordering::Relaxed);
+                            },
+                        );
+                    });
+                });
+            }
+            drop(jobs);
+            hits.into_inner()
+        });
+        match result {
+            Ok(run) => {
+                assert_eq!(run.value, WAKE_ROUNDS, "seed {seed}");
+                preemptions += run.preemptions;
+            }
+            Err(failure) => failed.push(failure),
+        }
+    }
+    assert!(
+        seeds.len() < 4 || preemptions > 0,
+        "no thread was ever preempted: the test explores nothing"
+    );
+    if let Some(first) = failed.first() {
+        panic!(
+            "{} of {} seeds failed (seeds {:?}); the first:\n{first}",
+            failed.len(),
+            seeds.len(),
+            failed.iter().map(Failure::seed).collect::<Vec<_>>()
+        );
     }
 }

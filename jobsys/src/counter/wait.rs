@@ -76,8 +76,10 @@ impl Waiter {
         let timed = unsafe { (*node).timing.stamp } != 0;
         // SAFETY: as above.
         match unsafe { &(*node).waiter } {
-            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers. A
-            // timed wait was counted with the primitive waits (`publish_wait`).
+            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers, and
+            // `make_ready_from` counts itself in flight before it un-counts the fiber, so the
+            // system stays alive until its last touch. A timed wait was counted with the
+            // primitive waits (`publish_wait`).
             Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready_from(*fiber, timed) },
             Waiter::Thread { thread, done } => {
                 // Clone before `done`: after the store the waiter may free the node.

@@ -112,6 +112,12 @@ impl Ctx {
         }
         let shared = self.shared();
         let _close = Close(shared);
+        // Counted as a waker on its way from the opening to the wakes, so that a sleeper whose
+        // watchdog sees the frame open before our wake reaches it counts no lost wake-up.
+        shared
+            .dorm
+            .waking
+            .fetch_add(1, crate::shim::Ordering::SeqCst);
         if shared
             .frames_open
             .fetch_add(1, crate::shim::Ordering::SeqCst)
@@ -121,6 +127,10 @@ impl Ctx {
             // its announcement and wake it.
             shared.wake_all();
         }
+        shared
+            .dorm
+            .waking
+            .fetch_sub(1, crate::shim::Ordering::SeqCst);
         f(self)
     }
 

@@ -575,7 +575,9 @@ impl Waiter {
     /// As for [`Waiter::wake`]: the caller owns the wake and never touches the waiter again.
     unsafe fn wake_parked(&self) {
         match self {
-            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers.
+            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers, and
+            // `make_ready_from` counts itself in flight before it un-counts the fiber, so the
+            // system stays alive until its last touch.
             Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready_from(*fiber, true) },
             Waiter::Thread { thread, done } => {
                 let thread = thread.clone();

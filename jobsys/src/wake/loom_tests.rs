@@ -4,7 +4,7 @@
 
 use super::{Bed, Dorm};
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use loom::thread;
 
 /// A queue reduced to its item count, published with Release and taken with a CAS.
@@ -57,7 +57,8 @@ fn worker(w: &World, me: usize) {
             w.taken.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        w.dorm.sleep(&w.beds[me], || w.work.visible(), park);
+        w.dorm
+            .sleep(&w.beds[me], || w.work.visible(), || w.work.visible(), park);
     }
 }
 
@@ -148,7 +149,7 @@ fn loom_an_unfenced_notify_loses_no_work() {
                         return;
                     }
                     let look = || w.work.visible() || w.exit.load(Ordering::SeqCst);
-                    w.dorm.sleep(&w.beds[1], look, park);
+                    w.dorm.sleep(&w.beds[1], look, look, park);
                 }
             })
         };
@@ -167,6 +168,74 @@ fn loom_an_unfenced_notify_loses_no_work() {
         }
         sleeper.join().unwrap();
         assert_eq!(w.taken.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// One waker in flight, in the high half of the model's `parked_here` (as in
+/// `Worker::parked_here`).
+const IN_FLIGHT: u64 = 1 << 32;
+
+/// The waker's order in `Shared::make_ready_from`, against worker 0 inside `run` and then
+/// dropping the system. Worker 0's `run` closure is parked (counted in `parked_here`); a
+/// waker (another worker's job, or a plain thread) counts itself in flight, pushes the fiber
+/// to worker 0's ready queue, un-counts it, wakes worker 0, and un-counts itself — its last
+/// touch of the system. Worker 0 resumes the fiber (which finishes), and leaves `run` once
+/// the fiber is done and nothing is parked; otherwise it sleeps. Then it drops the system:
+/// the drain waits until no waker is in flight, then frees it.
+///
+/// A lost wake-up is a loom deadlock (worker 0 asleep for good with `run` done); a touch
+/// after the free fails the waker's assertion. With the old order (push, wake, then un-count
+/// the fiber as the last touch) the model deadlocks: worker 0 resumes the fiber, sees it
+/// still counted, sleeps, and the late decrement wakes nobody.
+#[test]
+fn loom_a_woken_run_closure_never_leaves_worker_0_asleep() {
+    loom::model(|| {
+        let w = world(1);
+        let parked_here = Arc::new(AtomicU64::new(1));
+        let freed = Arc::new(AtomicBool::new(false));
+        let worker0 = thread::current();
+        let waker = {
+            let (w, parked_here, freed) = (w.clone(), parked_here.clone(), freed.clone());
+            thread::spawn(move || {
+                parked_here.fetch_add(IN_FLIGHT, Ordering::SeqCst);
+                w.work.publish();
+                parked_here.fetch_sub(1, Ordering::SeqCst);
+                // `wake_worker(0)`.
+                fence(Ordering::SeqCst);
+                if w.dorm.claim(&w.beds[0]) {
+                    worker0.unpark();
+                }
+                assert!(
+                    !freed.load(Ordering::SeqCst),
+                    "the waker touched a freed system"
+                );
+                parked_here.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
+            })
+        };
+        // Worker 0 in `run`.
+        let finished = AtomicBool::new(false);
+        let done = || {
+            finished.load(Ordering::Relaxed)
+                && parked_here.load(Ordering::SeqCst) & (IN_FLIGHT - 1) == 0
+        };
+        loop {
+            if w.work.take() {
+                // The closure's fiber resumes and returns.
+                finished.store(true, Ordering::Relaxed);
+                continue;
+            }
+            if done() {
+                break;
+            }
+            let look = || w.work.visible() || done();
+            w.dorm.sleep(&w.beds[0], look, look, park);
+        }
+        // Dropping the system: the drain goes on while a waker is in flight.
+        while parked_here.load(Ordering::SeqCst) >> 32 != 0 {
+            thread::yield_now();
+        }
+        freed.store(true, Ordering::SeqCst);
+        waker.join().unwrap();
     });
 }
 

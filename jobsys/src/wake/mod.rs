@@ -9,7 +9,7 @@
 mod loom_tests;
 mod protocol;
 
-pub(crate) use protocol::{Bed, Dorm};
+pub(crate) use protocol::{Bed, Dorm, Slept};
 
 use crate::shim::{Ordering, fence};
 use crate::worker::Shared;
@@ -100,15 +100,16 @@ impl Shared {
     /// is [`Dorm::sleep`]): first it looks for work, `done()` and `exit` once more after
     /// announcing itself.
     pub(crate) fn sleep(&self, index: usize, done: &dyn Fn() -> bool) {
-        // An open frame counts as work: a worker that decided to sleep just before a frame
-        // opened sees it here (the opener fences before waking sleepers) and stays up.
-        let look = || {
-            self.has_work(index)
-                || self.in_frame()
-                || self.timers.due()
-                || done()
-                || self.exit.load(Ordering::SeqCst)
+        // What a waker owes this sleeper a wake for. An open frame counts as work: a worker
+        // that decided to sleep just before a frame opened sees it here (the opener fences
+        // before waking sleepers) and stays up.
+        let stranded = || {
+            self.has_work(index) || self.in_frame() || done() || self.exit.load(Ordering::SeqCst)
         };
+        // Before sleeping it also looks at the timers; the watchdog does not: a due timer is
+        // not owed a wake (the sleeper's park is no longer than the earliest deadline, and it
+        // gets up by itself for it), so a sleeper that finds one is not a lost wake-up.
+        let look = || stranded() || self.timers.due();
         let park = || {
             crate::profile::sleep_begin(index);
             // No longer than the earliest armed timer: no worker may sleep through a timeout.
@@ -123,6 +124,57 @@ impl Shared {
             crate::profile::sleep_end(index);
             self.timers.due()
         };
-        self.dorm.sleep(&self.workers[index].bed, look, park);
+        if self
+            .dorm
+            .sleep(&self.workers[index].bed, look, stranded, park)
+            == Slept::Rescued
+            && !self.waker_on_its_way()
+        {
+            self.dorm.rescues.fetch_add(1, Ordering::Relaxed);
+            // Loud where it can be afforded: a lost wake-up is a jobsys bug.
+            #[cfg(debug_assertions)]
+            eprintln!(
+                "jobsys: LOST WAKE-UP: the sleep watchdog got worker {index} up: {} \
+                 (nobody woke it; counted in JobSystem::lost_wakeups; please report)",
+                self.stranded_report(index, done)
+            );
+        }
+    }
+
+    /// Whether a waker is between its publication and its last touch (a fiber's or pinned
+    /// job's waker, counted per worker, or one of the cold paths counted in `Dorm::waking`):
+    /// a sleeper that sees its work before its wake was not forgotten.
+    fn waker_on_its_way(&self) -> bool {
+        self.dorm.waking.load(Ordering::SeqCst) != 0
+            || self.workers.iter().any(|w| w.parked_and_in_flight().1 != 0)
+    }
+
+    /// What the watchdog found for worker `index` (for the lost wake-up's message).
+    #[cfg(debug_assertions)]
+    fn stranded_report(&self, index: usize, done: &dyn Fn() -> bool) -> String {
+        let me = &self.workers[index];
+        let own_rings: usize = me.rings.iter().flatten().map(|r| r.len()).sum();
+        let other_rings: usize = self
+            .workers
+            .iter()
+            .filter(|w| w.index != index)
+            .flat_map(|w| w.rings.iter().flatten())
+            .map(|r| r.len())
+            .sum();
+        let ready_any: usize = self.workers.iter().map(|w| w.ready_any.len()).sum();
+        format!(
+            "ready fibers {}, ready-anywhere fibers {ready_any} (all workers), yielded {}, \
+             pinned jobs {}, own ring jobs {own_rings}, other workers' ring jobs {other_rings}, \
+             injector jobs {}, frame open {}, done {}, exit {}, fibers parked here {}, timer due {}",
+            me.ready.len(),
+            me.yielded.len(),
+            me.pinned.len(),
+            self.injector.len(),
+            self.in_frame(),
+            done(),
+            self.exit.load(Ordering::SeqCst),
+            me.parked_here(),
+            self.timers.due(),
+        )
     }
 }

@@ -23,6 +23,18 @@ impl Bed {
     }
 }
 
+/// How a [`Dorm::sleep`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slept {
+    /// The look after the announcement found work: it did not park.
+    No,
+    /// It parked, and got up because a waker claimed it, or by itself for a due timer.
+    Woken,
+    /// The watchdog got it up: twice in a row it found work (`stranded`) while still flagged
+    /// asleep. A lost wake-up, unless a waker was still on its way (the caller decides).
+    Rescued,
+}
+
 /// What all the beds of one system share.
 pub(crate) struct Dorm {
     /// Workers with `sleeping` set.
@@ -30,12 +42,14 @@ pub(crate) struct Dorm {
     /// Bumped before every wake of a sleeping worker (see `Shared::drained`).
     pub(crate) epoch: CachePadded<AtomicUsize>,
     /// Sleeps the watchdog ended because work was waiting that nobody woke the sleeper for
-    /// (lost wake-ups: always 0 unless the protocol has a bug).
+    /// (lost wake-ups: always 0 unless the protocol has a bug). Counted by `Shared::sleep`.
     pub(crate) rescues: AtomicUsize,
-    /// Wakers inside their claim loop (`Shared::wake_any`): a sleeper that finds work while
-    /// one is in there may just be about to be claimed (a waker descheduled between its fence
-    /// and its claim for two watchdog periods, which an oversubscribed machine can do), so its
-    /// rescue is not counted as a lost wake-up.
+    /// Wakers between their publication and their claim on the cold paths (`Shared::wake_any`,
+    /// a frame's opening): a sleeper that finds work while one is in there may just be about
+    /// to be claimed (a waker descheduled between its fence and its claim for two watchdog
+    /// periods, which an oversubscribed machine can do), so its rescue is not counted as a
+    /// lost wake-up. (Wakers of fibers and pinned jobs count themselves per worker, in
+    /// `Worker::parked_here`.)
     pub(crate) waking: AtomicUsize,
 }
 
@@ -52,13 +66,16 @@ impl Dorm {
     /// The sleeper's side: announce, fence, `look` for work (read-only; true means found),
     /// and either cancel or `park` until a waker clears `bed.sleeping` (`park` may return
     /// spuriously; it returns true when the sleeper must get up by itself — a timer of a
-    /// timed wait is due). Returns whether it slept.
+    /// timed wait is due). `stranded` is the watchdog's look: work that a waker owed this
+    /// sleeper a wake for (`look` without what the sleeper gets up for by itself, such as due
+    /// timers).
     pub(crate) fn sleep(
         &self,
         bed: &Bed,
         look: impl Fn() -> bool,
+        stranded: impl Fn() -> bool,
         mut park: impl FnMut() -> bool,
-    ) -> bool {
+    ) -> Slept {
         // Count first, flag second: a waker can only claim a flag that is already counted, so
         // `sleepers` never reads below the number of claimable sleepers. (Flag first let a
         // waker claim a half-announced worker and decrement before its increment; another
@@ -75,7 +92,7 @@ impl Dorm {
             if bed.sleeping.swap(false, Ordering::AcqRel) {
                 self.sleepers.fetch_sub(1, Ordering::AcqRel);
             }
-            return false;
+            return Slept::No;
         }
         bed.settled.store(true, Ordering::SeqCst);
         // Watchdog: `park` may return without a wake (the scheduler's parks time out). A
@@ -83,6 +100,7 @@ impl Dorm {
         // it — a lost wake-up, which the protocol above rules out — so it counts a rescue and
         // gets up. Once is not enough: a waker may be between its fence and its claim.
         let mut saw_work = false;
+        let mut slept = Slept::Woken;
         while bed.sleeping.load(Ordering::Acquire) {
             if park() {
                 // An alarm, not a wake: get up (unless a waker claimed us meanwhile).
@@ -94,22 +112,20 @@ impl Dorm {
             if !bed.sleeping.load(Ordering::Acquire) {
                 break;
             }
-            if !look() {
+            if !stranded() {
                 saw_work = false;
             } else if !saw_work {
                 saw_work = true;
             } else {
                 if bed.sleeping.swap(false, Ordering::AcqRel) {
                     self.sleepers.fetch_sub(1, Ordering::AcqRel);
-                    if self.waking.load(Ordering::SeqCst) == 0 {
-                        self.rescues.fetch_add(1, Ordering::Relaxed);
-                    }
+                    slept = Slept::Rescued;
                 }
                 break;
             }
         }
         bed.settled.store(false, Ordering::SeqCst);
-        true
+        slept
     }
 
     /// The waker's side, after publishing work: whether some worker may be asleep. The SeqCst

@@ -15,6 +15,10 @@ use std::thread::Thread;
 const PARKED_ALL: u64 = (1 << 32) - 1;
 /// One fiber parked on a primitive, in the high half of `Shared::parked`.
 const PARKED_ON_SYNC: u64 = 1 << 32;
+/// The low half of `Worker::parked_here`: fibers parked here.
+const PARKED_HERE: u64 = (1 << 32) - 1;
+/// One waker in flight toward a worker, in the high half of `Worker::parked_here`.
+const IN_FLIGHT: u64 = 1 << 32;
 
 /// Decrements a worker owes one counter: `n` finished jobs of `counter`, batched so that a
 /// run of jobs of one counter on one worker costs one RMW on its cache line instead of `n`.
@@ -50,8 +54,11 @@ pub(crate) struct Worker {
     pub(crate) ready_any: ArrayQueue<u32>,
     /// Fibers that yielded: resumed after new jobs had their turn, in FIFO order.
     pub(crate) yielded: ArrayQueue<u32>,
-    /// Fibers parked while running on this worker and not yet pushed back to `ready`.
-    pub(crate) parked_here: AtomicUsize,
+    /// One word, read in one load: low 32 bits, fibers parked while running on this worker
+    /// and not yet pushed back to `ready` (see `parked_here()`); high 32 bits, wakers in
+    /// flight toward this worker — between their first and their last touch of the system
+    /// (see `Shared::make_ready_from` and `Shared::push_pinned`).
+    pub(crate) parked_here: AtomicU64,
     /// Sleep state (see `wake/`).
     pub(crate) bed: crate::wake::Bed,
     pub(crate) thread: OnceLock<Thread>,
@@ -78,7 +85,7 @@ impl Worker {
             ready: ArrayQueue::new(fibers.max(1)),
             ready_any: ArrayQueue::new(fibers.max(1)),
             yielded: ArrayQueue::new(fibers.max(1)),
-            parked_here: AtomicUsize::new(0),
+            parked_here: AtomicU64::new(0),
             bed: crate::wake::Bed::new(),
             thread: OnceLock::new(),
 
@@ -145,11 +152,40 @@ impl Worker {
         self.rings.iter().flatten().all(Ring::is_empty)
     }
 
-    /// Nothing queued, ready or parked here.
+    /// Fibers parked while running here and not yet pushed back to a ready queue.
+    #[inline]
+    pub(crate) fn parked_here(&self) -> u64 {
+        self.parked_here.load(Ordering::SeqCst) & PARKED_HERE
+    }
+
+    /// Fibers parked here and wakers in flight toward this worker (see
+    /// `Shared::make_ready_from`), read together in one load.
+    #[inline]
+    pub(crate) fn parked_and_in_flight(&self) -> (u64, u64) {
+        let word = self.parked_here.load(Ordering::SeqCst);
+        (word & PARKED_HERE, word >> 32)
+    }
+
+    /// Counts a waker in flight toward this worker. Its first touch of the system: from here
+    /// until [`waker_landed`](Self::waker_landed) the system does not finish dropping.
+    #[inline]
+    fn waker_in_flight(&self) {
+        self.parked_here.fetch_add(IN_FLIGHT, Ordering::SeqCst);
+    }
+
+    /// Ends [`waker_in_flight`](Self::waker_in_flight): the waker's last touch of the system,
+    /// which may be freed right after it.
+    #[inline]
+    fn waker_landed(&self) {
+        self.parked_here.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
+    }
+
+    /// Nothing queued, ready or parked here (wakers still in flight toward it are not
+    /// counted: the fibers they wake are already in `ready`).
     pub(crate) fn is_quiet(&self) -> bool {
         self.no_ready()
             && self.yielded.is_empty()
-            && self.parked_here.load(Ordering::SeqCst) == 0
+            && self.parked_here() == 0
             && self.pinned.is_empty()
             && self.rings_empty()
     }
@@ -228,7 +264,9 @@ impl Shared {
         self.frames_open.load(Ordering::Relaxed) != 0
     }
 
-    /// Routes a pinned job to its worker's inbox and wakes that worker.
+    /// Routes a pinned job to its worker's inbox and wakes that worker. Counted as a waker in
+    /// flight toward it meanwhile, so that a sleeper whose watchdog sees the job before the
+    /// wake comes (a descheduled submitter) counts no lost wake-up.
     pub(crate) fn push_pinned(&self, worker: usize, job: JobRef) {
         let Some(w) = self.workers.get(worker) else {
             // Unreachable through the public API (submit paths call `check_affinity`); scheduler
@@ -239,8 +277,10 @@ impl Shared {
                 self.workers.len()
             ));
         };
+        w.waker_in_flight();
         w.pinned.push(job);
         self.wake_worker(worker);
+        w.waker_landed();
     }
 
     /// Accounts a fiber whose wait was just published; reports a deadlock if every fiber is
@@ -270,13 +310,26 @@ impl Shared {
     /// Makes a parked fiber runnable on its home worker (the wake stage). `from_sync`: it was
     /// counted as parked on a `jobsys::sync` primitive or in a timed wait (un-counted from
     /// both halves of `parked` in one RMW).
+    ///
+    /// The order (argued in `wake/README.md`, "The waker's order"):
+    /// 1. count this waker in flight toward the home worker — first, so that from now until
+    ///    step 5 the system cannot finish dropping, and a drain that still sees the fiber
+    ///    counted as parked after it ran sees the waker too (no false deadlock report);
+    /// 2. un-count `parked`, push the fiber to a ready queue;
+    /// 3. un-count it from `parked_here` (which may make worker 0's `run` done);
+    /// 4. wake the worker the fiber went to — after step 3, so that a worker that decided to
+    ///    sleep because `run` was not done yet is woken for the change (the SeqCst decrement
+    ///    and the wake's fence pair with the sleeper's announcement and fence);
+    /// 5. un-count the waker: the last touch of this system (the waker may be a job of
+    ///    another system or a plain thread; the system may be freed right after).
     pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool) {
         let slot = self.fibers.slot(fiber);
         let home = slot.home.load(Ordering::Relaxed);
+        let w = &self.workers[home];
+        w.waker_in_flight();
         let delta = 1 + if from_sync { PARKED_ON_SYNC } else { 0 };
         self.parked.fetch_sub(delta, Ordering::AcqRel);
         slot.transition(FiberState::Waiting, FiberState::Ready);
-        let w = &self.workers[home];
         let anywhere = self.migration && !slot.has_pinned();
         let mut to = home;
         if anywhere {
@@ -288,15 +341,21 @@ impl Shared {
         } else {
             w.push_ready(fiber);
         }
+        crate::fault::inject(crate::fault::Site::Readied);
+        // After the push: `parked_here + ready` never reads zero while the fiber is on its
+        // way back, so `run` cannot return before its closure's fiber has finished.
+        let was = w.parked_here.fetch_sub(1, Ordering::SeqCst) & PARKED_HERE;
         self.wake_worker(to);
         if anywhere {
             self.notify_one();
+            if to != home && was == 1 {
+                // The fiber went elsewhere, but its home may be worker 0 asleep in `run`,
+                // which this decrement may have made done.
+                self.wake_worker(home);
+            }
         }
-        // Last, and the last touch of this system: while `parked_here` counts the fiber, its
-        // system can neither leave `run` nor finish dropping (the waker may be a job of another
-        // system). Pushing before un-counting also means `parked_here + ready` never reads zero
-        // while the fiber is on its way back.
-        w.parked_here.fetch_sub(1, Ordering::SeqCst);
+        crate::fault::inject(crate::fault::Site::AfterWake);
+        w.waker_landed();
     }
 
     /// The simulation's view of this system when a run fails: its workers and every fiber
@@ -308,10 +367,7 @@ impl Shared {
             self.workers.len(),
             self.fibers.len(),
             self.injector.len(),
-            self.workers
-                .iter()
-                .map(|w| w.parked_here.load(Ordering::SeqCst))
-                .sum::<usize>()
+            self.workers.iter().map(Worker::parked_here).sum::<u64>()
         );
         for w in self.workers.iter() {
             out.push_str(&format!(
