@@ -6,6 +6,7 @@
 //! The worker publishes a wait only after the switch has landed (post-switch publication).
 
 mod ctx;
+pub(crate) mod overflow;
 mod pool;
 mod region;
 mod stack;

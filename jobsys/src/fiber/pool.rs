@@ -66,6 +66,8 @@ pub(crate) enum FiberState {
 /// suspension when migration is on; see docs/safety.md.
 pub(crate) struct FiberSlot {
     coro: UnsafeCell<Coro>,
+    /// Its index in the pool (for messages).
+    pub(crate) index: u32,
     pub(crate) class: StackClass,
     /// Where its stack lies (fixed at build).
     pub(crate) stack: StackBounds,
@@ -117,8 +119,18 @@ impl FiberSlot {
     /// The caller owns the fiber's current state (took it from the free list or a ready queue).
     #[inline]
     pub(crate) unsafe fn resume(&self, input: Resume) -> CoroutineResult<Suspend, ()> {
+        // While it runs, this thread's signal handler knows which fiber's guard page is
+        // whose (see `overflow/`).
+        let _running = super::overflow::Running::enter(self);
         // SAFETY: exclusive by the caller's contract.
         self.coro.with_mut(|c| unsafe { (*c).resume(input) })
+    }
+
+    /// The job running on this fiber, or null (a plain atomic load: the stack-overflow
+    /// handler reads it from a signal handler).
+    #[inline]
+    pub(crate) fn running_job(&self) -> *const JobMeta {
+        self.job.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_waiting(&self, counter: *const CounterCore, target: u32) {
@@ -197,6 +209,7 @@ impl FiberPool {
             );
             slots.push(FiberSlot {
                 coro: UnsafeCell::new(coro),
+                index,
                 class,
                 stack: bounds,
                 state: AtomicU8::new(FiberState::Pooled as u8),
@@ -351,10 +364,11 @@ impl FiberPool {
                     // Not a counter: the address of a `jobsys::sync` primitive.
                     let _ = write!(out, " parked on a jobsys::sync primitive at {c:p}");
                 } else {
-                    // SAFETY: a waiting fiber's counter is alive while it waits (it is on the
-                    // waiter's stack or owned by something the waiter borrows).
-                    let value = unsafe { (*c).value() };
-                    let _ = write!(out, " waits on counter {c:p} for <= {target} (now {value})");
+                    // Only the address and the target, both copied into this slot's atomics:
+                    // the counter itself is never read. The report runs on another thread
+                    // than the waiter, and by the time it looks the fiber may have been woken
+                    // and its counter freed or reused.
+                    let _ = write!(out, " waits on counter {c:p} for <= {target}");
                 }
             }
             out.push('\n');
