@@ -519,3 +519,65 @@ fn a_handle_refuses_to_block_a_worker_of_another_system() {
     drop(other);
     assert_eq!(c.value(), 0);
 }
+
+/// A `Barrier(4)` with 3 participants stalls (a plain thread could still arrive, so the
+/// deadlock abort cannot fire): the system reports the stall, naming the waiting jobs and
+/// the barrier, and goes on waiting. The child never ends by itself; the test kills it once
+/// the report is out.
+#[test]
+fn a_barrier_short_of_participants_is_reported_as_a_stall() {
+    if is_child() {
+        // Hang guard, not a timing assertion: a child that never reports ends here.
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(300));
+            std::process::exit(3);
+        });
+        let barrier = jobsys::sync::Barrier::new(4);
+        let jobs = JobSystem::builder().workers(2).build().unwrap();
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..3 {
+                    s.spawn_with(job_meta!("party"), |s| {
+                        barrier.wait(s);
+                    });
+                }
+            })
+        });
+        println!("unreachable: the barrier opened");
+        return;
+    }
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_barrier_short_of_participants_is_reported_as_a_stall",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("JOBSYS_CHILD", "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut report = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let last = line.contains("Check that every Barrier");
+        report.push_str(&line);
+        report.push('\n');
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(
+        report.contains("jobsys: stall: no progress for")
+            && report.contains("3 fiber(s) are parked on jobsys::sync primitives")
+            && report.contains("in job 'party' (")
+            && report.contains("waits at a Barrier for 4 participants, 3 arrived"),
+        "no stall report (child ended {status:?}):\n{report}"
+    );
+    assert_eq!(report.matches("waits at a Barrier").count(), 3, "{report}");
+}

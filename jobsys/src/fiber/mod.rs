@@ -13,7 +13,7 @@ mod stack;
 
 pub use ctx::Ctx;
 pub(crate) use ctx::{fiber_main, switch_into};
-pub(crate) use pool::{FiberPool, FiberState};
+pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
 

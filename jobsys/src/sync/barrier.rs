@@ -81,6 +81,11 @@ impl Barrier {
             generation,
         };
         while self.state.load(Ordering::Acquire) >> 32 == generation {
+            // For a stall report, should this generation never fill.
+            blocker.describe_wait(crate::fiber::WaitWhat::Barrier {
+                n: self.n,
+                arrived: old as u32 + 1,
+            });
             // SAFETY: `validate` reads `data`, on this stack for the whole park.
             unsafe {
                 blocker.park(

@@ -103,6 +103,12 @@ pub trait Blocker: private::Sealed {
     #[doc(hidden)]
     #[allow(private_interfaces)]
     unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]);
+
+    /// Says what the next park waits for, for stall reports (a fiber records it; a thread
+    /// ignores it).
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn describe_wait(&self, _what: crate::fiber::WaitWhat) {}
 }
 
 /// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
@@ -135,6 +141,11 @@ macro_rules! fiber_blocker {
             #[allow(private_interfaces)]
             fn group_waiter(&self, key: usize) -> Waiter {
                 Ctx::group_waiter(self, key)
+            }
+
+            #[allow(private_interfaces)]
+            fn describe_wait(&self, what: crate::fiber::WaitWhat) {
+                Ctx::describe_wait(self, what)
             }
 
             #[allow(private_interfaces)]

@@ -7,10 +7,12 @@
 
 mod main_loop;
 mod shared;
+mod stall;
 mod start;
 
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use shared::{Injector, Shared, Worker};
+pub(crate) use stall::StallWatch;
 pub(crate) use start::{FpState, start_worker};
 
 use std::cell::Cell;
