@@ -581,3 +581,66 @@ fn a_barrier_short_of_participants_is_reported_as_a_stall() {
     );
     assert_eq!(report.matches("waits at a Barrier").count(), 3, "{report}");
 }
+
+/// A `Barrier(2)` with a third participant inside `wait` at the same time: debug builds panic
+/// in the extra caller, before it arrives, instead of mixing generations.
+///
+/// Made deterministic with two workers: `A` (pinned to worker 1) parks at the barrier, then
+/// `J` keeps worker 1 busy, so when the root (worker 0) completes the first generation, `A`
+/// is released but cannot return yet. The root then waits again (2 inside) and `D` is the
+/// third.
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "needs debug assertions")]
+fn more_waiters_than_a_barrier_was_built_for_panic_in_debug() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let barrier = jobsys::sync::Barrier::new(2);
+    let (j_running, release, a_done) = (
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+    );
+    let refused = std::sync::Mutex::new(String::new());
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            s.spawn_with(job_meta!("A", affinity(jobsys::Affinity::Worker(1))), |s| {
+                barrier.wait(s);
+                a_done.store(true, SeqCst);
+            });
+            // Worker 1 takes its pinned jobs in order: J starts once A has parked.
+            s.spawn_with(
+                job_meta!("J", affinity(jobsys::Affinity::Worker(1))),
+                |_| {
+                    j_running.store(true, SeqCst);
+                    while !release.load(SeqCst) {
+                        std::thread::yield_now();
+                    }
+                },
+            );
+            while !j_running.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            assert!(barrier.wait(s).is_leader(), "A was waiting");
+            s.spawn_with(job_meta!("D"), |s| {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    barrier.wait(s);
+                }));
+                release.store(true, SeqCst);
+                if r.is_err() {
+                    *refused.lock().unwrap() = refusal(r);
+                    while !a_done.load(SeqCst) {
+                        s.yield_now();
+                    }
+                    // Now a legitimate second participant of the root's generation.
+                    barrier.wait(s);
+                }
+            });
+            barrier.wait(s);
+        })
+    });
+    let msg = refused.into_inner().unwrap();
+    assert!(
+        msg.contains("3 waits at once on a Barrier built for 2 participants"),
+        "{msg}"
+    );
+}
