@@ -443,10 +443,8 @@ impl FiberPool {
                             o.state() == FiberState::Waiting
                                 && core::ptr::eq(o.waiting_on.load(Ordering::Relaxed), key)
                         })
-                        .filter_map(|o| match o.wait_what() {
-                            Some(WaitWhat::Barrier { arrived, .. }) => Some(arrived),
-                            None => None,
-                        })
+                        .filter_map(|o| o.wait_what())
+                        .map(|WaitWhat::Barrier { arrived, .. }| arrived)
                         .fold(arrived, u32::max);
                     let _ = write!(
                         out,
