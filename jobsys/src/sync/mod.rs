@@ -39,9 +39,11 @@
 //! Do not block with [`ThisThread`] on a worker thread (inside a job): it would block the
 //! worker and every fiber on it, so such a wait panics with a message. Pass the job's `Ctx`.
 //!
-//! Deadlocks among primitives are not reported: a fiber parked on a primitive may be released
-//! by a plain thread, so the pool's "every fiber is parked" report stays silent while any fiber
-//! waits on one.
+//! Deadlocks among primitives do not abort: a fiber parked on a primitive may be released by a
+//! plain thread, so the pool's "every fiber is parked" report stays silent while any fiber
+//! waits on one. Instead, after about a second with every worker asleep, a stall report names
+//! the waiting jobs and what they wait on (a [`Barrier`] says its participants and arrivals),
+//! once per stall.
 
 mod barrier;
 mod channel;
