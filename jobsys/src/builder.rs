@@ -317,6 +317,7 @@ impl Builder {
             blocks: CachePadded::new(BlockPool::new()),
             idle_spins: self.idle_spins,
             migration: self.migration,
+            stall: crate::worker::StallWatch::new(),
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
         crate::profile::worker_start(0);

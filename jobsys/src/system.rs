@@ -292,7 +292,7 @@ impl Handle {
     /// Blocks the calling thread until `counter` is at or below `target`.
     ///
     /// # Panics
-    /// If called on one of this system's worker threads (it would block the worker and
+    /// If called on a worker thread of any jobsys system (it would block the worker and
     /// every fiber on it): jobs wait with [`Ctx::wait_for_counter`].
     pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
         self.block_on_counter(counter, target, crate::timer::NEVER, "wait_for_counter");
@@ -321,16 +321,12 @@ impl Handle {
         if counter.is_done(target) {
             return true;
         }
-        let shared = &*self.shared;
-        let me = std::thread::current();
-        let on_worker = shared.workers.iter().enumerate().any(|(i, w)| {
-            w.thread.get().is_some_and(|t| t.id() == me.id())
-                && (i != 0 || shared.in_run.load(Ordering::Acquire))
-        });
-        assert!(
-            !on_worker,
-            "Handle::{what} was called on a worker thread, which it would block; use Ctx::{what} inside jobs"
-        );
+        if crate::worker::on_worker_thread() {
+            crate::worker::refuse_blocking_on_worker(
+                &format!("Handle::{what}"),
+                &format!("Ctx::{what}"),
+            );
+        }
         crate::counter::block_thread_until(counter.core(), target, deadline)
     }
 }

@@ -341,6 +341,8 @@ impl Ctx {
         node.set_deadline(deadline);
         self.suspend(Suspend::Park(NonNull::from(&mut node)));
         self.disarm(node.timing.stamp);
+        // What the primitive said about this wait (for stall reports) held for this park only.
+        self.shared().fibers.slot(self.fiber).describe_wait(None);
         node.token()
     }
 
@@ -363,6 +365,14 @@ impl Ctx {
             nodes.len(),
         ));
         self.disarm(stamp);
+    }
+
+    /// Says what this fiber's next park waits for, for stall reports (cleared after it).
+    pub(crate) fn describe_wait(&self, what: super::WaitWhat) {
+        self.shared()
+            .fibers
+            .slot(self.fiber)
+            .describe_wait(Some(what));
     }
 
     /// This fiber as the waiter of a select's group, parked on the primitive at `key`.

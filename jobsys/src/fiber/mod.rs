@@ -6,13 +6,14 @@
 //! The worker publishes a wait only after the switch has landed (post-switch publication).
 
 mod ctx;
+pub(crate) mod overflow;
 mod pool;
 mod region;
 mod stack;
 
 pub use ctx::Ctx;
 pub(crate) use ctx::{fiber_main, switch_into};
-pub(crate) use pool::{FiberPool, FiberState};
+pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
 pub(crate) use region::{SetAside, restore as restore_regions, set_aside as set_aside_regions};

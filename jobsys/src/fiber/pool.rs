@@ -5,7 +5,7 @@ use crate::counter::CounterCore;
 use crate::error::BuildError;
 use crate::job::{JobMeta, StackClass};
 use crate::panic::fatal;
-use crate::shim::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
+use crate::shim::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use corosensei::stack::{DefaultStack, Stack as _};
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_queue::ArrayQueue;
@@ -66,6 +66,8 @@ pub(crate) enum FiberState {
 /// suspension when migration is on; see docs/safety.md.
 pub(crate) struct FiberSlot {
     coro: UnsafeCell<Coro>,
+    /// Its index in the pool (for messages).
+    pub(crate) index: u32,
     pub(crate) class: StackClass,
     /// Where its stack lies (fixed at build).
     pub(crate) stack: StackBounds,
@@ -75,6 +77,10 @@ pub(crate) struct FiberSlot {
     /// What it waits on, for deadlock reports (written by the fiber before it suspends).
     waiting_on: AtomicPtr<CounterCore>,
     waiting_for: AtomicU32,
+    /// What a `jobsys::sync` wait is, for stall reports: a [`WaitWhat`] code (0: nothing said)
+    /// and its numbers, written by the fiber before it parks.
+    wait_kind: AtomicU8,
+    wait_detail: AtomicU64,
     /// The job it runs, for deadlock reports.
     job: AtomicPtr<JobMeta>,
     /// Pinned jobs (affinity other than `Any`) on this fiber's stack; a fiber with any may
@@ -117,13 +123,46 @@ impl FiberSlot {
     /// The caller owns the fiber's current state (took it from the free list or a ready queue).
     #[inline]
     pub(crate) unsafe fn resume(&self, input: Resume) -> CoroutineResult<Suspend, ()> {
+        // While it runs, this thread's signal handler knows which fiber's guard page is
+        // whose (see `overflow/`).
+        let _running = super::overflow::Running::enter(self);
         // SAFETY: exclusive by the caller's contract.
         self.coro.with_mut(|c| unsafe { (*c).resume(input) })
+    }
+
+    /// The job running on this fiber, or null (a plain atomic load: the stack-overflow
+    /// handler reads it from a signal handler).
+    #[inline]
+    pub(crate) fn running_job(&self) -> *const JobMeta {
+        self.job.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_waiting(&self, counter: *const CounterCore, target: u32) {
         self.waiting_on.store(counter.cast_mut(), Ordering::Relaxed);
         self.waiting_for.store(target, Ordering::Relaxed);
+    }
+
+    /// Says what the next park of this fiber waits for (`None`: clear it after the park).
+    pub(crate) fn describe_wait(&self, what: Option<WaitWhat>) {
+        let (kind, detail) = match what {
+            None => (0, 0),
+            Some(WaitWhat::Barrier { n, arrived }) => {
+                (1, (u64::from(n) << 32) | u64::from(arrived))
+            }
+        };
+        self.wait_detail.store(detail, Ordering::Relaxed);
+        self.wait_kind.store(kind, Ordering::Relaxed);
+    }
+
+    fn wait_what(&self) -> Option<WaitWhat> {
+        let detail = self.wait_detail.load(Ordering::Relaxed);
+        match self.wait_kind.load(Ordering::Relaxed) {
+            1 => Some(WaitWhat::Barrier {
+                n: (detail >> 32) as u32,
+                arrived: detail as u32,
+            }),
+            _ => None,
+        }
     }
 
     /// Counts a pinned job starting (`+1`) or ending (`-1`) on this fiber.
@@ -150,6 +189,14 @@ impl FiberSlot {
         self.job.store(meta.cast_mut(), Ordering::Relaxed);
         outer
     }
+}
+
+/// What a fiber parked on a `jobsys::sync` primitive waits for, as the primitive described
+/// it when it parked (a snapshot: the report never reads the primitive, which may be gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitWhat {
+    /// A `Barrier` for `n` participants, of which `arrived` had arrived (this one included).
+    Barrier { n: u32, arrived: u32 },
 }
 
 /// `waiting_for` of a fiber parked on a `jobsys::sync` primitive (whose address is in
@@ -197,12 +244,15 @@ impl FiberPool {
             );
             slots.push(FiberSlot {
                 coro: UnsafeCell::new(coro),
+                index,
                 class,
                 stack: bounds,
                 state: AtomicU8::new(FiberState::Pooled as u8),
                 home: AtomicUsize::new(0),
                 waiting_on: AtomicPtr::new(core::ptr::null_mut()),
                 waiting_for: AtomicU32::new(0),
+                wait_kind: AtomicU8::new(0),
+                wait_detail: AtomicU64::new(0),
                 job: AtomicPtr::new(core::ptr::null_mut()),
                 pinned: AtomicU32::new(0),
             });
@@ -349,15 +399,63 @@ impl FiberPool {
                     // Not a counter: the address of a `jobsys::sync` primitive.
                     let _ = write!(out, " parked on a jobsys::sync primitive at {c:p}");
                 } else {
-                    // SAFETY: a waiting fiber's counter is alive while it waits (it is on the
-                    // waiter's stack or owned by something the waiter borrows).
-                    let value = unsafe { (*c).value() };
-                    let _ = write!(out, " waits on counter {c:p} for <= {target} (now {value})");
+                    // Only the address and the target, both copied into this slot's atomics:
+                    // the counter itself is never read. The report runs on another thread
+                    // than the waiter, and by the time it looks the fiber may have been woken
+                    // and its counter freed or reused.
+                    let _ = write!(out, " waits on counter {c:p} for <= {target}");
                 }
             }
             out.push('\n');
         }
         out
+    }
+
+    /// The stall report's list: every fiber parked on a `jobsys::sync` primitive, its job and
+    /// what it waits for (from the snapshots the fibers left; no primitive is read). A
+    /// barrier's arrivals are the most any of its parked fibers saw.
+    pub(crate) fn sync_waits(&self) -> (usize, String) {
+        let mut out = String::new();
+        let mut n = 0;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state() != FiberState::Waiting
+                || s.waiting_for.load(Ordering::Relaxed) != SYNC_WAIT
+            {
+                continue;
+            }
+            n += 1;
+            let key = s.waiting_on.load(Ordering::Relaxed);
+            let _ = write!(out, "  fiber {i:>4} ({:?})", s.class);
+            let job = s.job.load(Ordering::Relaxed);
+            if !job.is_null() {
+                // SAFETY: job metas are 'static.
+                let meta = unsafe { &*job };
+                let _ = write!(out, " in job '{}' ({}:{})", meta.name, meta.file, meta.line);
+            }
+            match s.wait_what() {
+                Some(WaitWhat::Barrier { n, arrived }) => {
+                    let arrived = self
+                        .slots
+                        .iter()
+                        .filter(|o| {
+                            o.state() == FiberState::Waiting
+                                && core::ptr::eq(o.waiting_on.load(Ordering::Relaxed), key)
+                        })
+                        .filter_map(|o| o.wait_what())
+                        .map(|WaitWhat::Barrier { arrived, .. }| arrived)
+                        .fold(arrived, u32::max);
+                    let _ = write!(
+                        out,
+                        " waits at a Barrier for {n} participants, {arrived} arrived ({key:p})"
+                    );
+                }
+                None => {
+                    let _ = write!(out, " parked on a jobsys::sync primitive at {key:p}");
+                }
+            }
+            out.push('\n');
+        }
+        (n, out)
     }
 
     /// Ends every fiber: resumes each with `Exit` so its body returns. Aborts if a fiber is not

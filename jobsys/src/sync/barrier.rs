@@ -40,14 +40,50 @@ impl BarrierWaitResult {
 /// ```
 ///
 /// All `n` participants must be able to run at once: with jobs, that needs `n` fibers. A
-/// barrier waited on by fewer fibers than it needs, with no thread to complete it, hangs: the
-/// pool's deadlock report does not cover waits a plain thread could end. Exactly `n`
-/// participants per generation: an `n + 1`th caller would mix generations.
+/// barrier waited on by fewer fibers than it needs, with no thread to complete it, stalls:
+/// the pool's deadlock abort does not cover waits a plain thread could end, but after about a
+/// second with every worker asleep the system prints a stall report naming the waiting jobs
+/// and how many participants arrived. Exactly `n` participants per generation: an `n + 1`th
+/// caller would mix generations; debug builds panic when more than `n` wait at once.
 #[derive(Debug)]
 pub struct Barrier {
     /// High 32 bits: generation; low 32 bits: arrivals in this generation.
     state: AtomicU64,
     n: u32,
+    /// Debug builds: callers inside `wait` right now. With `n` participants it never exceeds
+    /// `n` (each is in at most one wait at a time), so more means more participants than the
+    /// barrier was built for.
+    #[cfg(debug_assertions)]
+    inside: crate::shim::AtomicU32,
+}
+
+/// Counts a caller inside [`Barrier::wait`] until dropped (debug builds).
+#[cfg(debug_assertions)]
+struct Inside<'a>(&'a crate::shim::AtomicU32);
+
+#[cfg(debug_assertions)]
+impl<'a> Inside<'a> {
+    #[track_caller]
+    fn enter(inside: &'a crate::shim::AtomicU32, n: u32) -> Self {
+        let now = inside.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = Self(inside);
+        if now > n {
+            drop(guard);
+            panic!(
+                "{now} waits at once on a Barrier built for {n} participants: more participants \
+                 than it was built for would mix generations (each generation takes exactly {n}); \
+                 build it for the number of jobs and threads that wait on it"
+            );
+        }
+        guard
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Barrier {
@@ -60,11 +96,21 @@ impl Barrier {
         Self {
             state: AtomicU64::new(0),
             n,
+            #[cfg(debug_assertions)]
+            inside: crate::shim::AtomicU32::new(0),
         }
     }
 
     /// Arrives and waits until all `n` participants of this generation have arrived.
+    ///
+    /// # Panics
+    /// In debug builds, when more than `n` callers are inside `wait` at once (more
+    /// participants than the barrier was built for), before this caller arrives. Fewer than
+    /// `n` participants stall instead; the stall report names the barrier and its arrivals.
+    #[track_caller]
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) -> BarrierWaitResult {
+        #[cfg(debug_assertions)]
+        let _inside = Inside::enter(&self.inside, self.n);
         // AcqRel: the leader sees every participant's writes before the barrier, and the
         // followers see them through the leader's release below.
         let old = self.state.fetch_add(1, Ordering::AcqRel);
@@ -81,6 +127,11 @@ impl Barrier {
             generation,
         };
         while self.state.load(Ordering::Acquire) >> 32 == generation {
+            // For a stall report, should this generation never fill.
+            blocker.describe_wait(crate::fiber::WaitWhat::Barrier {
+                n: self.n,
+                arrived: old as u32 + 1,
+            });
             // SAFETY: `validate` reads `data`, on this stack for the whole park.
             unsafe {
                 blocker.park(

@@ -37,11 +37,13 @@
 //! cost of throughput under contention: a releaser cannot take the lock straight back).
 //!
 //! Do not block with [`ThisThread`] on a worker thread (inside a job): it would block the
-//! worker and every fiber on it (this is not detected). Pass the job's `Ctx`.
+//! worker and every fiber on it, so such a wait panics with a message. Pass the job's `Ctx`.
 //!
-//! Deadlocks among primitives are not reported: a fiber parked on a primitive may be released
-//! by a plain thread, so the pool's "every fiber is parked" report stays silent while any fiber
-//! waits on one.
+//! Deadlocks among primitives do not abort: a fiber parked on a primitive may be released by a
+//! plain thread, so the pool's "every fiber is parked" report stays silent while any fiber
+//! waits on one. Instead, after about a second with every worker asleep, a stall report names
+//! the waiting jobs and what they wait on (a [`Barrier`] says its participants and arrivals),
+//! once per stall.
 
 mod barrier;
 mod channel;
@@ -103,10 +105,22 @@ pub trait Blocker: private::Sealed {
     #[doc(hidden)]
     #[allow(private_interfaces)]
     unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]);
+
+    /// Says what the next park waits for, for stall reports (a fiber records it; a thread
+    /// ignores it).
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn describe_wait(&self, _what: crate::fiber::WaitWhat) {}
 }
 
 /// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
 /// an IO thread, a test's main thread before `run`.
+///
+/// # Panics
+/// A wait through it that would block, on a worker thread of any jobsys system (inside a
+/// job, or in code a job calls), panics instead of stalling the worker and every fiber on it:
+/// pass the job's `Ctx` there. A wait that does not block (an unlocked mutex, a set event)
+/// is not refused.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThisThread;
 
@@ -132,6 +146,11 @@ macro_rules! fiber_blocker {
             }
 
             #[allow(private_interfaces)]
+            fn describe_wait(&self, what: crate::fiber::WaitWhat) {
+                Ctx::describe_wait(self, what)
+            }
+
+            #[allow(private_interfaces)]
             unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
                 // SAFETY: forwarded contract.
                 unsafe { Ctx::park_group(self, group, nodes) }
@@ -141,9 +160,23 @@ macro_rules! fiber_blocker {
 }
 fiber_blocker!(Ctx, Scope<'_, '_>);
 
+impl ThisThread {
+    /// Refuses to block a worker thread (see the type's docs).
+    #[track_caller]
+    fn refuse_on_worker() {
+        if crate::worker::on_worker_thread() {
+            crate::worker::refuse_blocking_on_worker(
+                "a jobsys::sync wait through ThisThread",
+                "pass the job's Ctx (or Scope) as the blocker",
+            );
+        }
+    }
+}
+
 impl Blocker for ThisThread {
     #[allow(private_interfaces)]
     unsafe fn park(&self, key: usize, validate: Validate, data: *const (), deadline: u64) -> usize {
+        Self::refuse_on_worker();
         // SAFETY: forwarded contract.
         unsafe { crate::park::park_thread(key, validate, data, deadline) }
     }
@@ -155,6 +188,7 @@ impl Blocker for ThisThread {
 
     #[allow(private_interfaces)]
     unsafe fn park_group(&self, group: &Group, nodes: &mut [ParkNode]) {
+        Self::refuse_on_worker();
         // SAFETY: forwarded contract.
         unsafe { crate::park::park_thread_group(group, nodes.as_mut_ptr(), nodes.len()) }
     }

@@ -122,6 +122,8 @@ impl Shared {
             #[cfg(feature = "simulation")]
             crate::sim::done_waiting();
             crate::profile::sleep_end(index);
+            // Woken or not, this is where a stalled system is noticed (see `worker/stall.rs`).
+            self.check_stall();
             self.timers.due()
         };
         if self

@@ -33,6 +33,8 @@ pub(crate) enum LoopMode {
 /// inbox, own rings, injector, steal), then fibers that yielded, then spin, yield, sleep.
 pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dyn Fn() -> bool) {
     let guard = AbortIfPanic("a panic escaped the jobsys scheduler loop");
+    let _worker_thread = super::WorkerThread::enter();
+    crate::fiber::overflow::on_worker_start();
     let worker = &shared.workers[index];
     let at = WorkerRef {
         shared: NonNull::from(shared),

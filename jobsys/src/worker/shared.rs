@@ -225,6 +225,8 @@ pub(crate) struct Shared {
     pub(crate) idle_spins: u32,
     /// Whether a woken fiber may resume on another worker (unsafe builder opt-in).
     pub(crate) migration: bool,
+    /// Stall reports (see `stall.rs`).
+    pub(crate) stall: super::StallWatch,
 }
 
 impl Shared {
