@@ -152,6 +152,11 @@ impl Worker {
         self.rings.iter().flatten().all(Ring::is_empty)
     }
 
+    /// Whether the rings of `class` (every priority) are empty.
+    pub(crate) fn class_rings_empty(&self, class: StackClass) -> bool {
+        self.rings.iter().all(|r| r[class as usize].is_empty())
+    }
+
     /// Fibers parked while running here and not yet pushed back to a ready queue.
     #[inline]
     pub(crate) fn parked_here(&self) -> u64 {

@@ -8,10 +8,16 @@
 //! prints, once per stall, which jobs wait and on what. It never aborts: the stall may still
 //! end (a thread may set the event).
 //!
+//! The same holds for a class of fibers run dry: jobs of one stack class queued while every
+//! fiber that could run them is parked (a chain of nested `Large` waits deeper than the large
+//! fibers, with small fibers free). Small jobs, or a job a foreign thread submits, could still
+//! wake one, so this is no deadlock abort either; it is reported the same way.
+//!
 //! Cost: a few atomic loads at each watchdog wake of a sleeping worker (every 20 ms while
 //! asleep); nothing on the hot paths, no extra thread.
 
 use super::Shared;
+use crate::job::StackClass;
 use crate::shim::{AtomicBool, AtomicU64, Ordering};
 
 /// How long the system must be stalled before the report is printed.
@@ -49,7 +55,7 @@ impl Shared {
                 // Worker 0 outside `run` is no worker: it runs nothing, so it is not missing.
                 || (i == 0 && !self.in_run.load(Ordering::Relaxed))
         });
-        if on_sync == 0 || !all_asleep || self.timers.armed() {
+        if (on_sync == 0 && self.starved_class().is_none()) || !all_asleep || self.timers.armed() {
             if watch.since.load(Ordering::Relaxed) != crate::timer::NEVER {
                 watch.since.store(crate::timer::NEVER, Ordering::Relaxed);
                 watch.reported.store(false, Ordering::Relaxed);
@@ -71,8 +77,34 @@ impl Shared {
         }
     }
 
+    /// A stack class with jobs queued on some worker's rings and no free fiber to run them.
+    fn starved_class(&self) -> Option<StackClass> {
+        [StackClass::Large, StackClass::Small]
+            .into_iter()
+            .find(|&class| {
+                !self.fibers.has_free(class)
+                    && self.workers.iter().any(|w| !w.class_rings_empty(class))
+            })
+    }
+
     #[cold]
     fn report_stall(&self, quiet_ns: u64) {
+        if let Some(class) = self.starved_class() {
+            let (small, small_size, large, large_size) = self.fibers.shape();
+            eprintln!(
+                "jobsys: stall: no progress for {} ms: every worker is asleep and {class:?} jobs \
+                 are queued, but no fiber that can run them is free ({small} small of \
+                 {small_size} bytes, {large} large of {large_size} bytes). Fibers out of the \
+                 pool:\n{}A chain of nested waits of {class:?} jobs deeper than those fibers can \
+                 host looks like this: raise the fiber count of that class \
+                 (Builder::small_fibers / large_fibers), or lower \
+                 Builder::large_inline_headroom / inline_headroom so that more levels run \
+                 inline. (Small jobs or a foreign thread could still end the stall, so the \
+                 system goes on waiting.)",
+                quiet_ns / 1_000_000,
+                self.fibers.report(true),
+            );
+        }
         let (n, list) = self.fibers.sync_waits();
         if n == 0 {
             return;
