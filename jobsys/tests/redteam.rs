@@ -81,3 +81,82 @@ fn a_large_fiber_freed_as_run_returns_strands_a_queued_large_job() {
          ({rescues} of {ROUNDS} rounds)"
     );
 }
+
+/// One level of a chain of `Large` jobs pinned to worker 0; `data` is the number of levels below.
+fn pinned_large_level(ctx: &Ctx, data: *mut ()) {
+    static PINNED_LARGE: JobMeta = JobMeta::new("pinned-large-level", file!(), line!())
+        .stack(StackClass::Large)
+        .affinity(Affinity::Worker(0));
+    let below = data as usize;
+    if below == 0 {
+        return;
+    }
+    let decls = [JobDecl::new(
+        &PINNED_LARGE,
+        pinned_large_level as fn(&Ctx, *mut ()),
+        (below - 1) as *mut (),
+    )];
+    let counter = Counter::new();
+    // SAFETY: `decls` and `counter` live in this frame until the wait below returns.
+    unsafe { ctx.run_jobs(&decls, &counter) };
+    ctx.wait_for_counter(&counter, 0);
+}
+
+/// The same stall as `deep_waits::a_large_chain_deeper_than_the_large_fibers_is_reported_not_hung`,
+/// with the chain's jobs pinned to worker 0: a pinned job counts as work in `has_work` whatever
+/// its class, so worker 0 never sleeps (it spins, yields and "sleeps" without parking, forever)
+/// and the stall report, which needs every worker asleep, never comes: a silent hang at 100% of
+/// a core. Child process; the child's hang guard ends it after 30 s.
+#[test]
+fn a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if std::env::var_os("JOBSYS_PINNED_LARGE_CHAIN").is_some() {
+        // Hang guard, not a timing assertion: a child that never reports ends here.
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(30));
+            eprintln!("child: no stall report within the hang guard");
+            std::process::exit(3);
+        });
+        let jobs = JobSystem::builder()
+            .workers(2)
+            .small_fibers(8, 64 * 1024)
+            .large_fibers(2, 128 * 1024)
+            .large_inline_headroom(usize::MAX)
+            .build()
+            .unwrap();
+        jobs.run(|ctx| pinned_large_level(ctx, 5 as *mut ()));
+        println!("unreachable: the chain completed");
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("JOBSYS_PINNED_LARGE_CHAIN", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut report = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let last = line.contains("so that more levels run inline");
+        report.push_str(&line);
+        report.push('\n');
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(
+        report.contains("jobsys: stall: no progress for")
+            && report.contains("Large jobs are queued, but no fiber that can run them is free"),
+        "no stall report (child ended {status:?}):\n{report}"
+    );
+}
