@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The only large fiber's holder: pinned to worker 0, so worker 1 never runs it.
-static HOLDER: JobMeta =
-    JobMeta::new("holder", file!(), line!()).stack(StackClass::Large).affinity(Affinity::Worker(0));
+static HOLDER: JobMeta = JobMeta::new("holder", file!(), line!())
+    .stack(StackClass::Large)
+    .affinity(Affinity::Worker(0));
 /// A `Large` job submitted from outside while the holder has the only large fiber.
 static LATE_LARGE: JobMeta = JobMeta::new("late-large", file!(), line!()).stack(StackClass::Large);
 
