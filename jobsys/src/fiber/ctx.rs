@@ -706,7 +706,11 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
     match result {
         CoroutineResult::Yield(Suspend::Idle) => {
             slot.transition(Running, Pooled);
-            shared.fibers.release(fiber);
+            if shared.fibers.release(fiber) {
+                // Workers went to sleep with jobs queued that only a fiber like this one could
+                // run (possibly pinned to them): get them up.
+                shared.wake_all();
+            }
         }
         CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
             // Copied before the publication: once published, the node may be woken and gone.

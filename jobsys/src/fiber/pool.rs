@@ -213,7 +213,13 @@ pub(crate) struct FiberPool {
     /// Stack a fiber must have left to run a child of each class inline (indexed by
     /// `StackClass as usize`; see `Builder::inline_headroom`).
     headroom: [usize; 2],
+    /// Classes (`WANT_SMALL`, `WANT_LARGE`) that a worker went to sleep without a free fiber
+    /// for, while jobs of that class were queued (see [`FiberPool::want`]).
+    wanted: AtomicU8,
 }
+
+const WANT_SMALL: u8 = 1;
+const WANT_LARGE: u8 = 2;
 
 impl FiberPool {
     /// Creates every fiber (stacks mapped, guard page below each, not started).
@@ -269,6 +275,7 @@ impl FiberPool {
             free_large,
             large: large.0,
             headroom,
+            wanted: AtomicU8::new(0),
         })
     }
 
@@ -359,9 +366,14 @@ impl FiberPool {
 
     /// Returns a fiber to its free list. Called by the worker only after the fiber has switched
     /// out (its stack is quiescent), so no other worker can start it while it still runs.
+    ///
+    /// Returns whether a worker went to sleep wanting a fiber of this class (see
+    /// [`want`](Self::want)): the caller then wakes the sleepers.
     #[inline]
-    pub(crate) fn release(&self, fiber: u32) {
-        let free = if self.slot(fiber).class == StackClass::Small {
+    #[must_use = "a true return means sleepers wait for this fiber: wake them"]
+    pub(crate) fn release(&self, fiber: u32) -> bool {
+        let class = self.slot(fiber).class;
+        let free = if class == StackClass::Small {
             &self.free_small
         } else {
             &self.free_large
@@ -369,6 +381,34 @@ impl FiberPool {
         if free.push(fiber).is_err() {
             fatal("fiber free list overflow");
         }
+        // The push is a SeqCst read-modify-write of the free list's tail (crossbeam's
+        // `ArrayQueue`), and `has_free` reads it with SeqCst loads; with the SeqCst mark of
+        // `want` on the other side, a releaser that reads no mark here is ordered before the
+        // marker, whose re-check then sees this fiber free. One plain load when nobody wants.
+        self.wanted.load(Ordering::SeqCst) != 0 && self.served(class)
+    }
+
+    #[cold]
+    fn served(&self, class: StackClass) -> bool {
+        // A large fiber hosts both classes; a small one only small jobs.
+        let hosts = match class {
+            StackClass::Small => WANT_SMALL,
+            StackClass::Large => WANT_SMALL | WANT_LARGE,
+        };
+        self.wanted.fetch_and(!hosts, Ordering::SeqCst) & hosts != 0
+    }
+
+    /// Called by a worker about to sleep with jobs of `class` queued and no free fiber for
+    /// them: marks the class wanted, so the next [`release`](Self::release) of a fiber that can
+    /// host it reports it (and its caller wakes the sleepers), then looks again. Returns
+    /// whether a fiber for `class` is free after all.
+    pub(crate) fn want(&self, class: StackClass) -> bool {
+        let bit = match class {
+            StackClass::Small => WANT_SMALL,
+            StackClass::Large => WANT_LARGE,
+        };
+        self.wanted.fetch_or(bit, Ordering::SeqCst);
+        self.has_free(class)
     }
 
     /// A human-readable list of every fiber (or every one not in the pool) and what it

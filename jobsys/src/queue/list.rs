@@ -84,6 +84,26 @@ impl JobList {
         n
     }
 
+    /// Whether some job in the list satisfies `pred` (a look under the lock; no lock when
+    /// empty).
+    pub(crate) fn any(&self, mut pred: impl FnMut(JobRef) -> bool) -> bool {
+        // SeqCst like `is_empty`: the sleep protocol's look reads it.
+        if self.is_empty() {
+            return false;
+        }
+        let ends = self.ends.lock();
+        let mut cur = ends.head;
+        while !cur.is_null() {
+            // SAFETY: linked jobs are owned by the list and alive until popped; we hold the lock.
+            let job = unsafe { JobRef::from_ptr(cur) };
+            if pred(job) {
+                return true;
+            }
+            cur = job.next();
+        }
+        false
+    }
+
     /// Removes and returns the first job (oldest first) that `pred` accepts.
     pub(crate) fn pop_first(&self, mut pred: impl FnMut(JobRef) -> bool) -> Option<JobRef> {
         if self.len.load(Ordering::Relaxed) == 0 {

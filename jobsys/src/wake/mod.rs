@@ -13,7 +13,7 @@ pub(crate) use protocol::{Bed, Dorm, Slept};
 
 use crate::job::StackClass;
 use crate::shim::{Ordering, fence};
-use crate::worker::{Shared, Worker};
+use crate::worker::Shared;
 
 /// How long a sleeping worker parks before its watchdog look (see `Dorm::sleep`): a lost
 /// wake-up would cost two of these instead of a hang. Long enough that a worker asleep
@@ -87,27 +87,24 @@ impl Shared {
     ///
     /// Queued jobs count only where a fiber of their class is free: a worker cannot start a
     /// `Large` job while every large fiber is out of the pool, so it sleeps instead of spinning
-    /// on it. Nobody owes it a wake for that job: a large fiber comes back to the pool only on
-    /// an awake worker, at the end of a job, and that worker's next look finds the job (its
-    /// own ring, or by stealing). A stalled system of such jobs is reported (`worker/stall.rs`).
+    /// on it — after marking the class wanted, so that the release of such a fiber wakes the
+    /// sleepers (see `FiberPool::want`). A stall of such jobs is reported (`worker/stall.rs`).
     pub(crate) fn has_work(&self, index: usize) -> bool {
         let me = &self.workers[index];
         !me.no_ready()
             || !me.yielded.is_empty()
-            || !me.pinned.is_empty()
-            || self.hostable_in(me)
             || !self.injector.is_empty()
-            || self
-                .workers
-                .iter()
-                .any(|w| self.hostable_in(w) || !w.ready_any.is_empty())
+            || self.workers.iter().any(|w| !w.ready_any.is_empty())
+            || [StackClass::Small, StackClass::Large]
+                .into_iter()
+                .any(|class| self.queued_for(index, class) && self.fibers.want(class))
     }
 
-    /// Whether `w`'s rings hold a job that a free fiber could run.
-    fn hostable_in(&self, w: &Worker) -> bool {
-        [StackClass::Small, StackClass::Large]
-            .into_iter()
-            .any(|class| !w.class_rings_empty(class) && self.fibers.has_free(class))
+    /// Whether jobs of `class` are queued where worker `index` may take them: its pinned
+    /// inbox, or any worker's rings.
+    pub(crate) fn queued_for(&self, index: usize, class: StackClass) -> bool {
+        self.workers[index].pinned.any(|j| j.meta().stack == class)
+            || self.workers.iter().any(|w| !w.class_rings_empty(class))
     }
 
     /// Puts worker `index` to sleep until a waker clears its `sleeping` flag (the handshake

@@ -83,7 +83,7 @@ impl Shared {
             .into_iter()
             .find(|&class| {
                 !self.fibers.has_free(class)
-                    && self.workers.iter().any(|w| !w.class_rings_empty(class))
+                    && (0..self.workers.len()).any(|i| self.queued_for(i, class))
             })
     }
 

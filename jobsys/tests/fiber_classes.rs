@@ -1,5 +1,6 @@
-//! Red-team reproductions: each test asserts the documented behaviour and fails (or failed) on
-//! the code it was written against. See the comments on each test for the schedule it forces.
+//! Jobs queued while no fiber of their class is free: workers sleep instead of spinning on them,
+//! the release of such a fiber wakes the sleepers (no lost wake-up), and a class run dry for
+//! good is reported. Each test forces its schedule as its comment says.
 
 use jobsys::{Affinity, Counter, Ctx, JobDecl, JobMeta, JobSystem, StackClass};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +19,11 @@ fn late_large(_: &Ctx, _: *mut ()) {
     LATE_RAN.fetch_add(1, Ordering::SeqCst);
 }
 
-/// `has_work` counts a queued `Large` job only while a large fiber is free, on the grounds that
-/// "a large fiber comes back to the pool only on an awake worker, at the end of a job, and that
-/// worker's next look finds the job". Worker 0 leaving `run` breaks that: it frees the large
-/// fiber and then stops looking (its `done()` looks at worker 0 alone), while the job sits on
-/// worker 1's ring and worker 1 sleeps. Nobody wakes worker 1; the 20 ms sleep watchdog finds
-/// the job and counts a lost wake-up (and prints "jobsys: LOST WAKE-UP" in debug builds).
+/// A sleeping worker counts a queued `Large` job as work only while a large fiber is free; when
+/// it sleeps without one it marks the class wanted, and the release of a large fiber wakes it.
+/// Worker 0 leaving `run` frees the large fiber and then stops looking (its `done()` looks at
+/// worker 0 alone), while the job sits on worker 1's ring and worker 1 sleeps: without that
+/// wake, only the 20 ms sleep watchdog would find the job, counted as a lost wake-up.
 ///
 /// Schedule: 2 workers, 1 large fiber. The root opens a scope with a `Large` job pinned to
 /// worker 0 (it takes the large fiber). That job submits another `Large` job through a
@@ -104,10 +104,10 @@ fn pinned_large_level(ctx: &Ctx, data: *mut ()) {
 }
 
 /// The same stall as `deep_waits::a_large_chain_deeper_than_the_large_fibers_is_reported_not_hung`,
-/// with the chain's jobs pinned to worker 0: a pinned job counts as work in `has_work` whatever
-/// its class, so worker 0 never sleeps (it spins, yields and "sleeps" without parking, forever)
-/// and the stall report, which needs every worker asleep, never comes: a silent hang at 100% of
-/// a core. Child process; the child's hang guard ends it after 30 s.
+/// with the chain's jobs pinned to worker 0: a pinned job, too, counts as work only while a fiber
+/// of its class is free, so worker 0 sleeps and the stall report (which needs every worker
+/// asleep) comes; were pinned jobs counted whatever their class, worker 0 would spin forever
+/// without a word. Child process; the child's hang guard ends it after 300 s.
 #[test]
 fn a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung() {
     use std::io::BufRead;
@@ -115,7 +115,7 @@ fn a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung() {
     if std::env::var_os("JOBSYS_PINNED_LARGE_CHAIN").is_some() {
         // Hang guard, not a timing assertion: a child that never reports ends here.
         std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(30));
+            std::thread::sleep(Duration::from_secs(300));
             eprintln!("child: no stall report within the hang guard");
             std::process::exit(3);
         });
