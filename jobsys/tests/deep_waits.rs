@@ -118,9 +118,16 @@ fn chain_outcome(kind: Kind, depth: u32, workers: usize) -> Outcome {
             out.status
         );
     }
+    // The report names the chain's job: the level job of a scope or raw chain, and for a join
+    // chain the second half of `join` (named "join").
+    let job = match kind {
+        Kind::Scope => "Job 'scope-level'",
+        Kind::Join => "Job 'join'",
+        Kind::Counter => "Job 'counter-level'",
+    };
     assert!(
         stderr.contains("deadlock: every fiber in the pool is parked")
-            && stderr.contains("-level'")
+            && stderr.contains(job)
             && stderr.contains("chain of nested waits")
             && stderr.contains("Builder::inline_headroom"),
         "{kind:?} chain of {depth} on {workers} workers: unclear failure:\n{stderr}"
