@@ -1,0 +1,135 @@
+//! Red-team review of the "wanted class" sleep protocol (`FiberPool::want` / `release`): a
+//! worker sleeps with jobs queued only when no fiber of their class is free, and the stall
+//! report tells a class run dry. Each test forces its schedule as its comment says; the ones
+//! that may hang run in a child process with a hang guard.
+
+use jobsys::{Counter, Ctx, JobDecl, JobMeta, JobSystem, StackClass};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Runs this test binary's `test` in a child process with `env` set, and returns the child's
+/// stderr up to the first line containing `stop` (or all of it), then kills the child.
+fn child_stderr(test: &str, env: &str, stop: &str) -> String {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut out = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains(stop) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    out.push_str(&format!("(child ended: {status:?})\n"));
+    out
+}
+
+/// In the child: ends the process after `secs` if the test has not ended it (a hang guard,
+/// not a timing assertion).
+fn hang_guard(secs: u64, what: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        eprintln!("child: hang guard: {what}");
+        std::process::exit(3);
+    });
+}
+
+static BIG: JobMeta = JobMeta::new("review-big", file!(), line!()).stack(StackClass::Large);
+static BIG_CHILD: JobMeta =
+    JobMeta::new("review-big-child", file!(), line!()).stack(StackClass::Large);
+
+fn nothing(_: &Ctx, _: *mut ()) {}
+
+/// The `Large` job that holds the only large fiber: submits `CHILDREN` `Large` jobs one batch
+/// each (more than a ring holds, so they overflow into the injector) and waits for them
+/// without running them inline (`large_inline_headroom(usize::MAX)`): it parks on the only
+/// large fiber, and its children can never start.
+fn big_parent(ctx: &Ctx, _: *mut ()) {
+    const CHILDREN: usize = 32;
+    let decls: Vec<[JobDecl; 1]> = (0..CHILDREN)
+        .map(|_| {
+            [JobDecl::new(
+                &BIG_CHILD,
+                nothing as fn(&Ctx, *mut ()),
+                core::ptr::null_mut(),
+            )]
+        })
+        .collect();
+    let counter = Counter::new();
+    for d in &decls {
+        // SAFETY: `decls` and `counter` live in this frame until the wait below returns; each
+        // one-job batch is its own array.
+        unsafe { ctx.run_jobs(d, &counter) };
+    }
+    ctx.wait_for_counter(&counter, 0);
+}
+
+/// FINDING: a class run dry whose queued jobs overflowed into the injector is spun on by every
+/// worker, forever, and never reported.
+///
+/// `has_work` counts a non-empty injector as work whatever the class of its jobs. A worker
+/// that finds it moves a share to its own ring (`take_injected`), where the class-gated pop
+/// cannot start it; when that ring is full the jobs go straight back to the injector
+/// (`keep_in_order`), so the injector never empties, no worker ever sleeps, and the stall
+/// report (which needs every worker asleep) never comes — the same silent spin as the pinned
+/// chain fixed earlier, reached through a full ring instead of a pinned inbox.
+///
+/// Schedule: 2 workers, 1 large fiber, rings of 4. The root submits one `Large` job; it takes
+/// the large fiber, submits 32 `Large` children (28 overflow into the injector) and parks
+/// waiting for them. Expected: the `Large` stall report within a second or so. Child process;
+/// the child's hang guard ends it after 30 s.
+#[test]
+fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
+    if std::env::var_os("JOBSYS_REVIEW_INJECTOR_STALL").is_some() {
+        hang_guard(30, "no stall report");
+        let jobs = JobSystem::builder()
+            .workers(2)
+            .small_fibers(8, 64 * 1024)
+            .large_fibers(1, 256 * 1024)
+            .large_inline_headroom(usize::MAX)
+            .queue_capacity(4)
+            .build()
+            .unwrap();
+        // For the failure message: how many workers sleep once the stall has set in.
+        let handle = jobs.handle();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                eprintln!("child: sleeping workers: {}", handle.sleeping_workers());
+            }
+        });
+        let decls = [JobDecl::new(
+            &BIG,
+            big_parent as fn(&Ctx, *mut ()),
+            core::ptr::null_mut(),
+        )];
+        jobs.run(|ctx| {
+            let counter = Counter::new();
+            // SAFETY: `decls` and `counter` outlive the wait below.
+            unsafe { ctx.run_jobs(&decls, &counter) };
+            ctx.wait_for_counter(&counter, 0);
+        });
+        println!("unreachable: the children ran");
+        return;
+    }
+    let report = child_stderr(
+        "a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on",
+        "JOBSYS_REVIEW_INJECTOR_STALL",
+        "so that more levels run inline",
+    );
+    assert!(
+        report.contains("jobsys: stall: no progress for")
+            && report.contains("Large jobs are queued, but no fiber that can run them is free"),
+        "no stall report:\n{report}"
+    );
+}
