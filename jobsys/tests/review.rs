@@ -133,3 +133,74 @@ fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
         "no stall report:\n{report}"
     );
 }
+
+/// One level of a chain of `Large` jobs, each submitting the next and waiting for it; `data` is
+/// the number of levels below.
+fn large_level(ctx: &Ctx, data: *mut ()) {
+    static LEVEL: JobMeta =
+        JobMeta::new("review-large-level", file!(), line!()).stack(StackClass::Large);
+    let below = data as usize;
+    if below == 0 {
+        return;
+    }
+    let decls = [JobDecl::new(
+        &LEVEL,
+        large_level as fn(&Ctx, *mut ()),
+        (below - 1) as *mut (),
+    )];
+    let counter = Counter::new();
+    // SAFETY: `decls` and `counter` live in this frame until the wait below returns.
+    unsafe { ctx.run_jobs(&decls, &counter) };
+    ctx.wait_for_counter(&counter, 0);
+}
+
+/// FINDING: dropping a system in which a stack class ran dry hangs silently in the drain.
+///
+/// A `Large` chain deeper than the large fibers, submitted through a `Handle`, stalls (the
+/// next level is queued, the only large fiber is parked on it). Outside `run` that stall is
+/// reported (worker 0 counts as asleep). But `JobSystem::drop` drains on worker 0 in
+/// `LoopMode::NoSleep` with `in_run` set: worker 0 never sleeps, so `check_stall` never sees
+/// every worker asleep and never reports; `drained()` needs every ring empty, so the drain
+/// never ends and never reaches its deadlock check. No handle can submit any more (shutdown
+/// refuses them) and the chain's jobs can only run on the parked fiber: a deadlock the drop
+/// spins on forever without a word, one core at 100%.
+///
+/// Schedule: 2 workers, 1 large fiber, no inline `Large` children. The main thread submits a
+/// 3-level `Large` chain through a handle and drops the system at once. Expected: a report (a
+/// stall or deadlock message) rather than a silent hang. Child process; the child's hang guard
+/// ends it after 30 s.
+#[test]
+fn dropping_a_system_with_a_class_run_dry_reports_it_not_hangs_silently() {
+    if std::env::var_os("JOBSYS_REVIEW_DROP_STALL").is_some() {
+        hang_guard(30, "JobSystem::drop never returned and printed nothing");
+        let jobs = JobSystem::builder()
+            .workers(2)
+            .small_fibers(8, 64 * 1024)
+            .large_fibers(1, 256 * 1024)
+            .large_inline_headroom(usize::MAX)
+            .build()
+            .unwrap();
+        let handle = jobs.handle();
+        // Leaked: the chain never completes, and the batch must outlive its jobs.
+        let decls: &'static [JobDecl; 1] = Box::leak(Box::new([JobDecl::new(
+            &BIG,
+            large_level as fn(&Ctx, *mut ()),
+            3 as *mut (),
+        )]));
+        let counter: &'static Counter = Box::leak(Box::new(Counter::new()));
+        // SAFETY: `decls` and `counter` are leaked, so they outlive every job of the batch.
+        unsafe { handle.run_jobs(decls, counter) };
+        drop(jobs);
+        println!("unreachable: the drop returned");
+        return;
+    }
+    let report = child_stderr(
+        "dropping_a_system_with_a_class_run_dry_reports_it_not_hangs_silently",
+        "JOBSYS_REVIEW_DROP_STALL",
+        "child: hang guard",
+    );
+    assert!(
+        !report.contains("child: hang guard"),
+        "the drop hung without a report:\n{report}"
+    );
+}
