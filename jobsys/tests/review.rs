@@ -204,3 +204,68 @@ fn dropping_a_system_with_a_class_run_dry_reports_it_not_hangs_silently() {
         "the drop hung without a report:\n{report}"
     );
 }
+
+/// Spins (yielding) until `n` workers sleep; the deadline is a hang guard, not a timing
+/// assertion.
+fn until_sleeping(ctx: &Ctx, n: usize) {
+    let guard = std::time::Instant::now();
+    while ctx.sleeping_workers() != n {
+        assert!(
+            guard.elapsed() < Duration::from_secs(60),
+            "the workers never went to sleep ({} asleep, want {n})",
+            ctx.sleeping_workers()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// HELD: two sleepers want two different classes (a `Small` job pinned to worker 1, a `Large`
+/// job pinned to worker 2, no fiber free for either); one release of the large fiber clears
+/// both marks, and `wake_all` gets both up; the one that loses the fiber marks its class again
+/// and is woken by the next release. No lost wake-up, both jobs run.
+///
+/// Schedule: 3 workers, 1 small fiber (the root's, parked in its scope), 1 large fiber. A
+/// `Large` holder pinned to worker 0 spawns the two pinned jobs into the root's scope, waits
+/// until workers 1 and 2 sleep (each marked its class), and returns: its fiber goes idle and
+/// is released on worker 0.
+#[test]
+fn one_release_wakes_two_sleepers_that_want_different_classes() {
+    use jobsys::Affinity;
+    static HOLDER: JobMeta = JobMeta::new("review-holder", file!(), line!())
+        .stack(StackClass::Large)
+        .affinity(Affinity::Worker(0));
+    static SMALL_ON_1: JobMeta =
+        JobMeta::new("review-small-on-1", file!(), line!()).affinity(Affinity::Worker(1));
+    static LARGE_ON_2: JobMeta = JobMeta::new("review-large-on-2", file!(), line!())
+        .stack(StackClass::Large)
+        .affinity(Affinity::Worker(2));
+    const ROUNDS: usize = 4;
+    let mut lost = 0;
+    for _ in 0..ROUNDS {
+        let jobs = JobSystem::builder()
+            .workers(3)
+            .small_fibers(1, 64 * 1024)
+            .large_fibers(1, 256 * 1024)
+            .build()
+            .unwrap();
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn_with(&HOLDER, |s| {
+                    s.spawn_with(&SMALL_ON_1, |s| {
+                        assert_eq!(s.worker_index(), 1);
+                        ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    });
+                    s.spawn_with(&LARGE_ON_2, |s| {
+                        assert_eq!(s.worker_index(), 2);
+                        ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    });
+                    until_sleeping(s, 2);
+                });
+            });
+        });
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+        lost += jobs.lost_wakeups();
+    }
+    assert_eq!(lost, 0, "lost wake-ups in {ROUNDS} rounds");
+}
