@@ -269,3 +269,129 @@ fn one_release_wakes_two_sleepers_that_want_different_classes() {
     }
     assert_eq!(lost, 0, "lost wake-ups in {ROUNDS} rounds");
 }
+
+/// Metas for the mixed-class stress below: `[class][affinity]` with affinity 0 = any, k = worker
+/// k - 1.
+static MIXED: [[JobMeta; 4]; 2] = {
+    use jobsys::Affinity::{Any, Worker};
+    const fn m(stack: StackClass, affinity: jobsys::Affinity) -> JobMeta {
+        JobMeta::new("review-mixed", file!(), line!())
+            .stack(stack)
+            .affinity(affinity)
+    }
+    [
+        [
+            m(StackClass::Small, Any),
+            m(StackClass::Small, Worker(0)),
+            m(StackClass::Small, Worker(1)),
+            m(StackClass::Small, Worker(2)),
+        ],
+        [
+            m(StackClass::Large, Any),
+            m(StackClass::Large, Worker(0)),
+            m(StackClass::Large, Worker(1)),
+            m(StackClass::Large, Worker(2)),
+        ],
+    ]
+};
+
+/// HELD (no lost wake-up, no stall report, every job runs): leaf jobs of both classes, pinned
+/// to every worker or to none, some yielding, some placed through the injector, submitted from
+/// jobs and from a foreign thread, on a pool of 2 small fibers (one is the root's) and 1 large
+/// fiber, so both classes run dry over and over and every release may find a mark. Child
+/// process, so that its stderr (lost wake-ups and stall reports are printed there in debug
+/// builds) can be read; the child's hang guard ends it after 240 s.
+#[test]
+fn mixed_classes_on_a_tiny_pool_lose_no_wake_up() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    if std::env::var_os("JOBSYS_REVIEW_MIXED").is_some() {
+        hang_guard(240, "the mixed stress hung");
+        const ROUNDS: usize = 3000;
+        const JOBS: usize = 48;
+        let jobs = JobSystem::builder()
+            .workers(3)
+            .small_fibers(2, 64 * 1024)
+            .large_fibers(1, 256 * 1024)
+            .queue_capacity(8)
+            .build()
+            .unwrap();
+        let handle = jobs.handle();
+        let ran = AtomicUsize::new(0);
+        let mut rng = 0x9e37_79b9_u32;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            rng
+        };
+        for round in 0..ROUNDS {
+            let picks: Vec<u32> = (0..JOBS).map(|_| next()).collect();
+            // A foreign batch racing the round: `Large` jobs into the injector.
+            let foreign_counter = Counter::new();
+            let foreign: Vec<[JobDecl; 1]> = (0..4)
+                .map(|_| {
+                    [JobDecl::new(
+                        &BIG_CHILD,
+                        nothing as fn(&Ctx, *mut ()),
+                        core::ptr::null_mut(),
+                    )]
+                })
+                .collect();
+            std::thread::scope(|t| {
+                t.spawn(|| {
+                    for d in &foreign {
+                        // SAFETY: `foreign` and `foreign_counter` outlive the wait below.
+                        unsafe { handle.run_jobs(d, &foreign_counter) };
+                    }
+                    handle.wait_for_counter(&foreign_counter, 0);
+                });
+                jobs.run(|ctx| {
+                    if round % 3 == 0 {
+                        ctx.frame(|ctx| ctx.scope(|s| spawn_mixed(s, &picks, &ran)));
+                    } else {
+                        ctx.scope(|s| spawn_mixed(s, &picks, &ran));
+                    }
+                });
+            });
+        }
+        assert_eq!(ran.load(SeqCst), ROUNDS * JOBS);
+        eprintln!("child: done, lost wake-ups {}", jobs.lost_wakeups());
+        return;
+    }
+    let report = child_stderr(
+        "mixed_classes_on_a_tiny_pool_lose_no_wake_up",
+        "JOBSYS_REVIEW_MIXED",
+        "child: done",
+    );
+    assert!(
+        report.contains("child: done, lost wake-ups 0")
+            && !report.contains("LOST WAKE-UP")
+            && !report.contains("stall:"),
+        "{report}"
+    );
+}
+
+/// Spawns one leaf job per pick into `s` (class, affinity, hint, work and yield from the pick).
+fn spawn_mixed<'scope, 'env>(
+    s: &jobsys::Scope<'scope, 'env>,
+    picks: &'env [u32],
+    ran: &'env std::sync::atomic::AtomicUsize,
+) {
+    for &p in picks {
+        let meta = &MIXED[(p & 1) as usize][((p >> 1) % 4) as usize];
+        let hint = if p & 0x100 != 0 {
+            jobsys::Hint::Fifo
+        } else {
+            jobsys::Hint::Lifo
+        };
+        s.spawn_hinted(hint, meta, move |s| {
+            for _ in 0..(p >> 12) % 200 {
+                std::hint::black_box(0);
+            }
+            if p & 0x200 != 0 {
+                s.yield_now();
+            }
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+}
