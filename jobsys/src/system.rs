@@ -3,7 +3,7 @@
 use crate::Builder;
 use crate::counter::Counter;
 use crate::fiber::Ctx;
-use crate::job::{JobDecl, JobMeta};
+use crate::job::{JobDecl, JobMeta, StackClass};
 use crate::scope::StackJob;
 use crate::shim::Ordering;
 use crate::shim::thread::JoinHandle;
@@ -180,21 +180,16 @@ impl Shared {
         // woken, and every wake bumps the epoch first. An unchanged epoch across the scan means
         // all of them were asleep together at its end.
         let epoch = self.dorm.epoch.load(Ordering::SeqCst);
-        let w0 = &self.workers[0];
-        let idle = w0.no_ready()
-            && w0.yielded.is_empty()
-            && w0.pinned.is_empty()
-            && w0.rings_empty()
-            && self.injector.is_empty()
+        // Nothing any worker could run: no ready or yielded fiber, and no queued job that a
+        // free fiber could host. Jobs may remain queued whose class has no free fiber (every
+        // such fiber parked on work that cannot run): checked below.
+        let idle = !self.has_work(0)
             && self.workers[1..].iter().all(|w| {
                 w.bed.sleeping.load(Ordering::SeqCst)
                     && w.bed.settled.load(Ordering::SeqCst)
-                    && w.rings_empty()
-                    && w.pinned.is_empty()
-                    && w.no_ready()
-                    && w.yielded.is_empty()
+                    && !self.has_work(w.index)
             });
-        if !idle || self.dorm.epoch.load(Ordering::SeqCst) != epoch {
+        if !idle || self.timers.armed() || self.dorm.epoch.load(Ordering::SeqCst) != epoch {
             return false;
         }
         // One load per worker reads its parked fibers and the wakers in flight toward it
@@ -211,12 +206,21 @@ impl Shared {
             }
             parked += here;
         }
-        if parked > 0 {
-            self.deadlock(
+        let stuck = [StackClass::Small, StackClass::Large]
+            .into_iter()
+            .find(|&class| (0..self.workers.len()).any(|i| self.queued_for(i, class)));
+        match (parked, stuck) {
+            (0, None) => true,
+            (_, None) => self.deadlock(
                 "the system is dropping, no job is left to run, and fibers are still parked",
-            );
+            ),
+            // Queued jobs that no free fiber can host, and nothing running or able to wake
+            // (new submissions are refused during the drop): they can never run.
+            (_, Some(class)) => self.deadlock(&format!(
+                "the system is dropping and {class:?} jobs are still queued, but every fiber \
+                 that could run them is parked on work that cannot run"
+            )),
         }
-        true
     }
 }
 

@@ -93,7 +93,6 @@ impl Shared {
         let me = &self.workers[index];
         !me.no_ready()
             || !me.yielded.is_empty()
-            || !self.injector.is_empty()
             || self.workers.iter().any(|w| !w.ready_any.is_empty())
             || [StackClass::Small, StackClass::Large]
                 .into_iter()
@@ -101,10 +100,11 @@ impl Shared {
     }
 
     /// Whether jobs of `class` are queued where worker `index` may take them: its pinned
-    /// inbox, or any worker's rings.
+    /// inbox, any worker's rings, or the injector.
     pub(crate) fn queued_for(&self, index: usize, class: StackClass) -> bool {
         self.workers[index].pinned.any(|j| j.meta().stack == class)
             || self.workers.iter().any(|w| !w.class_rings_empty(class))
+            || self.injector.any(|j| j.meta().stack == class)
     }
 
     /// Puts worker `index` to sleep until a waker clears its `sleeping` flag (the handshake

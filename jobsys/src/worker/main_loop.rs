@@ -195,11 +195,14 @@ impl Shared {
             batch[n] = Some(job);
             n += 1;
         });
-        self.keep_in_order(index, &batch[..n]);
-        if n > 0 && !list.is_empty() {
+        // Jobs the rings had no room for went back to the injector: if none stayed (rings full
+        // of jobs no free fiber can run), nothing was gained, and waking another worker to do
+        // the same would only pass the same jobs around.
+        let kept = self.keep_in_order(index, &batch[..n]);
+        if kept > 0 && !list.is_empty() {
             self.notify_one();
         }
-        n > 0
+        kept > 0
     }
 
     /// Returns a job worker `index` took but could not start (it lost the race for the free
@@ -220,15 +223,18 @@ impl Shared {
     /// Pushes `jobs` (oldest first) onto worker `index`'s rings in reverse, so that its LIFO
     /// pops take them oldest first: FIFO-submitted work, typically ascending addresses, stays
     /// in submission order. What the rings have no room for goes back to the injector (after
-    /// any injector lock was released: it is not reentrant).
-    fn keep_in_order(&self, index: usize, jobs: &[Option<JobRef>]) {
+    /// any injector lock was released: it is not reentrant). Returns how many stayed.
+    fn keep_in_order(&self, index: usize, jobs: &[Option<JobRef>]) -> usize {
         let me = &self.workers[index];
+        let mut kept = 0;
         for job in jobs.iter().rev().flatten() {
             let meta = job.meta();
-            if let Err(job) = me.ring(meta.priority, meta.stack).push(*job) {
-                self.injector.push(job);
+            match me.ring(meta.priority, meta.stack).push(*job) {
+                Ok(()) => kept += 1,
+                Err(job) => self.injector.push(job),
             }
         }
+        kept
     }
 
     /// A ring was full when its owner pushed `job`: move the older half of the ring and `job`

@@ -453,8 +453,9 @@ impl Injector {
         &self.0[priority as usize]
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(|l| l.is_empty())
+    /// Whether some queued job satisfies `pred` (a look under each list's lock).
+    pub(crate) fn any(&self, mut pred: impl FnMut(JobRef) -> bool) -> bool {
+        self.0.iter().any(|l| l.any(&mut pred))
     }
 
     pub(crate) fn len(&self) -> usize {
