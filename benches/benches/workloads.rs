@@ -1,4 +1,4 @@
-//! Criterion benches of the benchmarks.md workloads at small sizes, jobsys next to rayon.
+//! Criterion benches of the `docs/benchmarks.md` workloads at small sizes, jobsys next to rayon.
 //!
 //! Sizes are cut down so a run stays short (`sample_size(10)`): fib(20), 100k empty jobs,
 //! skynet with 100k leaves, parfor over 1M f32, and single W5 frames. The full-size,

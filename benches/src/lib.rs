@@ -1,4 +1,4 @@
-//! Shared workload code for the benchmarks defined in `shared/design/benchmarks.md`.
+//! Shared workload code for the benchmarks defined in `docs/benchmarks.md`.
 //!
 //! The six canonical workloads (W1–W6) are implemented here once per system, so that the
 //! `compare` binary and the criterion benches run exactly the same code:
@@ -80,7 +80,7 @@ pub fn fib_jobs(n: u64) -> u64 {
     2 * fib_expected(n + 1) - 1
 }
 
-/// W3's `n`: fib(30) (2,692,537 jobs), or fib(35) at `T >= 8` as benchmarks.md requires.
+/// W3's `n`: fib(30) (2,692,537 jobs), or fib(35) at `T >= 8` as docs/benchmarks.md requires.
 pub fn fib_n_for(workers: usize) -> u64 {
     if workers >= 8 { 35 } else { 30 }
 }

@@ -1,4 +1,4 @@
-//! The workloads on rayon, with the idioms benchmarks.md names.
+//! The workloads on rayon, with the idioms `docs/benchmarks.md` names.
 //!
 //! Call these inside `ThreadPool::install` of a T-thread pool, so the submitting context is
 //! one of the T threads.

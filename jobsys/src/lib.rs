@@ -37,6 +37,10 @@
 //! the raw Naughty-Dog layer ([`JobDecl`], [`Ctx::run_jobs`], [`Ctx::wait_for_counter`]).
 //! Threads outside the pool submit and wait through a [`Handle`].
 //!
+//! The package is `jobsys-fiber` on crates.io (the name `jobsys` there belongs to an unrelated
+//! crate); the library keeps the crate name `jobsys`: `cargo add jobsys-fiber`, then
+//! `use jobsys::...`.
+//!
 //! ## Features
 //! - `profile`: turns the scheduler's profiler call sites into calls to the hooks installed
 //!   with [`profile::set_hooks`] (see the `jobsys-profiling` crate for Tracy and Chrome trace).
@@ -47,12 +51,14 @@
 //!   only.
 //! - `sanitizer`: announces every fiber switch to AddressSanitizer (corosensei's `sanitizer`
 //!   feature), so ASan follows the stack a fiber runs on. Only for builds with
-//!   `-Zsanitizer=address`: it links against the ASan runtime. See `docs/testing.md`.
+//!   `-Zsanitizer=address`: it links against the ASan runtime. The source repository's
+//!   `docs/testing.md` gives the command.
 //!
 //! ## What not to hold across a wait
-//! See `docs/safety.md`: a job may continue on another fiber's schedule after any wait, so
-//! std mutex guards, `thread_local!` borrows and Tracy spans must not be alive across one.
-//! With `panic = "abort"` a job panic aborts the process instead of reaching its owner.
+//! A job may continue on another fiber's schedule after any wait, so std mutex guards,
+//! `thread_local!` borrows and Tracy spans must not be alive across one. With
+//! `panic = "abort"` a job panic aborts the process instead of reaching its owner. The rules in
+//! full, migration mode included, are in the source repository's `docs/safety.md`.
 
 #[cfg(all(loom, feature = "simulation"))]
 compile_error!("the `simulation` feature and `--cfg loom` exclude each other");
@@ -90,3 +96,8 @@ pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};
+
+// The package README's examples compile and pass as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,8 +1,9 @@
 //! The deterministic simulation (`--features simulation`): whole job systems run under a
 //! seeded scheduler, one thread at a time, so a seed replays a run step for step.
 //!
-//! Replay a failure: `JOBSYS_SIM_SEED=<seed> cargo test -p jobsys --features simulation --test
-//! sim`. More seeds: `JOBSYS_SIM_SEEDS=<n>` (default 24 per test).
+//! Replay a failure:
+//! `JOBSYS_SIM_SEED=<seed> cargo test -p jobsys-fiber --features simulation --test sim`.
+//! More seeds: `JOBSYS_SIM_SEEDS=<n>` (default 24 per test).
 #![cfg(feature = "simulation")]
 
 #[path = "common/dag.rs"]

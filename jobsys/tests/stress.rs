@@ -3,7 +3,7 @@
 //! counts. The shape of every DAG comes from a seed and the path to each node (never from the
 //! execution order), so a sequential reference evaluation of the same seed gives the exact sum
 //! every run must produce. Bounded: `STRESS_SEEDS` seeds (default 200) per worker count; a
-//! failure names its seed (replay: `STRESS_SEED=<seed> cargo test -p jobsys --test stress`).
+//! failure names its seed (replay: `STRESS_SEED=<seed> cargo test -p jobsys-fiber --test stress`).
 
 mod common;
 #[path = "common/dag.rs"]
@@ -36,7 +36,7 @@ fn random_dags_produce_their_reference_sums() {
             }
             assert_eq!(
                 got, expected,
-                "{n} workers, seed {seed}: replay with STRESS_SEED={seed} cargo test -p jobsys --test stress"
+                "{n} workers, seed {seed}: replay with STRESS_SEED={seed} cargo test -p jobsys-fiber --test stress"
             );
         }
         assert_eq!(jobs.lost_wakeups(), 0, "{n} workers");

@@ -46,3 +46,8 @@ mod tracy;
 pub use chrome::ChromeTrace;
 #[cfg(feature = "tracy")]
 pub use tracy::Tracy;
+
+// The package README's examples compile and pass as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

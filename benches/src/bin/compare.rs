@@ -1,4 +1,4 @@
-//! `compare`: runs the workloads of `shared/design/benchmarks.md` on jobsys and its Rust peers
+//! `compare`: runs the workloads of `docs/benchmarks.md` on jobsys and its Rust peers
 //! (rayon, raw corosensei) in one process and prints a markdown table of the ratios against the
 //! targets.
 //!
@@ -197,7 +197,7 @@ fn main() {
     let quick = args.quick;
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
 
-    println!("# jobsys vs peers (shared/design/benchmarks.md)");
+    println!("# jobsys vs peers (docs/benchmarks.md)");
     println!();
     println!("command: `{cmdline}`");
     println!();
@@ -510,7 +510,7 @@ fn main() {
         });
     }
 
-    // ---- sync primitives (issue 4) ----------------------------------------------------------
+    // ---- sync primitives -----------------------------------------------------------------------
     if args.wants("sync") {
         let (ops, rounds) = if quick {
             (20_000, 2_000)
@@ -519,7 +519,7 @@ fn main() {
         };
         let parties = t.max(2);
         // One sync row: time `ours` on a jobsys pool and `std_peer` on OS threads, per `per`
-        // operations, and report them side by side (no target: issue 4 names none).
+        // operations, and report them side by side (the row says "reported": no pass/fail).
         let mut sync_row = |workload: String,
                             per: usize,
                             peer: &str,

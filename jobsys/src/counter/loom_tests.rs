@@ -1,6 +1,6 @@
 //! loom models of the counter protocol: publication against the decrement that reaches the
 //! target, non-zero targets, and several waiters. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p jobsys --lib --release loom`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p jobsys-fiber --lib --release loom`.
 
 use super::CounterCore;
 use loom::sync::Arc;

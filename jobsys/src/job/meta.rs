@@ -7,8 +7,8 @@
 /// for High work anywhere, then Low work, first: a High job submitted elsewhere starts within
 /// 60 local picks of a busy worker, and Low work is never starved by a stream of Normal work.
 /// There is no priority inheritance: a waiting job runs its own unstarted children inline,
-/// whatever their priority. The rules in full are in the guide (docs/guide.md, "Priorities and
-/// hints").
+/// whatever their priority. The rules in full are in the source repository's guide
+/// (docs/guide.md, "Priorities and hints").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Priority {
     /// Latency-critical work (input, render submission).

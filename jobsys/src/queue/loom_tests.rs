@@ -1,5 +1,6 @@
 //! loom model of the ring: an owner pushing and popping against a thief, including the race
-//! for the last item. Run with `RUSTFLAGS="--cfg loom" cargo test -p jobsys --lib --release loom`.
+//! for the last item. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p jobsys-fiber --lib --release loom`.
 
 use super::{Ring, Steal};
 use crate::job::{JobHeader, JobMeta, JobRef};

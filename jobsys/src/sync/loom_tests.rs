@@ -1,5 +1,5 @@
 //! loom models of the primitives' park/unpark cores, with plain (loom) threads as waiters.
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p jobsys --lib --release loom`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p jobsys-fiber --lib --release loom`.
 
 use super::{Barrier, Event, EventKind, Mutex, Semaphore, ThisThread};
 use loom::sync::Arc;

@@ -1,6 +1,6 @@
 //! loom models of the sleep/wake handshake (`Dorm`), run on the same code the workers run.
 //! A lost wake-up shows as a loom deadlock (a sleeper parked forever). Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p jobsys --lib --release loom`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p jobsys-fiber --lib --release loom`.
 
 use super::{Bed, Dorm};
 use loom::sync::Arc;
