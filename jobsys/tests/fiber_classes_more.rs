@@ -134,8 +134,7 @@ fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
 /// One level of a chain of `Large` jobs, each submitting the next and waiting for it; `data` is
 /// the number of levels below.
 fn large_level(ctx: &Ctx, data: *mut ()) {
-    static LEVEL: JobMeta =
-        JobMeta::new("large-level", file!(), line!()).stack(StackClass::Large);
+    static LEVEL: JobMeta = JobMeta::new("large-level", file!(), line!()).stack(StackClass::Large);
     let below = data as usize;
     if below == 0 {
         return;
