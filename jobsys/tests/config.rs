@@ -85,15 +85,15 @@ fn fib(ctx: &jobsys::Ctx, n: u64) -> u64 {
     a + b
 }
 
-/// With small stacks below the default headroom, the default adapts (half the stack), so
+/// With small stacks no bigger than the default headroom (32 KiB), the default adapts (half the stack), so
 /// children still run inline: `fib(16)` through `join` (8 nested `b`s) fits in 4 fibers on one worker. Were the
-/// headroom left at 32 KiB, no 16 KiB fiber could run a child inline, each level would hold a
+/// headroom left at 32 KiB, no 32 KiB fiber could run a child inline, each level would hold a
 /// fiber, and the pool would deadlock.
 #[test]
 fn the_default_inline_headroom_fits_small_stacks() {
     let jobs = JobSystem::builder()
         .workers(1)
-        .small_fibers(4, 16 * 1024)
+        .small_fibers(4, 32 * 1024)
         .large_fibers(0, 64 * 1024)
         .build()
         .unwrap();
