@@ -16,9 +16,14 @@ const SIGABRT: i32 = 6;
 
 /// Re-runs this test binary for one test with `JOBSYS_OVERFLOW_CHILD` set; (signal, stderr).
 fn child(test: &str) -> (Option<i32>, String, String) {
+    // Under AddressSanitizer (see docs/testing.md), leave SIGSEGV/SIGBUS to the process's own
+    // handlers — jobsys's, and the default action behind it — as in a build without ASan.
+    let mut asan = std::env::var("ASAN_OPTIONS").unwrap_or_default();
+    asan.push_str(":handle_segv=0:handle_sigbus=0");
     let out = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("JOBSYS_OVERFLOW_CHILD", "1")
+        .env("ASAN_OPTIONS", asan)
         .output()
         .unwrap();
     (
@@ -43,6 +48,11 @@ fn system() -> JobSystem {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "under AddressSanitizer a big local's first touch may land below the guard page \
+              (ASan lays out frames itself), so the fault is not recognised as an overflow"
+)]
 fn a_200_kib_local_on_a_64_kib_fiber_names_the_fiber_and_the_job() {
     if is_child() {
         let jobs = system();
