@@ -1,5 +1,6 @@
 //! `Ctx`: what a job holds while it runs — the door to submitting and waiting.
 
+use super::coro::{FiberYielder, Switched};
 use super::{Resume, Suspend, WorkerRef};
 use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
@@ -11,7 +12,6 @@ use crate::{Handle, fault, profile};
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use corosensei::{CoroutineResult, Yielder};
 
 /// The running job's view of the job system: submit, wait, fork, scope.
 ///
@@ -32,7 +32,7 @@ use corosensei::{CoroutineResult, Yielder};
 /// });
 /// ```
 pub struct Ctx {
-    yielder: NonNull<Yielder<Resume, Suspend>>,
+    yielder: NonNull<FiberYielder>,
     at: Cell<WorkerRef>,
     fiber: u32,
     class: StackClass,
@@ -554,7 +554,7 @@ impl Ctx {
 
     /// Pays batched decrements, then returns this fiber to the scheduler as idle; returns
     /// what it is resumed with.
-    fn go_idle(&self, y: &Yielder<Resume, Suspend>) -> Resume {
+    fn go_idle(&self, y: &FiberYielder) -> Resume {
         self.flush_decrements();
         y.suspend(Suspend::Idle)
     }
@@ -635,7 +635,7 @@ const PENDING_MAX: u32 = 1 << 16;
 
 /// The body of every pooled fiber: run jobs until the worker's queues are empty, then go idle.
 pub(crate) fn fiber_main(
-    y: &Yielder<Resume, Suspend>,
+    y: &FiberYielder,
     first: Resume,
     fiber: u32,
     class: StackClass,
@@ -704,7 +704,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
     profile::fiber_leave(index, fiber);
     let worker = &shared.workers[index];
     match result {
-        CoroutineResult::Yield(Suspend::Idle) => {
+        Switched::Suspended(Suspend::Idle) => {
             slot.transition(Running, Pooled);
             if shared.fibers.release(fiber) {
                 // Workers went to sleep with jobs queued that only a fiber like this one could
@@ -712,7 +712,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
                 shared.wake_all();
             }
         }
-        CoroutineResult::Yield(Suspend::Wait(node, counter)) => {
+        Switched::Suspended(Suspend::Wait(node, counter)) => {
             // Copied before the publication: once published, the node may be woken and gone.
             // SAFETY: the node is on the parked fiber's stack, untouched until it is woken.
             let timing = unsafe { (*node.as_ptr()).timing };
@@ -728,7 +728,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             };
             shared.arm_timer(parked, fiber, timing, target);
         }
-        CoroutineResult::Yield(Suspend::Park(node)) => {
+        Switched::Suspended(Suspend::Park(node)) => {
             // SAFETY: as for `Wait`: copied before the publication.
             let (key, timing) = unsafe { ((*node.as_ptr()).key(), (*node.as_ptr()).timing) };
             // SAFETY: the node and its validator's data are on the parked fiber's stack, which
@@ -739,7 +739,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             let node = node.as_ptr();
             shared.arm_timer(parked, fiber, timing, Target::Park { key, node });
         }
-        CoroutineResult::Yield(Suspend::ParkGroup(group, nodes, n)) => {
+        Switched::Suspended(Suspend::ParkGroup(group, nodes, n)) => {
             // SAFETY: as for `Park`; the timer of a group is on its first node.
             let (key, timing) = unsafe { ((*nodes.as_ptr()).key(), (*nodes.as_ptr()).timing) };
             // SAFETY: the group and its nodes are on the parked fiber's stack (as for `Park`).
@@ -749,13 +749,13 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             let node = nodes.as_ptr();
             shared.arm_timer(parked, fiber, timing, Target::Park { key, node });
         }
-        CoroutineResult::Yield(Suspend::Yield) => {
+        Switched::Suspended(Suspend::Yield) => {
             slot.transition(Running, Ready);
             if worker.yielded.push(fiber).is_err() {
                 fatal("yield queue overflow");
             }
         }
-        CoroutineResult::Return(()) => fatal("a fiber returned while the system runs"),
+        Switched::Returned => fatal("a fiber returned while the system runs"),
     }
 }
 

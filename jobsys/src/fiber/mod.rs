@@ -1,10 +1,11 @@
 //! ④ FIBER — where job code runs and can suspend.
 //!
-//! Receives a job and a worker from the scheduler loop (as corosensei's resume value) and runs
+//! Receives a job and a worker from the scheduler loop (as the coroutine's resume value; `coro.rs` is the only file that knows corosensei) and runs
 //! it; runs further jobs from the same worker's queues without switching; hands control back
 //! to the worker only with a reason ([`Suspend`]): idle, waiting on a counter, or yielding.
 //! The worker publishes a wait only after the switch has landed (post-switch publication).
 
+mod coro;
 mod ctx;
 pub(crate) mod overflow;
 mod pool;
