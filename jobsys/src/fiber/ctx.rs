@@ -4,10 +4,10 @@ use super::coro::{FiberYielder, Switched};
 use super::{Resume, Suspend, WorkerRef};
 use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
-use crate::panic::{AbortIfPanic, fatal};
+use crate::panic::fatal;
 use crate::sched::{Hint, Place, Policy};
 use crate::timer::Target;
-use crate::worker::{Host, Shared, Worker};
+use crate::worker::{Shared, Worker};
 use crate::{Handle, fault, profile};
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -42,6 +42,31 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The `Ctx` of a pooled fiber, built by its body (`fiber_main`) in the fiber's root frame,
+    /// where `yielder` lives for the fiber's whole life.
+    pub(super) fn new(
+        yielder: &FiberYielder,
+        at: WorkerRef,
+        fiber: u32,
+        class: StackClass,
+        stack: super::pool::StackBounds,
+    ) -> Self {
+        Self {
+            yielder: NonNull::from(yielder),
+            at: Cell::new(at),
+            fiber,
+            class,
+            stack,
+            _not_send_sync: PhantomData,
+        }
+    }
+
+    /// Where this fiber runs from now on (the resume value of the switch that just landed).
+    #[inline]
+    pub(super) fn set_at(&self, at: WorkerRef) {
+        self.at.set(at);
+    }
+
     /// Opens a no-suspend region until the guard drops: in debug builds, a wait, park or
     /// yield of this fiber inside it panics and names this call's location. Wrap code that
     /// holds a `std::sync::MutexGuard`, a `RefCell` borrow or a thread-local's value, which
@@ -552,13 +577,6 @@ impl Ctx {
         }
     }
 
-    /// Pays batched decrements, then returns this fiber to the scheduler as idle; returns
-    /// what it is resumed with.
-    fn go_idle(&self, y: &FiberYielder) -> Resume {
-        self.flush_decrements();
-        y.suspend(Suspend::Idle)
-    }
-
     /// Runs `job` on this fiber now.
     #[inline]
     pub(crate) fn run(&self, job: JobRef) {
@@ -632,57 +650,6 @@ impl Ctx {
 
 /// Most completions of one counter a worker batches before paying them.
 const PENDING_MAX: u32 = 1 << 16;
-
-/// The body of every pooled fiber: run jobs until the worker's queues are empty, then go idle.
-pub(crate) fn fiber_main(
-    y: &FiberYielder,
-    first: Resume,
-    fiber: u32,
-    class: StackClass,
-    stack: super::pool::StackBounds,
-) {
-    let guard = AbortIfPanic("a panic escaped the fiber loop (a jobsys bug)");
-    let (mut job, at) = match first {
-        Resume::Run(job, at) => (job, at),
-        Resume::Exit => {
-            core::mem::forget(guard);
-            return;
-        }
-        Resume::Continue(_) => fatal("a pooled fiber was resumed with Continue"),
-    };
-    let ctx = Ctx {
-        yielder: NonNull::from(y),
-        at: Cell::new(at),
-        fiber,
-        class,
-        stack,
-        _not_send_sync: PhantomData,
-    };
-    loop {
-        ctx.run(job);
-        super::region::close_leaked();
-        let shared = ctx.shared();
-        let worker = ctx.worker();
-        let next = if worker.no_ready() && worker.yielded.is_empty() {
-            shared.find_job(ctx.worker_index(), Host::Fiber(class))
-        } else {
-            None
-        };
-        match next {
-            // `find_job` only hands a fiber jobs whose stack class fits it.
-            Some(j) => job = j,
-            None => match ctx.go_idle(y) {
-                Resume::Run(j, at) => {
-                    ctx.at.set(at);
-                    job = j;
-                }
-                Resume::Exit => break,
-                Resume::Continue(_) => fatal("an idle fiber was resumed with Continue"),
-            },
-        }
-    }
-    core::mem::forget(guard);
-}
 
 /// Switches the worker `index` into `fiber` and handles why it came back (post-switch
 /// publication: the fiber's stack is quiescent for everything below).

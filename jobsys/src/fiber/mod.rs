@@ -7,13 +7,15 @@
 
 mod coro;
 mod ctx;
+mod main;
 pub(crate) mod overflow;
 mod pool;
 mod region;
 mod stack;
 
 pub use ctx::Ctx;
-pub(crate) use ctx::{fiber_main, switch_into};
+pub(crate) use ctx::switch_into;
+pub(crate) use main::fiber_main;
 pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
