@@ -1,12 +1,11 @@
 //! `Ctx`: what a job holds while it runs — the door to submitting and waiting.
 
-use super::coro::{FiberYielder, Switched};
+use super::coro::FiberYielder;
 use super::{Resume, Suspend, WorkerRef};
 use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::fatal;
 use crate::sched::{Hint, Place, Policy};
-use crate::timer::Target;
 use crate::worker::{Shared, Worker};
 use crate::{Handle, fault, profile};
 use core::cell::Cell;
@@ -650,109 +649,3 @@ impl Ctx {
 
 /// Most completions of one counter a worker batches before paying them.
 const PENDING_MAX: u32 = 1 << 16;
-
-/// Switches the worker `index` into `fiber` and handles why it came back (post-switch
-/// publication: the fiber's stack is quiescent for everything below).
-pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resume) {
-    use super::FiberState::*;
-    let slot = shared.fibers.slot(fiber);
-    let prev = slot.state();
-    debug_assert!(
-        matches!(prev, Pooled | Ready),
-        "switching into a {prev:?} fiber"
-    );
-    slot.transition(prev, Running);
-    slot.home.store(index, crate::shim::Ordering::Relaxed);
-    fault::inject(fault::Site::Switch);
-    profile::fiber_enter(index, fiber);
-    // SAFETY: the caller took `fiber` from the free list or a ready queue, which hand each fiber
-    // to one worker at a time.
-    let result = unsafe { slot.resume(input) };
-    profile::fiber_leave(index, fiber);
-    let worker = &shared.workers[index];
-    match result {
-        Switched::Suspended(Suspend::Idle) => {
-            slot.transition(Running, Pooled);
-            if shared.fibers.release(fiber) {
-                // Workers went to sleep with jobs queued that only a fiber like this one could
-                // run (possibly pinned to them): get them up.
-                shared.wake_all();
-            }
-        }
-        Switched::Suspended(Suspend::Wait(node, counter)) => {
-            // Copied before the publication: once published, the node may be woken and gone.
-            // SAFETY: the node is on the parked fiber's stack, untouched until it is woken.
-            let timing = unsafe { (*node.as_ptr()).timing };
-            // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
-            // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
-            // (the waiter borrows it). A timed wait counts as one that wakes by itself.
-            let parked = publish_wait(shared, worker, fiber, timing.stamp != 0, || unsafe {
-                counter.as_ref().publish(node.as_ptr())
-            });
-            let target = Target::Counter {
-                counter: counter.as_ptr(),
-                node: node.as_ptr(),
-            };
-            shared.arm_timer(parked, fiber, timing, target);
-        }
-        Switched::Suspended(Suspend::Park(node)) => {
-            // SAFETY: as for `Wait`: copied before the publication.
-            let (key, timing) = unsafe { ((*node.as_ptr()).key(), (*node.as_ptr()).timing) };
-            // SAFETY: the node and its validator's data are on the parked fiber's stack, which
-            // stays untouched until the unpark protocol pushes the fiber to a ready queue.
-            let parked = publish_wait(shared, worker, fiber, true, || unsafe {
-                crate::park::publish(node.as_ptr())
-            });
-            let node = node.as_ptr();
-            shared.arm_timer(parked, fiber, timing, Target::Park { key, node });
-        }
-        Switched::Suspended(Suspend::ParkGroup(group, nodes, n)) => {
-            // SAFETY: as for `Park`; the timer of a group is on its first node.
-            let (key, timing) = unsafe { ((*nodes.as_ptr()).key(), (*nodes.as_ptr()).timing) };
-            // SAFETY: the group and its nodes are on the parked fiber's stack (as for `Park`).
-            let parked = publish_wait(shared, worker, fiber, true, || unsafe {
-                crate::park::publish_group(group.as_ptr(), nodes.as_ptr(), n)
-            });
-            let node = nodes.as_ptr();
-            shared.arm_timer(parked, fiber, timing, Target::Park { key, node });
-        }
-        Switched::Suspended(Suspend::Yield) => {
-            slot.transition(Running, Ready);
-            if worker.yielded.push(fiber).is_err() {
-                fatal("yield queue overflow");
-            }
-        }
-        Switched::Returned => fatal("a fiber returned while the system runs"),
-    }
-}
-
-/// Post-switch publication of a wait (a counter's or a primitive's, `on_sync`): counts the fiber
-/// parked here, then `publish`es; if the wait is already over, the fiber goes straight back to
-/// this worker's ready queue. Returns whether it parked.
-fn publish_wait(
-    shared: &Shared,
-    worker: &Worker,
-    fiber: u32,
-    on_sync: bool,
-    publish: impl FnOnce() -> bool,
-) -> bool {
-    use super::FiberState::*;
-    let slot = shared.fibers.slot(fiber);
-    slot.transition(Running, Waiting);
-    worker
-        .parked_here
-        .fetch_add(1, crate::shim::Ordering::SeqCst);
-    if publish() {
-        // The window in which a waker may un-count the fiber before it is counted.
-        fault::inject(fault::Site::AfterPublish);
-        shared.fiber_parked(on_sync);
-        true
-    } else {
-        slot.transition(Waiting, Ready);
-        worker.push_ready(fiber);
-        worker
-            .parked_here
-            .fetch_sub(1, crate::shim::Ordering::SeqCst);
-        false
-    }
-}

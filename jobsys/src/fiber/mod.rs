@@ -13,8 +13,8 @@ mod pool;
 mod region;
 mod stack;
 
+pub(crate) use coro::Switched;
 pub use ctx::Ctx;
-pub(crate) use ctx::switch_into;
 pub(crate) use main::fiber_main;
 pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;

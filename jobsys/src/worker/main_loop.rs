@@ -1,7 +1,8 @@
 //! The scheduler loop each worker runs on its own thread stack.
 
 use super::Shared;
-use crate::fiber::{Resume, WorkerRef, switch_into};
+use super::switch_into;
+use crate::fiber::{Resume, WorkerRef};
 use crate::job::{Affinity, JobRef, Priority, StackClass};
 use crate::panic::AbortIfPanic;
 use crate::queue::Steal;

@@ -9,11 +9,13 @@ mod main_loop;
 mod shared;
 mod stall;
 mod start;
+mod switch;
 
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use shared::{Injector, Shared, Worker};
 pub(crate) use stall::StallWatch;
 pub(crate) use start::{FpState, start_worker};
+pub(crate) use switch::switch_into;
 
 use std::cell::Cell;
 
