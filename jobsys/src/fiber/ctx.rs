@@ -6,7 +6,7 @@ use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::fatal;
 use crate::sched::{Hint, Place, Policy};
-use crate::worker::{Shared, Worker};
+use crate::worker::{Shared, Worker, WorkerCore};
 use crate::{Handle, fault, profile};
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -288,7 +288,7 @@ impl Ctx {
         };
         let policy = &self.shared().policy;
         'pick: loop {
-            let tick = self.worker().peek_tick();
+            let tick = self.core().peek_tick();
             if policy.global_pick(tick) && self.shared().urgent_work(self.worker_index()) {
                 break;
             }
@@ -307,9 +307,9 @@ impl Ctx {
                         }
                         continue;
                     }
-                    self.worker().next_tick();
+                    self.core().next_tick();
                     self.run(job);
-                    if self.done_counting_debt(counter, target) {
+                    if self.core().debt.done_counting_debt(counter, target) {
                         break 'pick;
                     }
                     continue 'pick;
@@ -328,21 +328,6 @@ impl Ctx {
     pub(crate) fn has_headroom(&self, class: StackClass) -> bool {
         let left = super::stack::stack_pointer().saturating_sub(self.stack.low);
         left >= self.shared().fibers.inline_headroom(class)
-    }
-
-    /// Whether `counter` is at or below `target` once this worker's batched decrements are
-    /// paid (without paying them).
-    #[inline]
-    fn done_counting_debt(&self, counter: &CounterCore, target: u32) -> bool {
-        // SAFETY: as in `complete`; a read of two plain fields.
-        let owed = self.worker().pending.with(|p| unsafe {
-            if core::ptr::eq((*p).counter, counter) {
-                (*p).n
-            } else {
-                0
-            }
-        });
-        counter.value().saturating_sub(owed) <= target
     }
 
     /// Parks this fiber on `key` while `validate(data)` holds (checked by the worker after the
@@ -523,57 +508,16 @@ impl Ctx {
         }
     }
 
-    /// Records that a job of `counter` finished. Consecutive completions of one counter on
-    /// one worker are subtracted together — one RMW on the counter's line per run of jobs
-    /// instead of one per job — and the debt is paid before this worker starts a job of
-    /// another counter, before any fiber on it waits, yields or goes idle (so before the
-    /// worker can sleep), when the run of the same counter reaches 2^16 jobs, and at once when
-    /// paying would reach the target of a fiber or thread already parked on it. A counter
-    /// owed a decrement cannot reach zero, so its owner cannot free it while we hold the
-    /// pointer.
+    /// Records that a job of `counter` finished: a batched decrement (see `worker/debt.rs`).
     #[inline]
     pub(crate) fn complete(&self, counter: &CounterCore) {
-        let (owed, now) = self.worker().pending.with_mut(|p| {
-            // SAFETY: owner-thread-only field: this fiber runs on the worker's thread, and no
-            // reference to it outlives this closure.
-            let p = unsafe { &mut *p };
-            if core::ptr::eq(p.counter, counter) && p.n < PENDING_MAX {
-                p.n += 1;
-                return (None, p.n);
-            }
-            let owed = (p.counter, p.n);
-            p.counter = counter;
-            p.n = 1;
-            (Some(owed), 1)
-        });
-        if let Some((old, n)) = owed
-            && n > 0
-        {
-            // SAFETY: `old` is owed `n` decrements, so it has not reached zero and is alive.
-            unsafe { (*old).sub(n) };
-        }
-        // A parked waiter whose target this batch reaches is woken now, not at the next
-        // payment point (a join whose `b` was stolen, a wait on the last job of a batch).
-        if counter.would_wake(now) {
-            self.flush_decrements();
-        }
+        self.core().debt.complete(counter);
     }
 
-    /// Pays this worker's batched decrements (see [`complete`](Self::complete)).
+    /// Pays this worker's batched decrements (see `worker/debt.rs`).
     #[inline]
     pub(crate) fn flush_decrements(&self) {
-        let owed = self.worker().pending.with_mut(|p| {
-            // SAFETY: as in `complete`.
-            let p = unsafe { &mut *p };
-            let owed = (p.counter, p.n);
-            p.counter = core::ptr::null();
-            p.n = 0;
-            owed
-        });
-        if owed.1 > 0 {
-            // SAFETY: as in `complete`.
-            unsafe { (*owed.0).sub(owed.1) };
-        }
+        self.core().debt.flush();
     }
 
     /// Runs `job` on this fiber now.
@@ -582,11 +526,7 @@ impl Ctx {
         // Pay what we owe another counter before a job that may take long: its waiter must not
         // wait for this one.
         let owner = job.owner();
-        let owes_other = self.worker().pending.with(|p| {
-            // SAFETY: as in `complete`; a read of two plain fields.
-            unsafe { !core::ptr::eq((*p).counter, owner) && (*p).n > 0 }
-        });
-        if owes_other {
+        if self.core().debt.owes_other(owner) {
             self.flush_decrements();
         }
         let meta = job.meta();
@@ -639,6 +579,18 @@ impl Ctx {
         }
     }
 
+    /// The owner-only state of the worker this fiber runs on now. Never keep the reference
+    /// across a suspension (a wait, park or yield, or a job run inline, which may wait): in
+    /// migration mode the fiber may resume on another worker, whose thread owns another core.
+    #[inline]
+    pub(crate) fn core(&self) -> &WorkerCore {
+        // SAFETY: `at` is the resume value of the switch that last landed in this fiber (set on
+        // every resume: `fiber_main`, `suspend`); `main_loop` points its `core` at the
+        // `WorkerCore` that its caller owns and keeps alive for the loop's whole run, and this
+        // fiber runs only inside that loop's switch, on that core's owner thread.
+        unsafe { self.at.get().core.as_ref() }
+    }
+
     #[inline]
     pub(crate) fn worker(&self) -> &Worker {
         // SAFETY: points into `Shared::workers`, which lives as long as the system (see
@@ -646,6 +598,3 @@ impl Ctx {
         unsafe { self.at.get().worker.as_ref() }
     }
 }
-
-/// Most completions of one counter a worker batches before paying them.
-const PENDING_MAX: u32 = 1 << 16;

@@ -31,7 +31,7 @@ pub(crate) fn fiber_main(
         let shared = ctx.shared();
         let worker = ctx.worker();
         let next = if worker.no_ready() && worker.yielded.is_empty() {
-            shared.find_job(ctx.worker_index(), Host::Fiber(class))
+            shared.find_job(ctx.worker_index(), ctx.core(), Host::Fiber(class))
         } else {
             None
         };

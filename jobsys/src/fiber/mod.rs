@@ -36,6 +36,9 @@ pub(crate) struct WorkerRef {
     pub(crate) index: usize,
     /// `&shared.workers[index]`, cached so the hot path never reads `Shared` to find it.
     pub(crate) worker: NonNull<crate::worker::Worker>,
+    /// The owner-only state of that worker (`worker/owner.rs`), which only the thread running
+    /// its loop touches: re-read from here after every switch, never kept across one.
+    pub(crate) core: NonNull<crate::worker::WorkerCore>,
 }
 
 /// What the scheduler loop tells a fiber when it switches into it.

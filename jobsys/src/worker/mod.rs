@@ -5,13 +5,16 @@
 //! thread that built the system, active inside `JobSystem::run` and while the system drops;
 //! workers 1.. are OS threads spawned at build, optionally pinned one per core.
 
+mod debt;
 mod main_loop;
+mod owner;
 mod shared;
 mod stall;
 mod start;
 mod switch;
 
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
+pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
 pub(crate) use stall::StallWatch;
 pub(crate) use start::{FpState, start_worker};

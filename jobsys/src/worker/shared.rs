@@ -1,11 +1,12 @@
-//! State shared by all workers, and each worker's public face.
+//! State shared by all workers, and each worker's public face (its owner-only state is
+//! `WorkerCore`, in `owner.rs`).
 
 use crate::fiber::FiberPool;
 use crate::job::{JobRef, Priority, StackClass};
 use crate::panic::fatal;
 use crate::queue::{JobList, Ring};
 use crate::scope::BlockPool;
-use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
@@ -16,19 +17,6 @@ pub(super) const PARKED_HERE: u64 = (1 << 32) - 1;
 /// One waker in flight toward a worker, in the high half of `Worker::parked_here`.
 const IN_FLIGHT: u64 = 1 << 32;
 
-/// Decrements a worker owes one counter: `n` finished jobs of `counter`, batched so that a
-/// run of jobs of one counter on one worker costs one RMW on its cache line instead of `n`.
-pub(crate) struct PendingDecrements {
-    /// The counter owed (null when `n` is 0).
-    pub(crate) counter: *const crate::counter::CounterCore,
-    /// Jobs finished and not yet subtracted.
-    pub(crate) n: u32,
-}
-
-// SAFETY: the pointer is only dereferenced on the thread that owns the worker (see
-// `Ctx::complete`); moving the record between threads (at build) moves no access.
-unsafe impl Send for PendingDecrements {}
-
 /// One worker as the others see it.
 pub(crate) struct Worker {
     pub(crate) index: usize,
@@ -36,11 +24,6 @@ pub(crate) struct Worker {
     /// (indexed `[Priority as usize][StackClass as usize]`): a thief only takes jobs it has a
     /// fitting fiber for, and every source is looked at most urgent first.
     pub(crate) rings: [[Ring; 2]; 3],
-    /// Picks made by this worker (the policy's tick). Owner thread only.
-    tick: UnsafeCell<u32>,
-    /// Finished jobs of one counter not yet subtracted from it (see `Ctx::complete`). Owner
-    /// thread only.
-    pub(crate) pending: UnsafeCell<PendingDecrements>,
     /// Jobs pinned to this worker; never stolen.
     pub(crate) pinned: JobList,
     /// Fibers woken by a counter, to be resumed here (bounded by the pool size).
@@ -58,25 +41,13 @@ pub(crate) struct Worker {
     /// Sleep state (see `wake/`).
     pub(crate) bed: crate::wake::Bed,
     pub(crate) thread: OnceLock<Thread>,
-
-    /// xorshift state for victim choice. Owner thread only.
-    rng: UnsafeCell<u32>,
 }
-
-// SAFETY: `tick`, `pending` and `rng` are only touched by the thread running this worker's loop (and the
-// fibers it runs, on the same thread); everything else is atomic or internally synchronised.
-unsafe impl Sync for Worker {}
 
 impl Worker {
     pub(crate) fn new(index: usize, ring_capacity: usize, fibers: usize) -> Self {
         Self {
             index,
             rings: core::array::from_fn(|_| [Ring::new(ring_capacity), Ring::new(ring_capacity)]),
-            tick: UnsafeCell::new(1),
-            pending: UnsafeCell::new(PendingDecrements {
-                counter: core::ptr::null(),
-                n: 0,
-            }),
             pinned: JobList::new(),
             ready: ArrayQueue::new(fibers.max(1)),
             ready_any: ArrayQueue::new(fibers.max(1)),
@@ -84,8 +55,6 @@ impl Worker {
             parked_here: AtomicU64::new(0),
             bed: crate::wake::Bed::new(),
             thread: OnceLock::new(),
-
-            rng: UnsafeCell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
         }
     }
 
@@ -106,37 +75,6 @@ impl Worker {
     #[inline]
     pub(crate) fn no_ready(&self) -> bool {
         self.ready.is_empty() && self.ready_any.is_empty()
-    }
-
-    /// Owner thread only: next pseudo-random number.
-    pub(crate) fn next_random(&self) -> u32 {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.rng.with_mut(|p| unsafe {
-            let mut x = *p;
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *p = x;
-            x
-        })
-    }
-
-    /// Owner thread only: the tick the next pick will have, without using it.
-    #[inline]
-    pub(crate) fn peek_tick(&self) -> u32 {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.tick.with(|p| unsafe { *p }).wrapping_add(1)
-    }
-
-    /// Owner thread only: uses up and returns the next pick's tick (see
-    /// `sched::Policy::order`).
-    #[inline]
-    pub(crate) fn next_tick(&self) -> u32 {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.tick.with_mut(|p| unsafe {
-            *p = (*p).wrapping_add(1);
-            *p
-        })
     }
 
     #[inline]
