@@ -60,6 +60,12 @@ impl Ctx {
         }
     }
 
+    /// The stack class of this fiber.
+    #[inline]
+    pub(crate) fn class(&self) -> StackClass {
+        self.class
+    }
+
     /// Where this fiber runs from now on (the resume value of the switch that just landed).
     #[inline]
     pub(super) fn set_at(&self, at: WorkerRef) {
@@ -241,7 +247,7 @@ impl Ctx {
                 "a job waited on a counter while its thread was panicking (wait in a Drop during unwinding?); waits are refused there",
             );
         }
-        self.run_own_children(counter, target);
+        crate::worker::run_own_children(self, counter, target);
         if counter.is_done(target) {
             return true;
         }
@@ -273,53 +279,6 @@ impl Ctx {
         if stamp != 0 {
             self.shared().timers.disarm(self.fiber, stamp);
         }
-    }
-
-    /// The inline-children policy: pop from the LIFO end of each ring whose class fits this
-    /// fiber while the job there belongs to `counter` — never unrelated jobs — in the
-    /// policy's priority order for the pick. Each child counts as a pick of this worker; at a
-    /// global pick with urgent work pending (see `sched/`) the pass stops without using the
-    /// pick, so the caller parks and the worker's next pick — that global one — takes that
-    /// work.
-    fn run_own_children(&self, counter: &CounterCore, target: u32) {
-        let classes: &[StackClass] = match self.class {
-            StackClass::Large => &[StackClass::Large, StackClass::Small],
-            StackClass::Small => &[StackClass::Small],
-        };
-        let policy = &self.shared().policy;
-        'pick: loop {
-            let tick = self.core().peek_tick();
-            if policy.global_pick(tick) && self.shared().urgent_work(self.worker_index()) {
-                break;
-            }
-            for &priority in policy.child_order(tick) {
-                for &class in classes {
-                    // Too little stack left for a child here: leave it for a fiber of its own
-                    // (the caller parks and the worker starts it).
-                    if !self.has_headroom(class) {
-                        continue;
-                    }
-                    let ring = self.worker().ring(priority, class);
-                    let Some(job) = ring.pop() else { continue };
-                    if !core::ptr::eq(job.owner(), counter) {
-                        if ring.push(job).is_err() {
-                            fatal("ring overflow re-pushing a just-popped job");
-                        }
-                        continue;
-                    }
-                    self.core().next_tick();
-                    self.run(job);
-                    if self.core().debt.done_counting_debt(counter, target) {
-                        break 'pick;
-                    }
-                    continue 'pick;
-                }
-            }
-            break;
-        }
-        // The children's decrements are batched: pay them, so the caller's check (and the
-        // counter's other waiters) see them.
-        self.flush_decrements();
     }
 
     /// Whether this fiber has enough stack left to run a job of `class` inline, on top of

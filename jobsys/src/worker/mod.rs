@@ -6,6 +6,7 @@
 //! workers 1.. are OS threads spawned at build, optionally pinned one per core.
 
 mod debt;
+mod inline;
 mod main_loop;
 mod owner;
 mod shared;
@@ -13,6 +14,7 @@ mod stall;
 mod start;
 mod switch;
 
+pub(crate) use inline::run_own_children;
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
