@@ -132,35 +132,7 @@ impl Ctx {
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     pub fn frame<R>(&self, f: impl FnOnce(&Ctx) -> R) -> R {
-        struct Close<'a>(&'a Shared);
-        impl Drop for Close<'_> {
-            fn drop(&mut self) {
-                self.0
-                    .frames_open
-                    .fetch_sub(1, crate::shim::Ordering::SeqCst);
-            }
-        }
-        let shared = self.shared();
-        let _close = Close(shared);
-        // Counted as a waker on its way from the opening to the wakes, so that a sleeper whose
-        // watchdog sees the frame open before our wake reaches it counts no lost wake-up.
-        shared
-            .dorm
-            .waking
-            .fetch_add(1, crate::shim::Ordering::SeqCst);
-        if shared
-            .frames_open
-            .fetch_add(1, crate::shim::Ordering::SeqCst)
-            == 0
-        {
-            // Pairs with the sleeper's fence: either it sees the frame and stays up, or we see
-            // its announcement and wake it.
-            shared.wake_all();
-        }
-        shared
-            .dorm
-            .waking
-            .fetch_sub(1, crate::shim::Ordering::SeqCst);
+        let _frame = self.shared().open_frame();
         f(self)
     }
 
