@@ -5,9 +5,9 @@ use super::{Resume, Suspend, WorkerRef};
 use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::fatal;
-use crate::sched::{Hint, Place, Policy};
+use crate::sched::Hint;
 use crate::worker::{Shared, Worker, WorkerCore};
-use crate::{Handle, fault, profile};
+use crate::{Handle, profile};
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -402,41 +402,10 @@ impl Ctx {
         self.submit(job, Hint::Lifo);
     }
 
-    /// Places `job` where the policy says for `hint` (see `sched/`): run here now, this
-    /// worker's ring, the injector, or a pinned inbox; wakes a sleeper for published work.
+    /// Places `job` where the policy says for `hint` (see `worker/submit.rs`).
     #[inline]
     pub(crate) fn submit(&self, job: JobRef, hint: Hint) {
-        let shared = self.shared();
-        let meta = job.meta();
-        let inline_ok = hint == Hint::Inline
-            && self.class.fits(meta.stack)
-            && self.has_headroom(meta.stack)
-            && match meta.affinity {
-                Affinity::Any => true,
-                Affinity::Worker(k) => k == self.worker_index(),
-            };
-        match shared.policy.place(meta, hint, inline_ok) {
-            Place::Inline => {
-                self.run(job);
-                // The submitter goes on with its own job: pay the inline job's decrement now
-                // rather than when that job ends.
-                self.flush_decrements();
-            }
-            Place::Own(priority) => {
-                fault::inject(fault::Site::Push);
-                let ring = self.worker().ring(priority, meta.stack);
-                if let Err(job) = ring.push(job) {
-                    shared.overflow(ring, job);
-                }
-                shared.notify_local();
-            }
-            Place::Injector(priority) => {
-                fault::inject(fault::Site::Push);
-                shared.injector.at(priority).push(job);
-                shared.notify_local();
-            }
-            Place::Pinned(k) => shared.push_pinned(k, job),
-        }
+        crate::worker::submit(self, job, hint);
     }
 
     /// Records that a job of `counter` finished: a batched decrement (see `worker/debt.rs`).

@@ -353,18 +353,3 @@ impl Shared {
             .find_map(|w| w.ready_any.pop())
     }
 }
-
-impl Shared {
-    /// Places a job submitted from a thread outside the pool (see `sched/`) and wakes a
-    /// worker for it.
-    pub(crate) fn submit_foreign(&self, job: JobRef) {
-        match self.policy.place_foreign(job.meta()) {
-            crate::sched::Place::Pinned(k) => self.push_pinned(k, job),
-            crate::sched::Place::Injector(p) => {
-                self.injector.at(p).push(job);
-                self.notify_one();
-            }
-            other => crate::panic::fatal(&format!("a foreign submission cannot go to {other:?}")),
-        }
-    }
-}

@@ -12,6 +12,7 @@ mod owner;
 mod shared;
 mod stall;
 mod start;
+mod submit;
 mod switch;
 
 pub(crate) use inline::run_own_children;
@@ -20,6 +21,7 @@ pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
 pub(crate) use stall::StallWatch;
 pub(crate) use start::{FpState, start_worker};
+pub(crate) use submit::submit;
 pub(crate) use switch::switch_into;
 
 use std::cell::Cell;
