@@ -2,12 +2,12 @@
 
 use super::coro::FiberYielder;
 use super::{Resume, Suspend, WorkerRef};
-use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
-use crate::job::{Affinity, JobDecl, JobRef, StackClass};
+use crate::Handle;
+use crate::counter::{Counter, CounterCore};
+use crate::job::{JobDecl, JobRef, StackClass};
 use crate::panic::fatal;
 use crate::sched::Hint;
 use crate::worker::{Shared, Worker, WorkerCore};
-use crate::{Handle, profile};
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -33,7 +33,7 @@ use core::ptr::NonNull;
 pub struct Ctx {
     yielder: NonNull<FiberYielder>,
     at: Cell<WorkerRef>,
-    fiber: u32,
+    pub(super) fiber: u32,
     class: StackClass,
     /// This fiber's stack (for the headroom check of inline execution).
     stack: super::pool::StackBounds,
@@ -191,154 +191,12 @@ impl Ctx {
         reached
     }
 
-    /// The counter wait behind every safe wait (scope, join, `run`'s root): it never unwinds
-    /// before `counter` reaches `target`, because the jobs it waits for may borrow the
-    /// caller's frame. In debug builds, a wait inside a no-suspend region panics — after the
-    /// wait, when nothing borrows the frame any more. (Scopes and joins also check at entry,
-    /// before they spawn anything, so the usual mistake panics early.)
-    #[inline]
-    #[track_caller]
-    pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
-        if !counter.is_done(target) {
-            self.wait_cold(counter, target, crate::timer::NEVER);
-        }
-        super::check_no_suspend("a counter wait");
-    }
-
-    /// The slow path of a wait until `deadline` (`timer::NEVER`: none); returns whether the
-    /// target was reached.
-    #[cold]
-    fn wait_cold(&self, counter: &CounterCore, target: u32, deadline: u64) -> bool {
-        // Our own batched decrements may be what the waited-for counter lacks.
-        self.flush_decrements();
-        if counter.is_done(target) {
-            return true;
-        }
-        if std::thread::panicking() {
-            fatal(
-                "a job waited on a counter while its thread was panicking (wait in a Drop during unwinding?); waits are refused there",
-            );
-        }
-        crate::worker::run_own_children(self, counter, target);
-        if counter.is_done(target) {
-            return true;
-        }
-        profile::wait_begin(self.worker_index());
-        // A wake may be spurious: a decrement whose slow path ran late can wake a waiter that
-        // has since waited again on the same counter (see counter/README.md). So re-check and
-        // park again until the target is really reached (or the deadline passed).
-        let mut reached = true;
-        while !counter.is_done(target) {
-            if crate::timer::passed(deadline) {
-                reached = false;
-                break;
-            }
-            let mut node = WaitNode::new(target, self.waiter_on(counter, target));
-            node.timing = crate::timer::Timing::until(deadline);
-            self.suspend(Suspend::Wait(
-                NonNull::from(&mut node),
-                NonNull::from(counter),
-            ));
-            self.disarm(node.timing.stamp);
-        }
-        profile::wait_end(self.worker_index());
-        reached
-    }
-
-    /// After a timed park: takes this fiber's timer out of the table if it did not fire.
-    #[inline]
-    fn disarm(&self, stamp: u64) {
-        if stamp != 0 {
-            self.shared().timers.disarm(self.fiber, stamp);
-        }
-    }
-
     /// Whether this fiber has enough stack left to run a job of `class` inline, on top of
     /// what is already on it (see `Builder::inline_headroom`).
     #[inline]
     pub(crate) fn has_headroom(&self, class: StackClass) -> bool {
         let left = super::stack::stack_pointer().saturating_sub(self.stack.low);
         left >= self.shared().fibers.inline_headroom(class)
-    }
-
-    /// Parks this fiber on `key` while `validate(data)` holds (checked by the worker after the
-    /// switch, under the wait list's lock); returns the unparker's token, or
-    /// `park::TOKEN_INVALID` if it did not park. See `park/`.
-    ///
-    /// # Safety
-    /// `validate(data)` is sound to call on any thread until this returns.
-    pub(crate) unsafe fn park(
-        &self,
-        key: usize,
-        validate: unsafe fn(*const ()) -> bool,
-        data: *const (),
-        deadline: u64,
-    ) -> usize {
-        super::check_no_suspend("a wait on a jobsys::sync primitive");
-        self.refuse_park_while_panicking();
-        let waiter = self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT);
-        let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
-        node.set_deadline(deadline);
-        self.suspend(Suspend::Park(NonNull::from(&mut node)));
-        self.disarm(node.timing.stamp);
-        // What the primitive said about this wait (for stall reports) held for this park only.
-        self.shared().fibers.slot(self.fiber).describe_wait(None);
-        node.token()
-    }
-
-    /// Parks this fiber on every node of `group` (a select; see `park/`) until one arm's
-    /// unparker or the deadline in `nodes[0]` claims it. The caller unlinks the nodes after.
-    ///
-    /// # Safety
-    /// As [`park`](Self::park), for every node; `group`'s waiter is [`Ctx::group_waiter`]'s.
-    pub(crate) unsafe fn park_group(
-        &self,
-        group: &crate::park::Group,
-        nodes: &mut [crate::park::ParkNode],
-    ) {
-        super::check_no_suspend("a wait on a jobsys::sync primitive");
-        self.refuse_park_while_panicking();
-        let stamp = nodes[0].timing.stamp;
-        self.suspend(Suspend::ParkGroup(
-            NonNull::from(group),
-            NonNull::from(&mut nodes[0]),
-            nodes.len(),
-        ));
-        self.disarm(stamp);
-    }
-
-    /// Says what this fiber's next park waits for, for stall reports (cleared after it).
-    pub(crate) fn describe_wait(&self, what: super::WaitWhat) {
-        self.shared()
-            .fibers
-            .slot(self.fiber)
-            .describe_wait(Some(what));
-    }
-
-    /// This fiber as the waiter of a select's group, parked on the primitive at `key`.
-    pub(crate) fn group_waiter(&self, key: usize) -> Waiter {
-        self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT)
-    }
-
-    fn refuse_park_while_panicking(&self) {
-        if std::thread::panicking() {
-            fatal(
-                "a job blocked on a jobsys::sync primitive while its thread was panicking (in a Drop during unwinding?); that is refused",
-            );
-        }
-    }
-
-    /// This fiber as a waiter, recorded in the pool's deadlock report as waiting on `on` for
-    /// `target` (`SYNC_WAIT`: `on` is a primitive's address, not a counter).
-    fn waiter_on(&self, on: *const CounterCore, target: u32) -> Waiter {
-        self.shared()
-            .fibers
-            .slot(self.fiber)
-            .set_waiting(on, target);
-        Waiter::Fiber {
-            shared: self.shared(),
-            fiber: self.fiber,
-        }
     }
 
     /// Lets other work run on this worker first — its woken fibers and one queued job — then
@@ -420,38 +278,11 @@ impl Ctx {
         self.core().debt.flush();
     }
 
-    /// Runs `job` on this fiber now.
-    #[inline]
-    pub(crate) fn run(&self, job: JobRef) {
-        // Pay what we owe another counter before a job that may take long: its waiter must not
-        // wait for this one.
-        let owner = job.owner();
-        if self.core().debt.owes_other(owner) {
-            self.flush_decrements();
-        }
-        let meta = job.meta();
-        let slot = self.shared().fibers.slot(self.fiber);
-        let outer = slot.set_job(meta);
-        let pinned = meta.affinity != Affinity::Any;
-        if pinned {
-            slot.add_pinned(1);
-        }
-        profile::job_begin(self.worker_index(), meta);
-        // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
-        // allowed (pinned jobs only ever sit in their worker's inbox).
-        unsafe { job.execute(self) };
-        profile::job_end(self.worker_index(), meta);
-        if pinned {
-            slot.add_pinned(-1);
-        }
-        slot.set_job(outer);
-    }
-
     /// Switches to the worker with `why`. Never unwinds: callers check no-suspend regions
     /// first (yields, parks) or after the wait (counter waits, see `wait_core`); a region
     /// still open here is set aside while this fiber is away, so other fibers on the thread
     /// do not inherit it.
-    fn suspend(&self, why: Suspend) {
+    pub(super) fn suspend(&self, why: Suspend) {
         self.flush_decrements();
         let regions = super::region::set_aside();
         // SAFETY: the yielder lives in this fiber's root frame, which outlives every `Ctx` use.

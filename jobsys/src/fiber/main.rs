@@ -1,10 +1,12 @@
 //! `fiber_main`: the body of every pooled fiber — run a job, look for the next one on the
-//! same worker without switching, and go idle when there is none.
+//! same worker without switching, and go idle when there is none — and `Ctx::run`, which runs
+//! one job on the fiber (its body's loop, the inline-children pass, an inline submission).
 
 use super::coro::FiberYielder;
 use super::{Ctx, Resume, Suspend, pool::StackBounds};
-use crate::job::StackClass;
+use crate::job::{Affinity, JobRef, StackClass};
 use crate::panic::{AbortIfPanic, fatal};
+use crate::profile;
 use crate::worker::Host;
 
 /// The body of every pooled fiber: run jobs until the worker's queues are empty, then go idle.
@@ -56,4 +58,33 @@ pub(crate) fn fiber_main(
 fn go_idle(ctx: &Ctx, y: &FiberYielder) -> Resume {
     ctx.flush_decrements();
     y.suspend(Suspend::Idle)
+}
+
+impl Ctx {
+    /// Runs `job` on this fiber now.
+    #[inline]
+    pub(crate) fn run(&self, job: JobRef) {
+        // Pay what we owe another counter before a job that may take long: its waiter must not
+        // wait for this one.
+        let owner = job.owner();
+        if self.core().debt.owes_other(owner) {
+            self.flush_decrements();
+        }
+        let meta = job.meta();
+        let slot = self.shared().fibers.slot(self.fiber);
+        let outer = slot.set_job(meta);
+        let pinned = meta.affinity != Affinity::Any;
+        if pinned {
+            slot.add_pinned(1);
+        }
+        profile::job_begin(self.worker_index(), meta);
+        // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
+        // allowed (pinned jobs only ever sit in their worker's inbox).
+        unsafe { job.execute(self) };
+        profile::job_end(self.worker_index(), meta);
+        if pinned {
+            slot.add_pinned(-1);
+        }
+        slot.set_job(outer);
+    }
 }

@@ -12,6 +12,7 @@ pub(crate) mod overflow;
 mod pool;
 mod region;
 mod stack;
+mod wait;
 
 pub(crate) use coro::Switched;
 pub use ctx::Ctx;
