@@ -285,7 +285,8 @@ impl Ctx {
     pub(super) fn suspend(&self, why: Suspend) {
         self.flush_decrements();
         let regions = super::region::set_aside();
-        // SAFETY: the yielder lives in this fiber's root frame, which outlives every `Ctx` use.
+        // SAFETY: `fiber_main` built this `Ctx` (`Ctx::new`) in the fiber's root frame from the
+        // yielder the coroutine passed it, which lives as long as that frame: every `Ctx` use.
         let input = unsafe { self.yielder.as_ref() }.suspend(why);
         super::region::restore(regions);
         match input {
