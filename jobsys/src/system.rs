@@ -7,7 +7,7 @@ use crate::job::{JobDecl, JobMeta, StackClass};
 use crate::scope::StackJob;
 use crate::shim::Ordering;
 use crate::shim::thread::JoinHandle;
-use crate::worker::{LoopMode, Shared, main_loop};
+use crate::worker::{LoopMode, Shared, WorkerCore, main_loop};
 use core::fmt;
 use core::marker::PhantomData;
 use std::panic::resume_unwind;
@@ -34,6 +34,9 @@ pub struct JobSystem {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle>,
     pinned_cores: Vec<Option<usize>>,
+    /// Worker 0's owner-only state: this thread runs worker 0's loop (in `run` and the drop's
+    /// drain), so it owns its core, kept across runs.
+    core0: WorkerCore,
     _owner_thread: PhantomData<*mut ()>,
 }
 
@@ -52,6 +55,7 @@ impl JobSystem {
             shared,
             threads,
             pinned_cores,
+            core0: WorkerCore::new(0),
             _owner_thread: PhantomData,
         }
     }
@@ -124,7 +128,7 @@ impl JobSystem {
         // SAFETY: `root` stays in this frame until its counter is zero (the loop below runs
         // until then); it is pinned to worker 0, which is this thread, so `F` needs no `Send`.
         shared.workers[0].pinned.push(unsafe { root.job_ref() });
-        main_loop(shared, 0, LoopMode::Sleep, &|| {
+        main_loop(shared, 0, &self.core0, LoopMode::Sleep, &|| {
             root.done().is_done(0) && shared.workers[0].is_quiet()
         });
         match root.take_result() {
@@ -160,7 +164,9 @@ impl Drop for JobSystem {
         // Worker 0 helps drain until nothing can happen any more, as a worker: a handle refuses
         // to block it meanwhile.
         shared.in_run.store(true, Ordering::Release);
-        main_loop(shared, 0, LoopMode::NoSleep, &|| shared.drained());
+        main_loop(shared, 0, &self.core0, LoopMode::NoSleep, &|| {
+            shared.drained()
+        });
         shared.in_run.store(false, Ordering::Release);
         shared.exit.store(true, Ordering::SeqCst);
         shared.wake_all();

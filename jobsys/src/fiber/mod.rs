@@ -1,18 +1,22 @@
 //! ④ FIBER — where job code runs and can suspend.
 //!
-//! Receives a job and a worker from the scheduler loop (as corosensei's resume value) and runs
+//! Receives a job and a worker from the scheduler loop (as the coroutine's resume value; `coro.rs` is the only file that knows corosensei) and runs
 //! it; runs further jobs from the same worker's queues without switching; hands control back
 //! to the worker only with a reason ([`Suspend`]): idle, waiting on a counter, or yielding.
 //! The worker publishes a wait only after the switch has landed (post-switch publication).
 
+mod coro;
 mod ctx;
+mod main;
 pub(crate) mod overflow;
 mod pool;
 mod region;
 mod stack;
+mod wait;
 
+pub(crate) use coro::Switched;
 pub use ctx::Ctx;
-pub(crate) use ctx::{fiber_main, switch_into};
+pub(crate) use main::fiber_main;
 pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
@@ -33,6 +37,9 @@ pub(crate) struct WorkerRef {
     pub(crate) index: usize,
     /// `&shared.workers[index]`, cached so the hot path never reads `Shared` to find it.
     pub(crate) worker: NonNull<crate::worker::Worker>,
+    /// The owner-only state of that worker (`worker/owner.rs`), which only the thread running
+    /// its loop touches: re-read from here after every switch, never kept across one.
+    pub(crate) core: NonNull<crate::worker::WorkerCore>,
 }
 
 /// What the scheduler loop tells a fiber when it switches into it.

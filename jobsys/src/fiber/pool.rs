@@ -1,17 +1,14 @@
 //! The fixed fiber pool, created at build time only.
 
-use super::{Resume, Suspend};
+use super::Resume;
+use super::coro::{Coro, FiberYielder, Switched};
 use crate::counter::CounterCore;
 use crate::error::BuildError;
 use crate::job::{JobMeta, StackClass};
 use crate::panic::fatal;
 use crate::shim::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
-use corosensei::stack::{DefaultStack, Stack as _};
-use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_queue::ArrayQueue;
 use std::fmt::Write as _;
-
-pub(crate) type Coro = Coroutine<Resume, Suspend, (), DefaultStack>;
 
 /// Where a fiber's stack lies in memory: `[guard, low)` is its guard page (no access), and
 /// `[low, high)` the usable stack, which grows down from `high`. Fixed at build time.
@@ -26,17 +23,6 @@ pub(crate) struct StackBounds {
 }
 
 impl StackBounds {
-    fn of(stack: &DefaultStack) -> Self {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let guard = stack.limit().get();
-        Self {
-            guard,
-            low: guard + page,
-            high: stack.base().get(),
-        }
-    }
-
     /// Usable bytes.
     pub(crate) fn size(&self) -> usize {
         self.high - self.low
@@ -122,7 +108,7 @@ impl FiberSlot {
     /// # Safety
     /// The caller owns the fiber's current state (took it from the free list or a ready queue).
     #[inline]
-    pub(crate) unsafe fn resume(&self, input: Resume) -> CoroutineResult<Suspend, ()> {
+    pub(crate) unsafe fn resume(&self, input: Resume) -> Switched {
         // While it runs, this thread's signal handler knows which fiber's guard page is
         // whose (see `overflow/`).
         let _running = super::overflow::Running::enter(self);
@@ -227,7 +213,7 @@ impl FiberPool {
         small: (usize, usize),
         large: (usize, usize),
         headroom: [usize; 2],
-        body: fn(&corosensei::Yielder<Resume, Suspend>, Resume, u32, StackClass, StackBounds),
+        body: fn(&FiberYielder, Resume, u32, StackClass, StackBounds),
     ) -> Result<Self, BuildError> {
         let total = small.0 + large.0;
         let mut slots = Vec::with_capacity(total);
@@ -239,15 +225,11 @@ impl FiberPool {
             } else {
                 (StackClass::Large, large.1)
             };
-            let stack = DefaultStack::new(size).map_err(|e| BuildError::stack(class, size, e))?;
             let index = i as u32;
-            let bounds = StackBounds::of(&stack);
-            let coro = Coroutine::with_stack(
-                stack,
-                move |y: &corosensei::Yielder<Resume, Suspend>, input| {
-                    body(y, input, index, class, bounds)
-                },
-            );
+            let (coro, bounds) = Coro::new(size, move |y, input, bounds| {
+                body(y, input, index, class, bounds)
+            })
+            .map_err(|e| BuildError::stack(class, size, e))?;
             slots.push(FiberSlot {
                 coro: UnsafeCell::new(coro),
                 index,
@@ -515,8 +497,8 @@ impl FiberPool {
             if started {
                 // SAFETY: no worker runs; the fiber is pooled, suspended at its idle point.
                 match unsafe { s.resume(Resume::Exit) } {
-                    CoroutineResult::Return(()) => {}
-                    CoroutineResult::Yield(_) => fatal("a fiber did not exit at shutdown"),
+                    Switched::Returned => {}
+                    Switched::Suspended(_) => fatal("a fiber did not exit at shutdown"),
                 }
             }
         }

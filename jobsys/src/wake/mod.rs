@@ -76,6 +76,21 @@ impl Shared {
         }
     }
 
+    /// Opens a frame (`Ctx::frame`) until the returned guard drops: idle workers spin instead
+    /// of sleeping while one is open, and opening the first wakes every sleeper.
+    pub(crate) fn open_frame(&self) -> Frame<'_> {
+        // Counted as a waker on its way from the opening to the wakes, so that a sleeper whose
+        // watchdog sees the frame open before our wake reaches it counts no lost wake-up.
+        self.dorm.waking.fetch_add(1, Ordering::SeqCst);
+        if self.frames_open.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Pairs with the sleeper's fence: either it sees the frame and stays up, or we see
+            // its announcement and wake it.
+            self.wake_all();
+        }
+        self.dorm.waking.fetch_sub(1, Ordering::SeqCst);
+        Frame(self)
+    }
+
     /// Wakes every worker (shutdown).
     pub(crate) fn wake_all(&self) {
         for i in 0..self.workers.len() {
@@ -189,5 +204,13 @@ impl Shared {
             me.parked_here(),
             self.timers.due(),
         )
+    }
+}
+
+/// An open frame (see [`Shared::open_frame`]): closes it when dropped.
+pub(crate) struct Frame<'a>(&'a Shared);
+impl Drop for Frame<'_> {
+    fn drop(&mut self) {
+        self.0.frames_open.fetch_sub(1, Ordering::SeqCst);
     }
 }

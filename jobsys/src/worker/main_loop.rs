@@ -1,7 +1,8 @@
 //! The scheduler loop each worker runs on its own thread stack.
 
-use super::Shared;
-use crate::fiber::{Resume, WorkerRef, switch_into};
+use super::switch_into;
+use super::{Shared, WorkerCore};
+use crate::fiber::{Resume, WorkerRef};
 use crate::job::{Affinity, JobRef, Priority, StackClass};
 use crate::panic::AbortIfPanic;
 use crate::queue::Steal;
@@ -31,7 +32,16 @@ pub(crate) enum LoopMode {
 
 /// Runs worker `index` until `done()` is true: ready fibers first, then new jobs (own pinned
 /// inbox, own rings, injector, steal), then fibers that yielded, then spin, yield, sleep.
-pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dyn Fn() -> bool) {
+///
+/// `core` is worker `index`'s owner-only state, which the calling thread owns and keeps for
+/// the worker's whole life (so ticks, the random stream and the debt carry over loop runs).
+pub(crate) fn main_loop(
+    shared: &Shared,
+    index: usize,
+    core: &WorkerCore,
+    mode: LoopMode,
+    done: &dyn Fn() -> bool,
+) {
     let guard = AbortIfPanic("a panic escaped the jobsys scheduler loop");
     let _worker_thread = super::WorkerThread::enter();
     crate::fiber::overflow::on_worker_start();
@@ -40,6 +50,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
         shared: NonNull::from(shared),
         index,
         worker: NonNull::from(worker),
+        core: NonNull::from(core),
     };
     let mut idle = 0u32;
     loop {
@@ -51,7 +62,7 @@ pub(crate) fn main_loop(shared: &Shared, index: usize, mode: LoopMode, done: &dy
         if done() {
             break;
         }
-        if let Some(job) = shared.find_job(index, Host::Scheduler) {
+        if let Some(job) = shared.find_job(index, core, Host::Scheduler) {
             match shared.fibers.acquire(job.meta().stack) {
                 Some(fiber) => {
                     switch_into(shared, index, fiber, Resume::Run(job, at));
@@ -131,26 +142,32 @@ impl Shared {
     /// lists for this pick (see `sched/`). Never returns a job the host cannot run: a worker
     /// holding such a job would stop running the work that could free a fiber for it.
     #[inline]
-    pub(crate) fn find_job(&self, index: usize, host: Host) -> Option<JobRef> {
+    pub(crate) fn find_job(&self, index: usize, core: &WorkerCore, host: Host) -> Option<JobRef> {
         // Timed waits whose deadline passed: their fibers become ready (see `timer/`).
         self.timers.poll();
-        let tick = self.workers[index].next_tick();
+        let tick = core.next_tick();
         self.policy
             .order(tick)
             .iter()
-            .find_map(|&source| self.take_from(index, host, source))
+            .find_map(|&source| self.take_from(index, core, host, source))
     }
 
     /// One hostable job from `source`, if it has one.
     #[inline]
-    fn take_from(&self, index: usize, host: Host, source: Source) -> Option<JobRef> {
+    fn take_from(
+        &self,
+        index: usize,
+        core: &WorkerCore,
+        host: Host,
+        source: Source,
+    ) -> Option<JobRef> {
         match source {
             Source::Pinned => self.workers[index]
                 .pinned
                 .pop_first(|j| self.can_host(host, j.meta().stack)),
             Source::Own(p) => self.pop_own(index, host, p),
             Source::Injector(p) => self.take_injected_cold(index, host, p),
-            Source::Steal(p) => self.steal(index, host, p),
+            Source::Steal(p) => self.steal(index, core, host, p),
         }
     }
 
@@ -269,13 +286,18 @@ impl Shared {
     /// Steals from another worker's rings of `priority`, taking up to half of what one holds:
     /// the first job is returned, the rest land in our own ring (single steals: see
     /// queue/ring.rs).
-    fn steal(&self, index: usize, host: Host, priority: Priority) -> Option<JobRef> {
+    fn steal(
+        &self,
+        index: usize,
+        core: &WorkerCore,
+        host: Host,
+        priority: Priority,
+    ) -> Option<JobRef> {
         let n = self.workers.len();
         if n == 1 {
             return None;
         }
-        let me = &self.workers[index];
-        let start = self.policy.first_victim(n, me.next_random());
+        let start = self.policy.first_victim(n, core.next_random());
         for k in 0..n {
             let v = (start + k) % n;
             if v == index {
@@ -329,20 +351,5 @@ impl Shared {
             .iter()
             .filter(|w| w.index != index)
             .find_map(|w| w.ready_any.pop())
-    }
-}
-
-impl Shared {
-    /// Places a job submitted from a thread outside the pool (see `sched/`) and wakes a
-    /// worker for it.
-    pub(crate) fn submit_foreign(&self, job: JobRef) {
-        match self.policy.place_foreign(job.meta()) {
-            crate::sched::Place::Pinned(k) => self.push_pinned(k, job),
-            crate::sched::Place::Injector(p) => {
-                self.injector.at(p).push(job);
-                self.notify_one();
-            }
-            other => crate::panic::fatal(&format!("a foreign submission cannot go to {other:?}")),
-        }
     }
 }

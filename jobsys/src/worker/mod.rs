@@ -5,15 +5,24 @@
 //! thread that built the system, active inside `JobSystem::run` and while the system drops;
 //! workers 1.. are OS threads spawned at build, optionally pinned one per core.
 
+mod debt;
+mod inline;
 mod main_loop;
+mod owner;
 mod shared;
 mod stall;
 mod start;
+mod submit;
+mod switch;
 
+pub(crate) use inline::run_own_children;
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
+pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
 pub(crate) use stall::StallWatch;
 pub(crate) use start::{FpState, start_worker};
+pub(crate) use submit::submit;
+pub(crate) use switch::switch_into;
 
 use std::cell::Cell;
 

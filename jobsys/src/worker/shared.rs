@@ -1,37 +1,21 @@
-//! State shared by all workers, and each worker's public face.
+//! State shared by all workers, and each worker's public face (its owner-only state is
+//! `WorkerCore`, in `owner.rs`).
 
-use crate::fiber::{FiberPool, FiberState};
+use crate::fiber::FiberPool;
 use crate::job::{JobRef, Priority, StackClass};
 use crate::panic::fatal;
 use crate::queue::{JobList, Ring};
 use crate::scope::BlockPool;
-use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
 use std::thread::Thread;
 
-/// One parked fiber in the low half of `Shared::parked`.
-const PARKED_ALL: u64 = (1 << 32) - 1;
-/// One fiber parked on a primitive, in the high half of `Shared::parked`.
-const PARKED_ON_SYNC: u64 = 1 << 32;
 /// The low half of `Worker::parked_here`: fibers parked here.
-const PARKED_HERE: u64 = (1 << 32) - 1;
+pub(super) const PARKED_HERE: u64 = (1 << 32) - 1;
 /// One waker in flight toward a worker, in the high half of `Worker::parked_here`.
 const IN_FLIGHT: u64 = 1 << 32;
-
-/// Decrements a worker owes one counter: `n` finished jobs of `counter`, batched so that a
-/// run of jobs of one counter on one worker costs one RMW on its cache line instead of `n`.
-pub(crate) struct PendingDecrements {
-    /// The counter owed (null when `n` is 0).
-    pub(crate) counter: *const crate::counter::CounterCore,
-    /// Jobs finished and not yet subtracted.
-    pub(crate) n: u32,
-}
-
-// SAFETY: the pointer is only dereferenced on the thread that owns the worker (see
-// `Ctx::complete`); moving the record between threads (at build) moves no access.
-unsafe impl Send for PendingDecrements {}
 
 /// One worker as the others see it.
 pub(crate) struct Worker {
@@ -40,11 +24,6 @@ pub(crate) struct Worker {
     /// (indexed `[Priority as usize][StackClass as usize]`): a thief only takes jobs it has a
     /// fitting fiber for, and every source is looked at most urgent first.
     pub(crate) rings: [[Ring; 2]; 3],
-    /// Picks made by this worker (the policy's tick). Owner thread only.
-    tick: UnsafeCell<u32>,
-    /// Finished jobs of one counter not yet subtracted from it (see `Ctx::complete`). Owner
-    /// thread only.
-    pub(crate) pending: UnsafeCell<PendingDecrements>,
     /// Jobs pinned to this worker; never stolen.
     pub(crate) pinned: JobList,
     /// Fibers woken by a counter, to be resumed here (bounded by the pool size).
@@ -62,25 +41,13 @@ pub(crate) struct Worker {
     /// Sleep state (see `wake/`).
     pub(crate) bed: crate::wake::Bed,
     pub(crate) thread: OnceLock<Thread>,
-
-    /// xorshift state for victim choice. Owner thread only.
-    rng: UnsafeCell<u32>,
 }
-
-// SAFETY: `tick`, `pending` and `rng` are only touched by the thread running this worker's loop (and the
-// fibers it runs, on the same thread); everything else is atomic or internally synchronised.
-unsafe impl Sync for Worker {}
 
 impl Worker {
     pub(crate) fn new(index: usize, ring_capacity: usize, fibers: usize) -> Self {
         Self {
             index,
             rings: core::array::from_fn(|_| [Ring::new(ring_capacity), Ring::new(ring_capacity)]),
-            tick: UnsafeCell::new(1),
-            pending: UnsafeCell::new(PendingDecrements {
-                counter: core::ptr::null(),
-                n: 0,
-            }),
             pinned: JobList::new(),
             ready: ArrayQueue::new(fibers.max(1)),
             ready_any: ArrayQueue::new(fibers.max(1)),
@@ -88,8 +55,6 @@ impl Worker {
             parked_here: AtomicU64::new(0),
             bed: crate::wake::Bed::new(),
             thread: OnceLock::new(),
-
-            rng: UnsafeCell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
         }
     }
 
@@ -110,37 +75,6 @@ impl Worker {
     #[inline]
     pub(crate) fn no_ready(&self) -> bool {
         self.ready.is_empty() && self.ready_any.is_empty()
-    }
-
-    /// Owner thread only: next pseudo-random number.
-    pub(crate) fn next_random(&self) -> u32 {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.rng.with_mut(|p| unsafe {
-            let mut x = *p;
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *p = x;
-            x
-        })
-    }
-
-    /// Owner thread only: the tick the next pick will have, without using it.
-    #[inline]
-    pub(crate) fn peek_tick(&self) -> u32 {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.tick.with(|p| unsafe { *p }).wrapping_add(1)
-    }
-
-    /// Owner thread only: uses up and returns the next pick's tick (see
-    /// `sched::Policy::order`).
-    #[inline]
-    pub(crate) fn next_tick(&self) -> u32 {
-        // SAFETY: owner-thread-only field (type invariant).
-        self.tick.with_mut(|p| unsafe {
-            *p = (*p).wrapping_add(1);
-            *p
-        })
     }
 
     #[inline]
@@ -174,14 +108,14 @@ impl Worker {
     /// Counts a waker in flight toward this worker. Its first touch of the system: from here
     /// until [`waker_landed`](Self::waker_landed) the system does not finish dropping.
     #[inline]
-    fn waker_in_flight(&self) {
+    pub(super) fn waker_in_flight(&self) {
         self.parked_here.fetch_add(IN_FLIGHT, Ordering::SeqCst);
     }
 
     /// Ends [`waker_in_flight`](Self::waker_in_flight): the waker's last touch of the system,
     /// which may be freed right after it.
     #[inline]
-    fn waker_landed(&self) {
+    pub(super) fn waker_landed(&self) {
         self.parked_here.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
     }
 
@@ -287,81 +221,6 @@ impl Shared {
         w.waker_in_flight();
         w.pinned.push(job);
         self.wake_worker(worker);
-        w.waker_landed();
-    }
-
-    /// Accounts a fiber whose wait was just published; reports a deadlock if every fiber is
-    /// now parked.
-    ///
-    /// The count is incremented after publication and decremented by the waker, so it never
-    /// exceeds the number of fibers really parked. When it equals the pool size, no fiber runs
-    /// a job, and only jobs decrement counters: nothing can ever wake them.
-    pub(crate) fn fiber_parked(&self, on_sync: bool) {
-        let delta = 1 + if on_sync { PARKED_ON_SYNC } else { 0 };
-        // Wrapping: a waker may un-count the fiber between its publication and this count (a
-        // preempted publisher), so the word can be one fiber below zero for that moment. The
-        // check below then sees a value that cannot equal the pool size: no false report, and
-        // no deadlock is missed — the fiber being woken is not stuck.
-        let word = self
-            .parked
-            .fetch_add(delta, Ordering::AcqRel)
-            .wrapping_add(delta);
-        // A fiber parked on a `jobsys::sync` primitive may be released by a plain thread, so
-        // the pool is only provably stuck when none is. One RMW reads both counts together: a
-        // wake between two separate reads could make a stale pair look like a deadlock.
-        if (word & PARKED_ALL) as usize == self.fibers.len() && word >> 32 == 0 {
-            self.deadlock("every fiber in the pool is parked and no job can run to wake one");
-        }
-    }
-
-    /// Makes a parked fiber runnable on its home worker (the wake stage). `from_sync`: it was
-    /// counted as parked on a `jobsys::sync` primitive or in a timed wait (un-counted from
-    /// both halves of `parked` in one RMW).
-    ///
-    /// The order (argued in `wake/README.md`, "The waker's order"):
-    /// 1. count this waker in flight toward the home worker — first, so that from now until
-    ///    step 5 the system cannot finish dropping, and a drain that still sees the fiber
-    ///    counted as parked after it ran sees the waker too (no false deadlock report);
-    /// 2. un-count `parked`, push the fiber to a ready queue;
-    /// 3. un-count it from `parked_here` (which may make worker 0's `run` done);
-    /// 4. wake the worker the fiber went to — after step 3, so that a worker that decided to
-    ///    sleep because `run` was not done yet is woken for the change (the SeqCst decrement
-    ///    and the wake's fence pair with the sleeper's announcement and fence);
-    /// 5. un-count the waker: the last touch of this system (the waker may be a job of
-    ///    another system or a plain thread; the system may be freed right after).
-    pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool) {
-        let slot = self.fibers.slot(fiber);
-        let home = slot.home.load(Ordering::Relaxed);
-        let w = &self.workers[home];
-        w.waker_in_flight();
-        let delta = 1 + if from_sync { PARKED_ON_SYNC } else { 0 };
-        self.parked.fetch_sub(delta, Ordering::AcqRel);
-        slot.transition(FiberState::Waiting, FiberState::Ready);
-        let anywhere = self.migration && !slot.has_pinned();
-        let mut to = home;
-        if anywhere {
-            // Fault injection: make the fiber resume on another worker, as migration allows.
-            to = crate::fault::migrate(home, self.workers.len()).unwrap_or(home);
-            if self.workers[to].ready_any.push(fiber).is_err() {
-                fatal("ready queue overflow (more ready fibers than the pool holds)");
-            }
-        } else {
-            w.push_ready(fiber);
-        }
-        crate::fault::inject(crate::fault::Site::Readied);
-        // After the push: `parked_here + ready` never reads zero while the fiber is on its
-        // way back, so `run` cannot return before its closure's fiber has finished.
-        let was = w.parked_here.fetch_sub(1, Ordering::SeqCst) & PARKED_HERE;
-        self.wake_worker(to);
-        if anywhere {
-            self.notify_one();
-            if to != home && was == 1 {
-                // The fiber went elsewhere, but its home may be worker 0 asleep in `run`,
-                // which this decrement may have made done.
-                self.wake_worker(home);
-            }
-        }
-        crate::fault::inject(crate::fault::Site::AfterWake);
         w.waker_landed();
     }
 

@@ -88,7 +88,9 @@ pub(crate) fn start_worker(
         let _ = shared.workers[index].thread.set(std::thread::current());
         crate::profile::worker_start(index);
         started.fetch_add(1, Ordering::Release);
-        main_loop(&shared, index, LoopMode::Sleep, &|| {
+        // This thread owns the worker's core for the worker's whole life.
+        let core = super::WorkerCore::new(index);
+        main_loop(&shared, index, &core, LoopMode::Sleep, &|| {
             shared.exit.load(Ordering::Acquire)
         });
     })

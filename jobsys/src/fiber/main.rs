@@ -1,0 +1,90 @@
+//! `fiber_main`: the body of every pooled fiber — run a job, look for the next one on the
+//! same worker without switching, and go idle when there is none — and `Ctx::run`, which runs
+//! one job on the fiber (its body's loop, the inline-children pass, an inline submission).
+
+use super::coro::FiberYielder;
+use super::{Ctx, Resume, Suspend, pool::StackBounds};
+use crate::job::{Affinity, JobRef, StackClass};
+use crate::panic::{AbortIfPanic, fatal};
+use crate::profile;
+use crate::worker::Host;
+
+/// The body of every pooled fiber: run jobs until the worker's queues are empty, then go idle.
+pub(crate) fn fiber_main(
+    y: &FiberYielder,
+    first: Resume,
+    fiber: u32,
+    class: StackClass,
+    stack: StackBounds,
+) {
+    let guard = AbortIfPanic("a panic escaped the fiber loop (a jobsys bug)");
+    let (mut job, at) = match first {
+        Resume::Run(job, at) => (job, at),
+        Resume::Exit => {
+            core::mem::forget(guard);
+            return;
+        }
+        Resume::Continue(_) => fatal("a pooled fiber was resumed with Continue"),
+    };
+    let ctx = Ctx::new(y, at, fiber, class, stack);
+    loop {
+        ctx.run(job);
+        super::region::close_leaked();
+        let shared = ctx.shared();
+        let worker = ctx.worker();
+        let next = if worker.no_ready() && worker.yielded.is_empty() {
+            shared.find_job(ctx.worker_index(), ctx.core(), Host::Fiber(class))
+        } else {
+            None
+        };
+        match next {
+            // `find_job` only hands a fiber jobs whose stack class fits it.
+            Some(j) => job = j,
+            None => match go_idle(&ctx, y) {
+                Resume::Run(j, at) => {
+                    ctx.set_at(at);
+                    job = j;
+                }
+                Resume::Exit => break,
+                Resume::Continue(_) => fatal("an idle fiber was resumed with Continue"),
+            },
+        }
+    }
+    core::mem::forget(guard);
+}
+
+/// Pays batched decrements, then returns this fiber to the scheduler as idle; returns
+/// what it is resumed with.
+fn go_idle(ctx: &Ctx, y: &FiberYielder) -> Resume {
+    ctx.flush_decrements();
+    y.suspend(Suspend::Idle)
+}
+
+impl Ctx {
+    /// Runs `job` on this fiber now.
+    #[inline]
+    pub(crate) fn run(&self, job: JobRef) {
+        // Pay what we owe another counter before a job that may take long: its waiter must not
+        // wait for this one.
+        let owner = job.owner();
+        if self.core().debt.owes_other(owner) {
+            self.flush_decrements();
+        }
+        let meta = job.meta();
+        let slot = self.shared().fibers.slot(self.fiber);
+        let outer = slot.set_job(meta);
+        let pinned = meta.affinity != Affinity::Any;
+        if pinned {
+            slot.add_pinned(1);
+        }
+        profile::job_begin(self.worker_index(), meta);
+        // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
+        // allowed (pinned jobs only ever sit in their worker's inbox).
+        unsafe { job.execute(self) };
+        profile::job_end(self.worker_index(), meta);
+        if pinned {
+            slot.add_pinned(-1);
+        }
+        slot.set_job(outer);
+    }
+}

@@ -1,0 +1,154 @@
+//! How a fiber waits: the counter wait (its own children inline first, then park until the
+//! target — see `counter/README.md`) and the parks of the `jobsys::sync` primitives (see
+//! `park/`). Each ends in `Ctx::suspend`; the worker publishes the wait after the switch has
+//! landed (`worker/switch.rs`).
+
+use super::{Ctx, Suspend};
+use crate::counter::{CounterCore, WaitNode, Waiter};
+use crate::panic::fatal;
+use crate::profile;
+use core::ptr::NonNull;
+
+impl Ctx {
+    /// The counter wait behind every safe wait (scope, join, `run`'s root): it never unwinds
+    /// before `counter` reaches `target`, because the jobs it waits for may borrow the
+    /// caller's frame. In debug builds, a wait inside a no-suspend region panics — after the
+    /// wait, when nothing borrows the frame any more. (Scopes and joins also check at entry,
+    /// before they spawn anything, so the usual mistake panics early.)
+    #[inline]
+    #[track_caller]
+    pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
+        if !counter.is_done(target) {
+            self.wait_cold(counter, target, crate::timer::NEVER);
+        }
+        super::check_no_suspend("a counter wait");
+    }
+
+    /// The slow path of a wait until `deadline` (`timer::NEVER`: none); returns whether the
+    /// target was reached.
+    #[cold]
+    pub(super) fn wait_cold(&self, counter: &CounterCore, target: u32, deadline: u64) -> bool {
+        // Our own batched decrements may be what the waited-for counter lacks.
+        self.flush_decrements();
+        if counter.is_done(target) {
+            return true;
+        }
+        if std::thread::panicking() {
+            fatal(
+                "a job waited on a counter while its thread was panicking (wait in a Drop during unwinding?); waits are refused there",
+            );
+        }
+        crate::worker::run_own_children(self, counter, target);
+        if counter.is_done(target) {
+            return true;
+        }
+        profile::wait_begin(self.worker_index());
+        // A wake may be spurious: a decrement whose slow path ran late can wake a waiter that
+        // has since waited again on the same counter (see counter/README.md). So re-check and
+        // park again until the target is really reached (or the deadline passed).
+        let mut reached = true;
+        while !counter.is_done(target) {
+            if crate::timer::passed(deadline) {
+                reached = false;
+                break;
+            }
+            let mut node = WaitNode::new(target, self.waiter_on(counter, target));
+            node.timing = crate::timer::Timing::until(deadline);
+            self.suspend(Suspend::Wait(
+                NonNull::from(&mut node),
+                NonNull::from(counter),
+            ));
+            self.disarm(node.timing.stamp);
+        }
+        profile::wait_end(self.worker_index());
+        reached
+    }
+
+    /// After a timed park: takes this fiber's timer out of the table if it did not fire.
+    #[inline]
+    fn disarm(&self, stamp: u64) {
+        if stamp != 0 {
+            self.shared().timers.disarm(self.fiber, stamp);
+        }
+    }
+
+    /// Parks this fiber on `key` while `validate(data)` holds (checked by the worker after the
+    /// switch, under the wait list's lock); returns the unparker's token, or
+    /// `park::TOKEN_INVALID` if it did not park. See `park/`.
+    ///
+    /// # Safety
+    /// `validate(data)` is sound to call on any thread until this returns.
+    pub(crate) unsafe fn park(
+        &self,
+        key: usize,
+        validate: unsafe fn(*const ()) -> bool,
+        data: *const (),
+        deadline: u64,
+    ) -> usize {
+        super::check_no_suspend("a wait on a jobsys::sync primitive");
+        self.refuse_park_while_panicking();
+        let waiter = self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT);
+        let mut node = crate::park::ParkNode::new(key, validate, data, waiter);
+        node.set_deadline(deadline);
+        self.suspend(Suspend::Park(NonNull::from(&mut node)));
+        self.disarm(node.timing.stamp);
+        // What the primitive said about this wait (for stall reports) held for this park only.
+        self.shared().fibers.slot(self.fiber).describe_wait(None);
+        node.token()
+    }
+
+    /// Parks this fiber on every node of `group` (a select; see `park/`) until one arm's
+    /// unparker or the deadline in `nodes[0]` claims it. The caller unlinks the nodes after.
+    ///
+    /// # Safety
+    /// As [`park`](Self::park), for every node; `group`'s waiter is [`Ctx::group_waiter`]'s.
+    pub(crate) unsafe fn park_group(
+        &self,
+        group: &crate::park::Group,
+        nodes: &mut [crate::park::ParkNode],
+    ) {
+        super::check_no_suspend("a wait on a jobsys::sync primitive");
+        self.refuse_park_while_panicking();
+        let stamp = nodes[0].timing.stamp;
+        self.suspend(Suspend::ParkGroup(
+            NonNull::from(group),
+            NonNull::from(&mut nodes[0]),
+            nodes.len(),
+        ));
+        self.disarm(stamp);
+    }
+
+    /// Says what this fiber's next park waits for, for stall reports (cleared after it).
+    pub(crate) fn describe_wait(&self, what: super::WaitWhat) {
+        self.shared()
+            .fibers
+            .slot(self.fiber)
+            .describe_wait(Some(what));
+    }
+
+    /// This fiber as the waiter of a select's group, parked on the primitive at `key`.
+    pub(crate) fn group_waiter(&self, key: usize) -> Waiter {
+        self.waiter_on(key as *const CounterCore, super::pool::SYNC_WAIT)
+    }
+
+    fn refuse_park_while_panicking(&self) {
+        if std::thread::panicking() {
+            fatal(
+                "a job blocked on a jobsys::sync primitive while its thread was panicking (in a Drop during unwinding?); that is refused",
+            );
+        }
+    }
+
+    /// This fiber as a waiter, recorded in the pool's deadlock report as waiting on `on` for
+    /// `target` (`SYNC_WAIT`: `on` is a primitive's address, not a counter).
+    fn waiter_on(&self, on: *const CounterCore, target: u32) -> Waiter {
+        self.shared()
+            .fibers
+            .slot(self.fiber)
+            .set_waiting(on, target);
+        Waiter::Fiber {
+            shared: self.shared(),
+            fiber: self.fiber,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The inline-children pass: a fiber about to wait on a counter first runs, on itself, its own
+//! not-yet-started children from this worker's rings. Each child counts as a pick of the
+//! worker (its tick, in the owner-only `WorkerCore`), and the pass stops as soon as the target
+//! is reached counting the worker's unpaid decrements (`debt.rs`).
+//!
+//! A child run inline may itself wait, and in migration mode come back on another worker: the
+//! worker, its rings and its core are read from the `Ctx` afresh after every child.
+
+use crate::counter::CounterCore;
+use crate::fiber::Ctx;
+use crate::job::StackClass;
+use crate::panic::fatal;
+use crate::sched::Policy;
+
+/// The inline-children policy: pop from the LIFO end of each ring whose class fits this
+/// fiber while the job there belongs to `counter` — never unrelated jobs — in the
+/// policy's priority order for the pick. Each child counts as a pick of this worker; at a
+/// global pick with urgent work pending (see `sched/`) the pass stops without using the
+/// pick, so the caller parks and the worker's next pick — that global one — takes that
+/// work.
+pub(crate) fn run_own_children(ctx: &Ctx, counter: &CounterCore, target: u32) {
+    let classes: &[StackClass] = match ctx.class() {
+        StackClass::Large => &[StackClass::Large, StackClass::Small],
+        StackClass::Small => &[StackClass::Small],
+    };
+    let policy = &ctx.shared().policy;
+    'pick: loop {
+        let tick = ctx.core().peek_tick();
+        if policy.global_pick(tick) && ctx.shared().urgent_work(ctx.worker_index()) {
+            break;
+        }
+        for &priority in policy.child_order(tick) {
+            for &class in classes {
+                // Too little stack left for a child here: leave it for a fiber of its own
+                // (the caller parks and the worker starts it).
+                if !ctx.has_headroom(class) {
+                    continue;
+                }
+                let ring = ctx.worker().ring(priority, class);
+                let Some(job) = ring.pop() else { continue };
+                if !core::ptr::eq(job.owner(), counter) {
+                    if ring.push(job).is_err() {
+                        fatal("ring overflow re-pushing a just-popped job");
+                    }
+                    continue;
+                }
+                ctx.core().next_tick();
+                ctx.run(job);
+                if ctx.core().debt.done_counting_debt(counter, target) {
+                    break 'pick;
+                }
+                continue 'pick;
+            }
+        }
+        break;
+    }
+    // The children's decrements are batched: pay them, so the caller's check (and the
+    // counter's other waiters) see them.
+    ctx.flush_decrements();
+}
