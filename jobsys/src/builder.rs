@@ -295,7 +295,11 @@ impl Builder {
         }
         let q = self.queue_capacity;
         if !q.is_power_of_two() || !(MIN_QUEUE_CAPACITY..=MAX_QUEUE_CAPACITY).contains(&q) {
-            return err(BuildErrorKind::QueueCapacity { requested: q });
+            return err(BuildErrorKind::QueueCapacity {
+                requested: q,
+                min: MIN_QUEUE_CAPACITY,
+                max: MAX_QUEUE_CAPACITY,
+            });
         }
 
         let headroom = self.headroom()?;

@@ -65,6 +65,7 @@ compile_error!("the `simulation` feature and `--cfg loom` exclude each other");
 
 mod builder;
 mod counter;
+mod deadline;
 mod error;
 pub mod fault;
 mod fiber;
@@ -81,6 +82,7 @@ pub mod sim;
 pub mod sync;
 mod system;
 mod timer;
+mod waitlist;
 mod wake;
 mod worker;
 

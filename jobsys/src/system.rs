@@ -299,7 +299,7 @@ impl Handle {
     /// If called on a worker thread of any jobsys system (it would block the worker and
     /// every fiber on it): jobs wait with [`Ctx::wait_for_counter`].
     pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
-        self.block_on_counter(counter, target, crate::timer::NEVER, "wait_for_counter");
+        self.block_on_counter(counter, target, crate::deadline::NEVER, "wait_for_counter");
     }
 
     /// [`wait_for_counter`](Self::wait_for_counter) for at most `timeout`: returns whether the
@@ -316,7 +316,7 @@ impl Handle {
         self.block_on_counter(
             counter,
             target,
-            crate::timer::after(timeout),
+            crate::deadline::after(timeout),
             "wait_for_counter_timeout",
         )
     }

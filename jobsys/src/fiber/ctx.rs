@@ -1,11 +1,12 @@
 //! `Ctx`: what a job holds while it runs — the door to submitting and waiting.
 
 use super::{Resume, Suspend, WorkerRef};
-use crate::counter::{Counter, CounterCore, WaitNode, Waiter};
+use crate::counter::{Counter, CounterCore, WaitNode};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::{AbortIfPanic, fatal};
 use crate::sched::{Hint, Place, Policy};
 use crate::timer::Target;
+use crate::waitlist::Waiter;
 use crate::worker::{Host, Shared, Worker};
 use crate::{Handle, fault, profile};
 use core::cell::Cell;
@@ -183,7 +184,7 @@ impl Ctx {
         timeout: std::time::Duration,
     ) -> bool {
         let reached = counter.is_done(target)
-            || self.wait_cold(counter.core(), target, crate::timer::after(timeout));
+            || self.wait_cold(counter.core(), target, crate::deadline::after(timeout));
         // As in `wait_core`: a region is reported after the wait, never before it.
         super::check_no_suspend("a counter wait");
         reached
@@ -198,12 +199,12 @@ impl Ctx {
     #[track_caller]
     pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
         if !counter.is_done(target) {
-            self.wait_cold(counter, target, crate::timer::NEVER);
+            self.wait_cold(counter, target, crate::deadline::NEVER);
         }
         super::check_no_suspend("a counter wait");
     }
 
-    /// The slow path of a wait until `deadline` (`timer::NEVER`: none); returns whether the
+    /// The slow path of a wait until `deadline` (`deadline::NEVER`: none); returns whether the
     /// target was reached.
     #[cold]
     fn wait_cold(&self, counter: &CounterCore, target: u32, deadline: u64) -> bool {
@@ -227,12 +228,12 @@ impl Ctx {
         // park again until the target is really reached (or the deadline passed).
         let mut reached = true;
         while !counter.is_done(target) {
-            if crate::timer::passed(deadline) {
+            if crate::deadline::passed(deadline) {
                 reached = false;
                 break;
             }
             let mut node = WaitNode::new(target, self.waiter_on(counter, target));
-            node.timing = crate::timer::Timing::until(deadline);
+            node.timing = crate::deadline::Timing::until(deadline);
             self.suspend(Suspend::Wait(
                 NonNull::from(&mut node),
                 NonNull::from(counter),

@@ -8,13 +8,16 @@
 //! the models check.
 
 #[cfg(not(loom))]
-pub(crate) use spinning::SpinLock;
+pub(crate) use spinning::{SpinGuard, SpinLock};
 
 #[cfg(loom)]
-pub(crate) use modelled::SpinLock;
+pub(crate) use modelled::{SpinGuard, SpinLock};
 
 #[cfg(loom)]
 mod modelled {
+    /// loom's `MutexGuard` under the spin lock guard's name.
+    pub(crate) type SpinGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
     /// loom's `Mutex` under the spin lock's name and API.
     #[derive(Debug)]
     pub(crate) struct SpinLock<T>(loom::sync::Mutex<T>);
