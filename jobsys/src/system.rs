@@ -267,11 +267,8 @@ impl Handle {
     /// If the system is shutting down (its `JobSystem` is being dropped), or a declaration is
     /// pinned to a worker that does not exist.
     pub unsafe fn run_jobs(&self, decls: &[JobDecl], counter: &Counter) {
-        let Ok(n) = u32::try_from(decls.len()) else {
-            panic!("a batch holds at most 2^32 - 1 jobs")
-        };
-        if n == 0 {
-            return;
+        if decls.is_empty() {
+            return; // nothing to submit: not even a system shutting down refuses it
         }
         let shared = &*self.shared;
         shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
@@ -286,11 +283,11 @@ impl Handle {
             !shared.shutdown.load(Ordering::SeqCst),
             "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
         );
-        decls.iter().for_each(|d| shared.check_job(d.meta()));
-        counter.core().add(n);
+        let check = |meta: &_| shared.check_job(meta);
         // SAFETY: forwarded caller contract.
-        let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
-        shared.submit_foreign(job);
+        if let Some(job) = unsafe { crate::job::prepare_batch(decls, counter.core(), check) } {
+            shared.submit_foreign(job);
+        }
     }
 
     /// Blocks the calling thread until `counter` is at or below `target`.

@@ -444,17 +444,11 @@ impl Ctx {
     /// # Panics
     /// As for [`run_jobs`](Self::run_jobs).
     pub unsafe fn run_jobs_hinted(&self, decls: &[JobDecl], counter: &Counter, hint: Hint) {
-        let Ok(n) = u32::try_from(decls.len()) else {
-            panic!("a batch holds at most 2^32 - 1 jobs")
-        };
-        if n == 0 {
-            return;
-        }
-        decls.iter().for_each(|d| self.shared().check_job(d.meta()));
-        counter.core().add(n);
+        let check = |meta: &_| self.shared().check_job(meta);
         // SAFETY: forwarded caller contract.
-        let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
-        self.submit(job, hint);
+        if let Some(job) = unsafe { crate::job::prepare_batch(decls, counter.core(), check) } {
+            self.submit(job, hint);
+        }
     }
 
     /// Publishes a job on this worker (or on the worker it is pinned to) and wakes a sleeper.
