@@ -162,7 +162,7 @@ impl ParkNode {
         }
     }
 
-    /// Makes this a park until `deadline` (untimed for `timer::NEVER`).
+    /// Makes this a park until `deadline` (untimed for `deadline::NEVER`).
     pub(crate) fn set_deadline(&mut self, deadline: u64) {
         self.timing = Timing::until(deadline);
     }

@@ -191,7 +191,7 @@ fn loom_a_timeout_racing_a_wake_takes_the_node_once() {
             })
         };
         let cancelled = park::cancel(k, ptr, 7);
-        // A cancel that lost waits for the unparker's wake (as `block_until` does).
+        // A cancel that lost waits for the unparker's wake (as `waitlist::block_thread` does).
         if !cancelled {
             let Waiter::Thread { done, .. } = &node_waiter(ptr) else {
                 unreachable!()
