@@ -312,7 +312,7 @@ impl Builder {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
             fibers,
             injector: Injector::new(),
-            policy: crate::sched::Active::default(),
+            policy: crate::sched::Policy,
             dorm: crate::wake::Dorm::new(),
             frames_open: CachePadded::new(AtomicUsize::new(0)),
             timers: crate::timer::Timers::new(fiber_count),

@@ -4,7 +4,7 @@ use super::{Resume, Suspend, WorkerRef};
 use crate::counter::{Counter, CounterCore, WaitNode};
 use crate::job::{Affinity, JobDecl, JobRef, StackClass};
 use crate::panic::{AbortIfPanic, fatal};
-use crate::sched::{Hint, Place, Policy};
+use crate::sched::{Hint, Place};
 use crate::timer::Target;
 use crate::waitlist::Waiter;
 use crate::worker::{Host, Shared, Worker};
