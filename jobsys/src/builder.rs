@@ -10,34 +10,6 @@ use crate::worker::{FpState, Injector, Shared, Worker, start_worker};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 
-/// Most workers a system may have.
-pub const MAX_WORKERS: usize = 1024;
-/// Most fibers a pool may hold.
-pub const MAX_FIBERS: usize = 1 << 20;
-/// Smallest fiber stack accepted, in bytes (one guard page comes on top).
-pub const MIN_STACK_SIZE: usize = 16 * 1024;
-/// Smallest per-worker ring capacity.
-pub const MIN_QUEUE_CAPACITY: usize = 4;
-/// Largest per-worker ring capacity.
-pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
-
-/// Default small-fiber count (Naughty Dog shipped 128 × 64 KiB).
-pub const DEFAULT_SMALL_FIBERS: usize = 128;
-/// Default small-fiber stack size.
-pub const DEFAULT_SMALL_STACK: usize = 64 * 1024;
-/// Default large-fiber count (Naughty Dog shipped 32 × 512 KiB).
-pub const DEFAULT_LARGE_FIBERS: usize = 32;
-/// Default large-fiber stack size.
-pub const DEFAULT_LARGE_STACK: usize = 512 * 1024;
-/// Default per-worker ring capacity; overflow goes to the injector. Picked (Tokio uses 256);
-/// tune with data.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
-/// Default idle spin rounds before yielding and sleeping; picked, tune with data.
-pub const DEFAULT_IDLE_SPINS: u32 = 64;
-/// Default [`Builder::inline_headroom`]: a fiber runs a child job inline (on its own stack)
-/// only while at least this much of its stack is left — half a default small stack, so a child
-/// run inline can count on as much stack as half a fresh small fiber. Picked; tune with data.
-pub const DEFAULT_INLINE_HEADROOM: usize = 32 * 1024;
 /// Stack size of worker threads (they run only the scheduler loop; jobs run on fibers).
 const WORKER_THREAD_STACK: usize = 256 * 1024;
 
@@ -71,12 +43,12 @@ impl Default for Builder {
     fn default() -> Self {
         Self {
             workers: None,
-            small: (DEFAULT_SMALL_FIBERS, DEFAULT_SMALL_STACK),
-            large: (DEFAULT_LARGE_FIBERS, DEFAULT_LARGE_STACK),
+            small: (Self::DEFAULT_SMALL_FIBERS, Self::DEFAULT_SMALL_STACK),
+            large: (Self::DEFAULT_LARGE_FIBERS, Self::DEFAULT_LARGE_STACK),
             pin_workers: false,
             pin_main: false,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            idle_spins: DEFAULT_IDLE_SPINS,
+            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            idle_spins: Self::DEFAULT_IDLE_SPINS,
             inline_headroom: None,
             large_inline_headroom: None,
             migration: false,
@@ -85,6 +57,35 @@ impl Default for Builder {
 }
 
 impl Builder {
+    /// Most workers a system may have.
+    pub const MAX_WORKERS: usize = 1024;
+    /// Most fibers a pool may hold.
+    pub const MAX_FIBERS: usize = 1 << 20;
+    /// Smallest fiber stack accepted, in bytes (one guard page comes on top).
+    pub const MIN_STACK_SIZE: usize = 16 * 1024;
+    /// Smallest per-worker ring capacity.
+    pub const MIN_QUEUE_CAPACITY: usize = 4;
+    /// Largest per-worker ring capacity.
+    pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+    /// Default small-fiber count (Naughty Dog shipped 128 × 64 KiB).
+    pub const DEFAULT_SMALL_FIBERS: usize = 128;
+    /// Default small-fiber stack size.
+    pub const DEFAULT_SMALL_STACK: usize = 64 * 1024;
+    /// Default large-fiber count (Naughty Dog shipped 32 × 512 KiB).
+    pub const DEFAULT_LARGE_FIBERS: usize = 32;
+    /// Default large-fiber stack size.
+    pub const DEFAULT_LARGE_STACK: usize = 512 * 1024;
+    /// Default per-worker ring capacity; overflow goes to the injector. Picked (Tokio uses 256);
+    /// tune with data.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+    /// Default idle spin rounds before yielding and sleeping; picked, tune with data.
+    pub const DEFAULT_IDLE_SPINS: u32 = 64;
+    /// Default [`inline_headroom`](Self::inline_headroom): a fiber runs a child job inline (on its own stack)
+    /// only while at least this much of its stack is left — half a default small stack, so a child
+    /// run inline can count on as much stack as half a fresh small fiber. Picked; tune with data.
+    pub const DEFAULT_INLINE_HEADROOM: usize = 32 * 1024;
+
     /// A builder with the defaults: one worker per physical core (capped by the available
     /// parallelism), 128 × 64 KiB + 32 × 512 KiB fibers, no pinning.
     pub fn new() -> Self {
@@ -144,9 +145,9 @@ impl Builder {
     /// waits" in the guide). Applies to `Small` children; `Large` ones use
     /// [`large_inline_headroom`](Self::large_inline_headroom).
     ///
-    /// Default: [`DEFAULT_INLINE_HEADROOM`], or half the small stack if that is less. A child
-    /// job run inline must fit in this much stack: raise it if jobs use more. `usize::MAX` never
-    /// runs children inline (each child then takes a fiber of its own).
+    /// Default: [`DEFAULT_INLINE_HEADROOM`](Self::DEFAULT_INLINE_HEADROOM), or half the small stack
+    /// if that is less. A child job run inline must fit in this much stack: raise it if jobs use
+    /// more. `usize::MAX` never runs children inline (each child then takes a fiber of its own).
     ///
     /// # Errors
     /// [`build`](Self::build) refuses (`BuildErrorKind::HeadroomTooLarge`) a headroom, other
@@ -236,7 +237,7 @@ impl Builder {
         };
         let small = match self.inline_headroom {
             Some(h) => check(host_class, h, host_stack)?,
-            None => DEFAULT_INLINE_HEADROOM.min(host_stack / 2),
+            None => Self::DEFAULT_INLINE_HEADROOM.min(host_stack / 2),
         };
         let large = match self.large_inline_headroom {
             Some(h) if self.large.0 > 0 => check(StackClass::Large, h, self.large.1)?,
@@ -259,31 +260,31 @@ impl Builder {
         if workers == 0 {
             return err(BuildErrorKind::ZeroWorkers);
         }
-        if workers > MAX_WORKERS {
+        if workers > Self::MAX_WORKERS {
             return err(BuildErrorKind::TooManyWorkers {
                 requested: workers,
-                max: MAX_WORKERS,
+                max: Self::MAX_WORKERS,
             });
         }
         let total = self.small.0.saturating_add(self.large.0);
         if total == 0 {
             return err(BuildErrorKind::NoFibers);
         }
-        if total > MAX_FIBERS {
+        if total > Self::MAX_FIBERS {
             return err(BuildErrorKind::TooManyFibers {
                 requested: total,
-                max: MAX_FIBERS,
+                max: Self::MAX_FIBERS,
             });
         }
         for (class, (count, size)) in [
             (StackClass::Small, self.small),
             (StackClass::Large, self.large),
         ] {
-            if count > 0 && size < MIN_STACK_SIZE {
+            if count > 0 && size < Self::MIN_STACK_SIZE {
                 return err(BuildErrorKind::StackTooSmall {
                     class,
                     size,
-                    min: MIN_STACK_SIZE,
+                    min: Self::MIN_STACK_SIZE,
                 });
             }
         }
@@ -294,8 +295,14 @@ impl Builder {
             });
         }
         let q = self.queue_capacity;
-        if !q.is_power_of_two() || !(MIN_QUEUE_CAPACITY..=MAX_QUEUE_CAPACITY).contains(&q) {
-            return err(BuildErrorKind::QueueCapacity { requested: q });
+        if !q.is_power_of_two()
+            || !(Self::MIN_QUEUE_CAPACITY..=Self::MAX_QUEUE_CAPACITY).contains(&q)
+        {
+            return err(BuildErrorKind::QueueCapacity {
+                requested: q,
+                min: Self::MIN_QUEUE_CAPACITY,
+                max: Self::MAX_QUEUE_CAPACITY,
+            });
         }
 
         let headroom = self.headroom()?;
@@ -305,7 +312,7 @@ impl Builder {
             workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
             fibers,
             injector: Injector::new(),
-            policy: crate::sched::Active::default(),
+            policy: crate::sched::Policy,
             dorm: crate::wake::Dorm::new(),
             frames_open: CachePadded::new(AtomicUsize::new(0)),
             timers: crate::timer::Timers::new(fiber_count),

@@ -61,6 +61,10 @@ pub enum BuildErrorKind {
     QueueCapacity {
         /// What was asked for.
         requested: usize,
+        /// The smallest capacity accepted.
+        min: usize,
+        /// The largest capacity accepted.
+        max: usize,
     },
     /// Mapping a fiber stack failed (address space or memory limits).
     StackAlloc {
@@ -139,11 +143,13 @@ impl fmt::Display for BuildError {
                 f,
                 "an inline headroom of {headroom} bytes leaves no room on {class:?} fibers of {stack} bytes: no child could run inline there, and every level of a fork-join would hold a fiber; use less than the stack size (half is the default), or usize::MAX to never run children inline"
             ),
-            QueueCapacity { requested } => write!(
+            QueueCapacity {
+                requested,
+                min,
+                max,
+            } => write!(
                 f,
-                "queue_capacity({requested}) must be a power of two between {} and {}",
-                crate::builder::MIN_QUEUE_CAPACITY,
-                crate::builder::MAX_QUEUE_CAPACITY
+                "queue_capacity({requested}) must be a power of two between {min} and {max}"
             ),
             StackAlloc {
                 class,

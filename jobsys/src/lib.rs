@@ -65,6 +65,7 @@ compile_error!("the `simulation` feature and `--cfg loom` exclude each other");
 
 mod builder;
 mod counter;
+mod deadline;
 mod error;
 pub mod fault;
 mod fiber;
@@ -81,14 +82,11 @@ pub mod sim;
 pub mod sync;
 mod system;
 mod timer;
+mod waitlist;
 mod wake;
 mod worker;
 
-pub use builder::{
-    Builder, DEFAULT_IDLE_SPINS, DEFAULT_INLINE_HEADROOM, DEFAULT_LARGE_FIBERS,
-    DEFAULT_LARGE_STACK, DEFAULT_QUEUE_CAPACITY, DEFAULT_SMALL_FIBERS, DEFAULT_SMALL_STACK,
-    MAX_FIBERS, MAX_QUEUE_CAPACITY, MAX_WORKERS, MIN_QUEUE_CAPACITY, MIN_STACK_SIZE,
-};
+pub use builder::Builder;
 pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};

@@ -273,11 +273,8 @@ impl Handle {
     /// If the system is shutting down (its `JobSystem` is being dropped), or a declaration is
     /// pinned to a worker that does not exist.
     pub unsafe fn run_jobs(&self, decls: &[JobDecl], counter: &Counter) {
-        let Ok(n) = u32::try_from(decls.len()) else {
-            panic!("a batch holds at most 2^32 - 1 jobs")
-        };
-        if n == 0 {
-            return;
+        if decls.is_empty() {
+            return; // nothing to submit: not even a system shutting down refuses it
         }
         let shared = &*self.shared;
         shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
@@ -292,11 +289,11 @@ impl Handle {
             !shared.shutdown.load(Ordering::SeqCst),
             "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
         );
-        decls.iter().for_each(|d| shared.check_job(d.meta()));
-        counter.core().add(n);
+        let check = |meta: &_| shared.check_job(meta);
         // SAFETY: forwarded caller contract.
-        let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
-        shared.submit_foreign(job);
+        if let Some(job) = unsafe { crate::job::prepare_batch(decls, counter.core(), check) } {
+            shared.submit_foreign(job);
+        }
     }
 
     /// Blocks the calling thread until `counter` is at or below `target`.
@@ -305,7 +302,7 @@ impl Handle {
     /// If called on a worker thread of any jobsys system (it would block the worker and
     /// every fiber on it): jobs wait with [`Ctx::wait_for_counter`].
     pub fn wait_for_counter(&self, counter: &Counter, target: u32) {
-        self.block_on_counter(counter, target, crate::timer::NEVER, "wait_for_counter");
+        self.block_on_counter(counter, target, crate::deadline::NEVER, "wait_for_counter");
     }
 
     /// [`wait_for_counter`](Self::wait_for_counter) for at most `timeout`: returns whether the
@@ -322,7 +319,7 @@ impl Handle {
         self.block_on_counter(
             counter,
             target,
-            crate::timer::after(timeout),
+            crate::deadline::after(timeout),
             "wait_for_counter_timeout",
         )
     }

@@ -170,7 +170,11 @@ fn every_bad_configuration_is_a_typed_error_that_says_what_to_change() {
     );
     check(
         b().queue_capacity(100),
-        |k| matches!(k, BuildErrorKind::QueueCapacity { requested: 100 }),
+        |k| {
+            matches!(k, BuildErrorKind::QueueCapacity { requested: 100, min, max }
+                if *min == jobsys::Builder::MIN_QUEUE_CAPACITY
+                    && *max == jobsys::Builder::MAX_QUEUE_CAPACITY)
+        },
         "power of two",
     );
     check(

@@ -484,8 +484,8 @@ fn every_fiber_waiting_on_a_wait_group_a_thread_completes_is_not_a_deadlock() {
     // aborted here.
     let jobs = JobSystem::builder()
         .workers(1)
-        .small_fibers(2, jobsys::DEFAULT_SMALL_STACK)
-        .large_fibers(0, jobsys::DEFAULT_LARGE_STACK)
+        .small_fibers(2, jobsys::Builder::DEFAULT_SMALL_STACK)
+        .large_fibers(0, jobsys::Builder::DEFAULT_LARGE_STACK)
         .build()
         .unwrap();
     let handle = jobs.handle();

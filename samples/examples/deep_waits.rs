@@ -88,14 +88,14 @@ fn counter_chain(ctx: &Ctx, n: u32, depth: u32, p: &Probe) {
 type Chain = fn(&Ctx, u32, u32, &Probe);
 
 fn main() {
-    let small = jobsys::DEFAULT_SMALL_STACK;
-    let large = jobsys::DEFAULT_LARGE_STACK;
-    let headroom = jobsys::DEFAULT_INLINE_HEADROOM;
+    let small = jobsys::Builder::DEFAULT_SMALL_STACK;
+    let large = jobsys::Builder::DEFAULT_LARGE_STACK;
+    let headroom = jobsys::Builder::DEFAULT_INLINE_HEADROOM;
     println!(
         "default pool: {} small fibers of {} KiB, {} large of {} KiB; inline headroom {} KiB",
-        jobsys::DEFAULT_SMALL_FIBERS,
+        jobsys::Builder::DEFAULT_SMALL_FIBERS,
         small / 1024,
-        jobsys::DEFAULT_LARGE_FIBERS,
+        jobsys::Builder::DEFAULT_LARGE_FIBERS,
         large / 1024,
         headroom / 1024
     );
@@ -114,8 +114,8 @@ fn main() {
         let cost = probe.cost().max(1);
         let per_small = (small - headroom) / cost + 1;
         let per_large = (large - headroom) / cost + 1;
-        let pool =
-            jobsys::DEFAULT_SMALL_FIBERS * per_small + jobsys::DEFAULT_LARGE_FIBERS * per_large;
+        let pool = jobsys::Builder::DEFAULT_SMALL_FIBERS * per_small
+            + jobsys::Builder::DEFAULT_LARGE_FIBERS * per_large;
         // A chain of 2,000 levels on two workers (stolen levels start fresh fibers).
         let two = JobSystem::builder().workers(2).build().unwrap();
         let deep = Probe {

@@ -28,7 +28,7 @@
 //!
 //! Every workload gets a fresh pool per system. A wrong result panics.
 
-use jobsys::{Ctx, DEFAULT_IDLE_SPINS, JobSystem};
+use jobsys::{Builder, Ctx, JobSystem};
 use jobsys_benches::{
     EMPTY_JOBS, Flags, FrameStats, FrameWork, IDLE_JOBS, IDLE_PERIOD, IdleStats, IdleWork,
     PARFOR_LEN, Parfor, SKYNET_LEAVES, Sample, calibrate_k, fib_jobs, fib_n_for, median_p99_us,
@@ -44,7 +44,7 @@ const WAKE_ASLEEP_DELAY: Duration = Duration::from_millis(5);
 /// The same, when the waiter's worker should still be spinning.
 const WAKE_SPINNING_DELAY: Duration = Duration::from_micros(20);
 /// Idle spin rounds of the pool for the `spinning` wake case: with the default
-/// ([`DEFAULT_IDLE_SPINS`]) an idle worker has usually left its spin rounds within
+/// ([`Builder::DEFAULT_IDLE_SPINS`]) an idle worker has usually left its spin rounds within
 /// [`WAKE_SPINNING_DELAY`]; 2^24 rounds last far longer (seconds), and stay far from `u32`
 /// overflow.
 const WAKE_SPINNING_IDLE_SPINS: u32 = 1 << 24;
@@ -637,7 +637,13 @@ fn main() {
             let (n_asleep, n_spinning) = if quick { (200, 200) } else { (400, 2000) };
             // (row label, pool's idle spin rounds, signal delay, warm-up rounds, samples)
             let cases = [
-                ("asleep", DEFAULT_IDLE_SPINS, WAKE_ASLEEP_DELAY, 5, n_asleep),
+                (
+                    "asleep",
+                    Builder::DEFAULT_IDLE_SPINS,
+                    WAKE_ASLEEP_DELAY,
+                    5,
+                    n_asleep,
+                ),
                 (
                     "spinning",
                     WAKE_SPINNING_IDLE_SPINS,
@@ -647,7 +653,7 @@ fn main() {
                 ),
                 (
                     "in its default idle loop",
-                    DEFAULT_IDLE_SPINS,
+                    Builder::DEFAULT_IDLE_SPINS,
                     WAKE_SPINNING_DELAY,
                     50,
                     n_spinning,
@@ -679,8 +685,9 @@ fn main() {
             notes.push(
                 "wake: the waiter (worker 0) submits one job pinned to worker 1 and waits on its counter; the job busy-waits for the delay, stores the time as its last action and returns (its completion is the last decrement); latency = waiter's clock right after `wait_for_counter` returns − that store. See `on_jobsys::wake_latency`.".into(),
             );
+            let default_spins = Builder::DEFAULT_IDLE_SPINS;
             notes.push(format!(
-                "wake: `asleep` uses the default pool and a {WAKE_ASLEEP_DELAY:?} delay, far past the idle loop's spin and yield rounds; `spinning` raises the pool's idle spin rounds to {WAKE_SPINNING_IDLE_SPINS} so worker 0 is certainly still spinning after {WAKE_SPINNING_DELAY:?} (with the default {DEFAULT_IDLE_SPINS} it has usually left the spin rounds by then: the third row shows what the default idle loop gives after that gap)."
+                "wake: `asleep` uses the default pool and a {WAKE_ASLEEP_DELAY:?} delay, far past the idle loop's spin and yield rounds; `spinning` raises the pool's idle spin rounds to {WAKE_SPINNING_IDLE_SPINS} so worker 0 is certainly still spinning after {WAKE_SPINNING_DELAY:?} (with the default {default_spins} it has usually left the spin rounds by then: the third row shows what the default idle loop gives after that gap)."
             ));
         }
     }

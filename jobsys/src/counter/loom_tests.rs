@@ -7,7 +7,7 @@ use loom::sync::Arc;
 
 /// A blocking thread's wait: the very loop `Handle::wait_for_counter` runs.
 fn wait(counter: &CounterCore, target: u32) {
-    super::block_thread_until(counter, target, crate::timer::NEVER);
+    super::block_thread_until(counter, target, crate::deadline::NEVER);
 }
 
 /// `n` threads, each removing one finished job from `c`.

@@ -2,17 +2,15 @@
 //!
 //! Receives decrements from jobs as they finish (from the job stage) and wait nodes from fibers
 //! and threads that want a value; when a decrement reaches a waiter's target it hands the waiter
-//! to the wake stage. The wait nodes live on the waiters' own stacks: no slots, no allocation.
-//! The publication protocol is argued in `counter/README.md`.
+//! to the wake stage. The wait nodes live on the waiters' own stacks, in the lists of the
+//! wait-list layer (`waitlist/`): no slots, no allocation. The publication protocol is argued in
+//! `counter/README.md`.
 
-mod buckets;
-mod core;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod wait;
+mod word;
 
-pub use self::core::Counter;
-pub(crate) use self::core::CounterCore;
-pub(crate) use buckets::{Buckets, static_buckets};
-pub(crate) use core::cancel;
-pub(crate) use wait::{WaitNode, Waiter, block_thread_until};
+pub(crate) use wait::{WaitNode, block_thread_until};
+pub use word::Counter;
+pub(crate) use word::{CounterCore, cancel};

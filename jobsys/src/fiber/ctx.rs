@@ -185,7 +185,7 @@ impl Ctx {
         timeout: std::time::Duration,
     ) -> bool {
         let reached = counter.is_done(target)
-            || self.wait_cold(counter.core(), target, crate::timer::after(timeout));
+            || self.wait_cold(counter.core(), target, crate::deadline::after(timeout));
         // As in `wait_core`: a region is reported after the wait, never before it.
         super::check_no_suspend("a counter wait");
         reached
@@ -241,17 +241,11 @@ impl Ctx {
     /// # Panics
     /// As for [`run_jobs`](Self::run_jobs).
     pub unsafe fn run_jobs_hinted(&self, decls: &[JobDecl], counter: &Counter, hint: Hint) {
-        let Ok(n) = u32::try_from(decls.len()) else {
-            panic!("a batch holds at most 2^32 - 1 jobs")
-        };
-        if n == 0 {
-            return;
-        }
-        decls.iter().for_each(|d| self.shared().check_job(d.meta()));
-        counter.core().add(n);
+        let check = |meta: &_| self.shared().check_job(meta);
         // SAFETY: forwarded caller contract.
-        let job = unsafe { crate::job::submit_decls(decls, counter.core()) };
-        self.submit(job, hint);
+        if let Some(job) = unsafe { crate::job::prepare_batch(decls, counter.core(), check) } {
+            self.submit(job, hint);
+        }
     }
 
     /// Publishes a job on this worker (or on the worker it is pinned to) and wakes a sleeper.

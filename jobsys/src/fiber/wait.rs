@@ -4,9 +4,10 @@
 //! landed (`worker/switch.rs`).
 
 use super::{Ctx, Suspend};
-use crate::counter::{CounterCore, WaitNode, Waiter};
+use crate::counter::{CounterCore, WaitNode};
 use crate::panic::fatal;
 use crate::profile;
+use crate::waitlist::Waiter;
 use core::ptr::NonNull;
 
 impl Ctx {
@@ -19,7 +20,7 @@ impl Ctx {
     #[track_caller]
     pub(crate) fn wait_core(&self, counter: &CounterCore, target: u32) {
         if !counter.is_done(target) {
-            self.wait_cold(counter, target, crate::timer::NEVER);
+            self.wait_cold(counter, target, crate::deadline::NEVER);
         }
         super::check_no_suspend("a counter wait");
     }
@@ -48,12 +49,12 @@ impl Ctx {
         // park again until the target is really reached (or the deadline passed).
         let mut reached = true;
         while !counter.is_done(target) {
-            if crate::timer::passed(deadline) {
+            if crate::deadline::passed(deadline) {
                 reached = false;
                 break;
             }
             let mut node = WaitNode::new(target, self.waiter_on(counter, target));
-            node.timing = crate::timer::Timing::until(deadline);
+            node.timing = crate::deadline::Timing::until(deadline);
             self.suspend(Suspend::Wait(
                 NonNull::from(&mut node),
                 NonNull::from(counter),

@@ -83,15 +83,30 @@ impl fmt::Debug for JobDecl {
     }
 }
 
-/// Prepares `decls` as one range owned by `counter` and returns the ref to publish.
+/// The prologue every `run_jobs` shares (`Ctx::run_jobs_hinted`, `Handle::run_jobs`): checks
+/// each declaration with `check` (which panics, before anything is counted or queued, on a job
+/// this system cannot run), adds the batch to `counter`, and returns it as one range owned by
+/// `counter` for the caller to place. `None` for an empty batch: nothing to do.
 ///
-/// The caller must already have added `decls.len()` to `counter`.
+/// # Panics
+/// If the batch holds 2³² jobs or more, or `check` panics.
 ///
 /// # Safety
-/// `decls` is non-empty, outlives the counter reaching the value the submitter waits for, and
-/// is in no other batch in flight.
-pub(crate) unsafe fn submit_decls(decls: &[JobDecl], counter: &CounterCore) -> JobRef {
-    debug_assert!(!decls.is_empty());
+/// `decls` outlives the counter reaching the value the submitter waits for, and is in no other
+/// batch in flight (the `run_jobs` contract); the caller publishes the returned ref.
+pub(crate) unsafe fn prepare_batch(
+    decls: &[JobDecl],
+    counter: &CounterCore,
+    check: impl Fn(&JobMeta),
+) -> Option<JobRef> {
+    let Ok(n) = u32::try_from(decls.len()) else {
+        panic!("a batch holds at most 2^32 - 1 jobs")
+    };
+    if n == 0 {
+        return None;
+    }
+    decls.iter().for_each(|d| check(d.meta()));
+    counter.add(n);
     let head = &decls[0];
     head.range_len.with_mut(|p| {
         // SAFETY: the batch is not published yet; we are its only holder.
@@ -99,13 +114,13 @@ pub(crate) unsafe fn submit_decls(decls: &[JobDecl], counter: &CounterCore) -> J
     });
     let r = head.header_ref();
     r.set_owner(counter);
-    r
+    Some(r)
 }
 
 /// Executes a range: split until one declaration is left, then run it.
 ///
 /// # Safety
-/// `header` heads a range published by `submit_decls` or by a split below.
+/// `header` heads a range published from `prepare_batch` or by a split below.
 unsafe fn execute_range(header: NonNull<JobHeader>, ctx: &Ctx) {
     let first = header.cast::<JobDecl>().as_ptr().cast_const();
     // SAFETY: this range is ours (JobRef executed once); its declarations are alive until their

@@ -9,6 +9,6 @@ mod meta;
 mod record;
 
 pub use decl::JobDecl;
-pub(crate) use decl::submit_decls;
+pub(crate) use decl::prepare_batch;
 pub use meta::{Affinity, JobMeta, Priority, StackClass};
 pub(crate) use record::{JobHeader, JobRef};

@@ -3,8 +3,8 @@
 //! the first (FIFO) or every waiter on that address, handing each a token.
 //!
 //! This is the counters' wait machinery generalised (and the idea of `parking_lot`'s parking
-//! lot): nodes live on the waiters' stacks, in a process-wide table of spin-locked buckets
-//! hashed by address; a fiber never publishes itself — it suspends with `Suspend::Park` and its
+//! lot), on the same wait-list layer (`waitlist/`): nodes live on the waiters' stacks, in a
+//! process-wide table of spin-locked buckets hashed by address; a fiber never publishes itself — it suspends with `Suspend::Park` and its
 //! worker runs [`publish`] after the switch (post-switch publication, see
 //! `counter/README.md`).
 //!
@@ -23,7 +23,7 @@
 //! when it takes the last waiter.
 //!
 //! # Timeouts: a timer racing a wake
-//! A timed park has a deadline and a `stamp` (unique per park, [`crate::timer::next_stamp`]).
+//! A timed park has a deadline and a `stamp` (unique per park, [`Timing::until`]).
 //! When the deadline passes, the timer calls [`cancel`]`(key, node, stamp)`, which takes the
 //! same bucket lock and looks for the node *by address and stamp*:
 //! - found: the cancel unlinks it and wakes the waiter with [`TOKEN_TIMED_OUT`]; no unparker
@@ -49,9 +49,9 @@
 //! whatever nodes of its group are still linked ([`unlink_group`]), so a finished select leaves
 //! nothing in the other channels' lists.
 
-use crate::counter::Waiter;
-use crate::shim::thread;
-use crate::shim::{AtomicBool, AtomicUsize, Ordering};
+use crate::deadline::Timing;
+use crate::shim::{AtomicUsize, Ordering};
+use crate::waitlist::{Chain, Waiter, block_thread};
 use core::ptr;
 
 /// The token a parker gets when its `validate` said not to park.
@@ -78,8 +78,10 @@ pub(crate) struct ParkNode {
     data: *const (),
     wake: Wake,
     /// A timed park's stamp identifies it to a late [`cancel`].
-    pub(crate) timing: crate::timer::Timing,
+    pub(crate) timing: Timing,
 }
+
+crate::waitlist::impl_node!(ParkNode);
 
 /// Whom a node wakes.
 enum Wake {
@@ -119,7 +121,7 @@ pub(crate) struct Unparked {
     pub(crate) more: bool,
 }
 
-crate::counter::static_buckets!(fn table() -> ParkNode);
+crate::waitlist::static_buckets!(fn table() -> ParkNode);
 
 impl ParkNode {
     /// A node for parking on `key` while `validate(data)` holds.
@@ -156,13 +158,13 @@ impl ParkNode {
             validate,
             data,
             wake,
-            timing: crate::timer::Timing::NONE,
+            timing: Timing::NONE,
         }
     }
 
-    /// Makes this a park until `deadline` (untimed for `timer::NEVER`).
+    /// Makes this a park until `deadline` (untimed for `deadline::NEVER`).
     pub(crate) fn set_deadline(&mut self, deadline: u64) {
-        self.timing = crate::timer::Timing::until(deadline);
+        self.timing = Timing::until(deadline);
     }
 
     /// The token the wake (or a failed validation) left. Read after the node was handed back.
@@ -235,62 +237,18 @@ unsafe fn claim(node: *mut ParkNode, claimed: Option<usize>) -> Claim {
     }
 }
 
-/// Appends `node` to the list at `head` (FIFO among the waiters of one address).
-///
-/// # Safety
-/// The caller holds the list's lock; `node` and every linked node are alive.
-unsafe fn append(head: &mut *mut ParkNode, node: *mut ParkNode) {
-    let mut link: *mut *mut ParkNode = head;
-    // SAFETY: caller contract.
-    unsafe {
-        while !(*link).is_null() {
-            link = &mut (**link).next;
-        }
-        (*node).next = ptr::null_mut();
-        *link = node;
-    }
-}
-
-/// Unlinks `node` from the list at `head` if it is there; returns whether it was.
-///
-/// # Safety
-/// The caller holds the list's lock; linked nodes are alive. `node` is only compared.
-unsafe fn unlink(head: &mut *mut ParkNode, node: *mut ParkNode) -> bool {
-    let mut link: *mut *mut ParkNode = head;
-    // SAFETY: caller contract.
-    unsafe {
-        while !(*link).is_null() {
-            if *link == node {
-                *link = (*node).next;
-                return true;
-            }
-            link = &mut (**link).next;
-        }
-    }
-    false
-}
-
-/// From `*link` on, unlinks the first node parked on `key` that still has a waiter to wake
-/// and says how (`Wake` or `Claimed`); nodes of groups claimed by someone else are unlinked
-/// and skipped (`Dead`). Leaves `*link` where the search stopped, so a second call goes on
-/// from there. `None` when no such node is left.
-///
-/// # Safety
-/// The caller holds the list's lock; linked nodes are alive.
-unsafe fn take_next(link: &mut *mut *mut ParkNode, key: usize) -> Option<(*mut ParkNode, Claim)> {
-    // SAFETY: caller contract.
-    unsafe {
-        while !(**link).is_null() {
-            let node = **link;
-            if (*node).key != key {
-                *link = &mut (*node).next;
-                continue;
-            }
-            **link = (*node).next;
-            match claim(node, None) {
-                Claim::Dead => {}
-                c => return Some((node, c)),
-            }
+/// Unlinks, under the bucket lock held by `list`, the first node parked on `key` that still
+/// has a waiter to wake, and says how (`Wake` or `Claimed`); nodes of groups claimed by
+/// someone else are unlinked and skipped (`Dead`). `None` when no such node is left.
+fn take_next(
+    list: &mut crate::waitlist::Locked<'_, ParkNode>,
+    key: usize,
+) -> Option<(*mut ParkNode, Claim)> {
+    while let Some(node) = list.take_first(|n| n.key == key) {
+        // SAFETY: just unlinked under the lock: alive (its waiter is parked until woken).
+        match unsafe { claim(node, None) } {
+            Claim::Dead => {}
+            c => return Some((node, c)),
         }
     }
     None
@@ -306,15 +264,15 @@ pub(crate) unsafe fn publish(node: *mut ParkNode) -> bool {
     crate::fault::inject(crate::fault::Site::Park);
     // SAFETY: caller contract.
     let key = unsafe { (*node).key };
-    let mut head = table().bucket(key).lock();
+    let mut list = table().lock(key);
     // SAFETY: caller contract: the validator and its data are alive.
     if !unsafe { ((*node).validate)((*node).data) } {
         // SAFETY: the node is still ours.
         unsafe { (*node).token = TOKEN_INVALID };
         return false;
     }
-    // SAFETY: we hold the lock; linked nodes are alive (their waiters are parked).
-    unsafe { append(&mut head, node) };
+    // SAFETY: caller contract: the node stays put until the unpark protocol hands it back.
+    unsafe { list.append(node) };
     true
 }
 
@@ -332,7 +290,7 @@ pub(crate) unsafe fn publish_group(group: *const Group, nodes: *mut ParkNode, n:
         let node = unsafe { nodes.add(i) };
         // SAFETY: as above.
         let key = unsafe { (*node).key };
-        let mut head = table().bucket(key).lock();
+        let mut list = table().lock(key);
         if state.load(Ordering::Acquire) != ARMING {
             return false; // claimed by an arm already linked
         }
@@ -343,8 +301,8 @@ pub(crate) unsafe fn publish_group(group: *const Group, nodes: *mut ParkNode, n:
                 state.compare_exchange(ARMING, CLAIMED + i, Ordering::AcqRel, Ordering::Acquire);
             return false;
         }
-        // SAFETY: we hold the lock.
-        unsafe { append(&mut head, node) };
+        // SAFETY: caller contract, as in `publish`.
+        unsafe { list.append(node) };
     }
     // Armed: from now on a claimer wakes the waiter.
     state
@@ -362,9 +320,7 @@ pub(crate) unsafe fn unlink_group(nodes: *mut ParkNode, n: usize) {
         // SAFETY: caller contract.
         let node = unsafe { nodes.add(i) };
         // SAFETY: as above.
-        let mut head = table().bucket(unsafe { (*node).key }).lock();
-        // SAFETY: we hold the lock.
-        unsafe { unlink(&mut head, node) };
+        table().lock(unsafe { (*node).key }).unlink(node);
     }
 }
 
@@ -374,31 +330,30 @@ pub(crate) unsafe fn unlink_group(nodes: *mut ParkNode, n: usize) {
 /// owns the wake) or the park is over. See "Timeouts" in the module docs.
 pub(crate) fn cancel(key: usize, node: *mut ParkNode, stamp: u64) -> bool {
     crate::fault::inject(crate::fault::Site::Park);
-    let mut head = table().bucket(key).lock();
-    let mut p = *head;
-    // SAFETY: linked nodes are alive and only changed under this lock; `node` is dereferenced
-    // only once found linked.
-    unsafe {
-        while !(p.is_null() || p == node && (*p).timing.stamp == stamp) {
-            p = (*p).next;
+    let mut list = table().lock(key);
+    // The node is dereferenced only once found linked (so alive).
+    if list
+        .find(|n| ptr::eq(n, node) && n.timing.stamp == stamp)
+        .is_none()
+    {
+        return false;
+    }
+    // SAFETY: linked, so alive; we hold the lock.
+    match unsafe { &(*node).wake } {
+        Wake::Own(_) => {
+            list.unlink(node);
+            // SAFETY: unlinked by us: ours until woken.
+            unsafe { (*node).token = TOKEN_TIMED_OUT };
         }
-        if p.is_null() {
-            return false;
-        }
-        match (*node).wake {
-            Wake::Own(_) => {
-                unlink(&mut head, node);
-                (*node).token = TOKEN_TIMED_OUT;
-            }
-            // The waiter unlinks its group's nodes itself after it resumes.
-            Wake::Group { .. } => {
-                if claim(node, Some(TIMED_OUT)) != Claim::Wake {
-                    return false;
-                }
+        // The waiter unlinks its group's nodes itself after it resumes.
+        Wake::Group { .. } => {
+            // SAFETY: linked and under the lock.
+            if unsafe { claim(node, Some(TIMED_OUT)) } != Claim::Wake {
+                return false;
             }
         }
     }
-    drop(head);
+    drop(list);
     // SAFETY: we decided the wake under the lock; nobody else wakes this waiter.
     unsafe { wake_node(node) };
     true
@@ -409,28 +364,13 @@ pub(crate) fn cancel(key: usize, node: *mut ParkNode, stamp: u64) -> bool {
 /// whether a waiter was woken.
 pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -> bool {
     crate::fault::inject(crate::fault::Site::Park);
-    let mut head = table().bucket(key).lock();
-    let mut link: *mut *mut ParkNode = &mut *head;
-    // SAFETY: we hold the lock; linked nodes are alive.
-    let (found, wake) = match unsafe { take_next(&mut link, key) } {
+    let mut list = table().lock(key);
+    let (found, wake) = match take_next(&mut list, key) {
         Some((node, claim)) => (node, claim == Claim::Wake),
         None => (ptr::null_mut(), false),
     };
-    let mut more = false;
-    if !found.is_null() {
-        // Any other waiter on the key after it (the list is in arrival order)?
-        let mut p = *head;
-        // SAFETY: as in `publish`.
-        unsafe {
-            while !p.is_null() {
-                if (*p).key == key {
-                    more = true;
-                    break;
-                }
-                p = (*p).next;
-            }
-        }
-    }
+    // Any other waiter on the key after it (the list is in arrival order)?
+    let more = !found.is_null() && list.iter().any(|n| n.key == key);
     let token = callback(Unparked {
         woken: usize::from(!found.is_null()),
         more,
@@ -441,7 +381,7 @@ pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -
     // SAFETY: the node is unlinked and ours until woken; the waiter reads the token only after
     // the wake (release in the wake).
     unsafe { (*found).token = token };
-    drop(head);
+    drop(list);
     // SAFETY: unlinked above; after this call we never touch it.
     unsafe { wake_node(found) };
     true
@@ -450,52 +390,31 @@ pub(crate) fn unpark_one(key: usize, callback: impl FnOnce(Unparked) -> usize) -
 /// Wakes every waiter parked on `key`, handing each `token`; `callback` runs under the bucket
 /// lock first. Returns how many were woken.
 pub(crate) fn unpark_all(key: usize, token: usize, callback: impl FnOnce(Unparked)) -> usize {
-    let mut head = table().bucket(key).lock();
-    let mut woken: *mut ParkNode = ptr::null_mut();
-    let mut tail: *mut ParkNode = ptr::null_mut();
+    let mut list = table().lock(key);
+    let mut woken = Chain::new();
     let mut n = 0;
-    let mut link: *mut *mut ParkNode = &mut *head;
-    // SAFETY: we hold the lock; linked nodes are alive. Woken nodes are chained in arrival
-    // order through `next`.
-    while let Some((node, claim)) = unsafe { take_next(&mut link, key) } {
+    while let Some((node, claim)) = take_next(&mut list, key) {
         n += 1;
         if claim == Claim::Claimed {
             continue; // its publisher sees the claim and does not park
         }
-        // SAFETY: unlinked by `take_next`: ours until woken.
+        // SAFETY: unlinked by `take_next`: ours until woken; the waiter reads the token only
+        // after the wake.
         unsafe {
-            (*node).next = ptr::null_mut();
             (*node).token = token;
-            if tail.is_null() {
-                woken = node;
-            } else {
-                (*tail).next = node;
-            }
+            woken.push(node);
         }
-        tail = node;
     }
     callback(Unparked {
         woken: n,
         more: false,
     });
-    drop(head);
-    while !woken.is_null() {
-        // SAFETY: unlinked nodes are ours until woken; read `next` before the wake.
-        unsafe {
-            let next = (*woken).next;
-            wake_node(woken);
-            woken = next;
-        }
+    drop(list);
+    for node in woken {
+        // SAFETY: unlinked nodes are ours until woken; the chain read `next` before the wake.
+        unsafe { wake_node(node) };
     }
     n
-}
-
-/// A plain thread's waiter (of a park, or of a select's group).
-pub(crate) fn thread_waiter() -> Waiter {
-    Waiter::Thread {
-        thread: thread::current(),
-        done: AtomicBool::new(false),
-    }
 }
 
 /// Parks the calling OS thread (not a worker) on `key` while `validate(data)` holds, until an
@@ -510,7 +429,7 @@ pub(crate) unsafe fn park_thread(
     data: *const (),
     deadline: u64,
 ) -> usize {
-    let mut node = ParkNode::new(key, validate, data, thread_waiter());
+    let mut node = ParkNode::new(key, validate, data, Waiter::thread());
     node.set_deadline(deadline);
     let (node_ptr, stamp) = (&mut node as *mut ParkNode, node.timing.stamp);
     // SAFETY: `node` lives on this stack until the wait below ends, after the waker's last
@@ -519,13 +438,12 @@ pub(crate) unsafe fn park_thread(
         let Wake::Own(waiter) = &node.wake else {
             unreachable!()
         };
-        #[cfg(feature = "simulation")]
-        crate::sim::waits_on(|| {
-            format!("a plain thread is parked on a jobsys::sync primitive at {key:#x}")
-        });
-        waiter.block_until(deadline, || cancel(key, node_ptr, stamp));
-        #[cfg(feature = "simulation")]
-        crate::sim::done_waiting();
+        block_thread(
+            waiter,
+            deadline,
+            || cancel(key, node_ptr, stamp),
+            || format!("a plain thread is parked on a jobsys::sync primitive at {key:#x}"),
+        );
     }
     node.token
 }
@@ -540,15 +458,12 @@ pub(crate) unsafe fn park_thread_group(group: &Group, nodes: *mut ParkNode, n: u
     if unsafe { publish_group(group, nodes, n) } {
         // SAFETY: `nodes[0]` is alive (caller contract).
         let (key, timing) = unsafe { ((*nodes).key, (*nodes).timing) };
-        #[cfg(feature = "simulation")]
-        crate::sim::waits_on(|| {
-            format!("a plain thread selects on {n} arms; the first at {key:#x}")
-        });
-        group
-            .waiter
-            .block_until(timing.deadline, || cancel(key, nodes, timing.stamp));
-        #[cfg(feature = "simulation")]
-        crate::sim::done_waiting();
+        block_thread(
+            &group.waiter,
+            timing.deadline,
+            || cancel(key, nodes, timing.stamp),
+            || format!("a plain thread selects on {n} arms; the first at {key:#x}"),
+        );
     }
 }
 
@@ -559,47 +474,17 @@ pub(crate) unsafe fn park_thread_group(group: &Group, nodes: *mut ParkNode, n: u
 /// group) and never touches the node again.
 unsafe fn wake_node(node: *mut ParkNode) {
     // SAFETY: caller contract — the node (and its group) is alive until the waiter runs.
-    let waiter = match unsafe { &(*node).wake } {
+    let waiter: *const Waiter = match unsafe { &(*node).wake } {
         Wake::Own(w) => w,
         // SAFETY: as above.
-        Wake::Group { group, .. } => unsafe { &(**group).waiter },
+        Wake::Group { group, .. } => unsafe { &raw const (**group).waiter },
     };
-    // SAFETY: forwarded.
-    unsafe { waiter.wake_parked() };
-}
-
-impl Waiter {
-    /// Makes a waiter of a park (counted as parked on a primitive) runnable.
-    ///
-    /// # Safety
-    /// As for [`Waiter::wake`]: the caller owns the wake and never touches the waiter again.
-    unsafe fn wake_parked(&self) {
-        match self {
-            // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers, and
-            // `make_ready_from` counts itself in flight before it un-counts the fiber, so the
-            // system stays alive until its last touch.
-            Waiter::Fiber { shared, fiber } => unsafe { (**shared).make_ready_from(*fiber, true) },
-            Waiter::Thread { thread, done } => {
-                let thread = thread.clone();
-                done.store(true, Ordering::Release);
-                crate::shim::thread::unpark(&thread);
-            }
-        }
-    }
+    // SAFETY: forwarded. A park is counted with the waits that end by themselves.
+    unsafe { Waiter::wake(waiter, true) };
 }
 
 /// How many nodes wait on `key` (tests: a finished select leaves none).
 #[cfg(test)]
 pub(crate) fn waiters_on(key: usize) -> usize {
-    let head = table().bucket(key).lock();
-    let mut p = *head;
-    let mut n = 0;
-    while !p.is_null() {
-        // SAFETY: linked nodes are alive; we hold the lock.
-        unsafe {
-            n += usize::from((*p).key == key);
-            p = (*p).next;
-        }
-    }
-    n
+    table().lock(key).iter().filter(|n| n.key == key).count()
 }

@@ -5,8 +5,8 @@
 //! its sources for the next job ([`Policy::order`]), whether an inline-children pass must stop
 //! for more urgent work ([`Policy::global_pick`]), and which worker a thief tries first
 //! ([`Policy::first_victim`]). The policy holds no queues and does no atomics: it is pure
-//! decisions over small inputs, swapped by changing [`Active`] and tested by driving it
-//! directly (see the tests below and `tests/priority.rs`).
+//! decisions over small inputs, tested by driving it directly (see the tests below and
+//! `tests/priority.rs`).
 //!
 //! # The default rules
 //! - **Placement.** [`Hint::Lifo`] (the default) pushes on the submitting worker's ring of the
@@ -111,37 +111,11 @@ pub(crate) const PRIORITIES: [Priority; 3] = [Priority::High, Priority::Normal, 
 pub const GLOBAL_PICK_PERIOD: u32 = 61;
 pub(crate) const GLOBAL_PERIOD: u32 = GLOBAL_PICK_PERIOD;
 
-/// The scheduling decisions the executor delegates.
-pub(crate) trait Policy {
-    /// Where a job with `meta`, submitted from a worker with hint `hint`, goes. `inline_ok`:
-    /// the submitting fiber can host the job (stack class fits, affinity allows this worker).
-    fn place(&self, meta: &JobMeta, hint: Hint, inline_ok: bool) -> Place;
-
-    /// Where a submission from a thread outside the pool goes.
-    fn place_foreign(&self, meta: &JobMeta) -> Place;
-
-    /// The sources to look at, in order, for a worker's `tick`th pick.
-    fn order(&self, tick: u32) -> &'static [Source];
-
-    /// The priorities a waiting fiber's inline-children pass looks at, in order, for a
-    /// worker's `tick`th pick.
-    fn child_order(&self, tick: u32) -> &'static [Priority];
-
-    /// Whether a worker's `tick`th pick is a global pick (an inline-children pass stops there
-    /// when urgent work is pending elsewhere).
-    fn global_pick(&self, tick: u32) -> bool;
-
-    /// The first victim a thief among `workers` tries (it then goes round in index order),
-    /// from a fresh random number.
-    fn first_victim(&self, workers: usize, random: u32) -> usize;
-}
-
-/// The policy the executor runs.
-pub(crate) type Active = DefaultPolicy;
-
-/// The rules in the module docs.
+/// The scheduling decisions the executor delegates: the rules in the module docs, as
+/// functions of small inputs and two order tables. One policy exists, so it is a plain type
+/// with inherent functions, not a trait; a second policy would make it one again.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DefaultPolicy;
+pub(crate) struct Policy;
 
 const LOCAL_ORDER: [Source; 10] = [
     Source::Pinned,
@@ -169,9 +143,11 @@ const GLOBAL_ORDER: [Source; 10] = [
     Source::Steal(Priority::Low),
 ];
 
-impl Policy for DefaultPolicy {
+impl Policy {
+    /// Where a job with `meta`, submitted from a worker with hint `hint`, goes. `inline_ok`:
+    /// the submitting fiber can host the job (stack class fits, affinity allows this worker).
     #[inline]
-    fn place(&self, meta: &JobMeta, hint: Hint, inline_ok: bool) -> Place {
+    pub(crate) fn place(&self, meta: &JobMeta, hint: Hint, inline_ok: bool) -> Place {
         if let Affinity::Worker(k) = meta.affinity
             && !(hint == Hint::Inline && inline_ok)
         {
@@ -184,15 +160,17 @@ impl Policy for DefaultPolicy {
         }
     }
 
-    fn place_foreign(&self, meta: &JobMeta) -> Place {
+    /// Where a submission from a thread outside the pool goes.
+    pub(crate) fn place_foreign(&self, meta: &JobMeta) -> Place {
         match meta.affinity {
             Affinity::Worker(k) => Place::Pinned(k),
             Affinity::Any => Place::Injector(meta.priority),
         }
     }
 
+    /// The sources to look at, in order, for a worker's `tick`th pick.
     #[inline]
-    fn order(&self, tick: u32) -> &'static [Source] {
+    pub(crate) fn order(&self, tick: u32) -> &'static [Source] {
         if self.global_pick(tick) {
             &GLOBAL_ORDER
         } else {
@@ -200,8 +178,10 @@ impl Policy for DefaultPolicy {
         }
     }
 
+    /// The priorities a waiting fiber's inline-children pass looks at, in order, for a
+    /// worker's `tick`th pick.
     #[inline]
-    fn child_order(&self, tick: u32) -> &'static [Priority] {
+    pub(crate) fn child_order(&self, tick: u32) -> &'static [Priority] {
         if self.global_pick(tick) {
             &[Priority::High, Priority::Low, Priority::Normal]
         } else {
@@ -209,13 +189,17 @@ impl Policy for DefaultPolicy {
         }
     }
 
+    /// Whether a worker's `tick`th pick is a global pick (an inline-children pass stops there
+    /// when urgent work is pending elsewhere).
     #[inline]
-    fn global_pick(&self, tick: u32) -> bool {
+    pub(crate) fn global_pick(&self, tick: u32) -> bool {
         tick.is_multiple_of(GLOBAL_PERIOD)
     }
 
+    /// The first victim a thief among `workers` tries (it then goes round in index order),
+    /// from a fresh random number.
     #[inline]
-    fn first_victim(&self, workers: usize, random: u32) -> usize {
+    pub(crate) fn first_victim(&self, workers: usize, random: u32) -> usize {
         random as usize % workers
     }
 }
@@ -234,7 +218,7 @@ mod tests {
 
     #[test]
     fn hints_map_to_places() {
-        let p = DefaultPolicy;
+        let p = Policy;
         assert_eq!(
             p.place(&NORMAL, Hint::Lifo, true),
             Place::Own(Priority::Normal)
@@ -261,7 +245,7 @@ mod tests {
 
     #[test]
     fn every_order_visits_every_source_once() {
-        let p = DefaultPolicy;
+        let p = Policy;
         for tick in 0..2 * GLOBAL_PERIOD {
             let order = p.order(tick);
             let mut all = vec![Source::Pinned];
@@ -282,7 +266,7 @@ mod tests {
     /// Local picks: High before Normal before Low in every kind of source, own before shared.
     #[test]
     fn local_order_is_by_priority_then_locality() {
-        let p = DefaultPolicy;
+        let p = Policy;
         let order = p.order(1);
         let pos = |s| order.iter().position(|&o| o == s).unwrap();
         for kind in [Source::Own, Source::Injector, Source::Steal] {
@@ -297,7 +281,7 @@ mod tests {
     /// anything local and at Low work before Normal.
     #[test]
     fn every_window_of_picks_has_a_global_pick() {
-        let p = DefaultPolicy;
+        let p = Policy;
         for start in 0..3 * GLOBAL_PERIOD {
             let window = start..start + GLOBAL_PERIOD;
             let global = window.clone().find(|&t| p.global_pick(t));
@@ -315,7 +299,7 @@ mod tests {
 
     #[test]
     fn first_victim_is_in_range() {
-        let p = DefaultPolicy;
+        let p = Policy;
         for workers in 1..20 {
             for r in [0, 1, 7, u32::MAX] {
                 assert!(p.first_victim(workers, r) < workers);

@@ -133,7 +133,7 @@ pub(crate) mod thread {
     #[cfg(not(feature = "simulation"))]
     pub(crate) type JoinHandle = std::thread::JoinHandle<()>;
 }
-pub(crate) use spin::SpinLock;
+pub(crate) use spin::{SpinGuard, SpinLock};
 
 /// Defines a function that is `const` except under loom, whose atomics and cells have no
 /// `const` constructors.

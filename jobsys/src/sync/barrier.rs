@@ -138,7 +138,7 @@ impl Barrier {
                     key_of(&self.state),
                     validate,
                     (&data as *const Gen<'_>).cast(),
-                    crate::timer::NEVER,
+                    crate::deadline::NEVER,
                 )
             };
         }

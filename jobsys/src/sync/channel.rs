@@ -250,7 +250,7 @@ impl<T> Channel<T> {
     /// Sends, parking `blocker` while the channel is full. Fails, handing the value back, if
     /// the channel is (or gets) closed.
     pub fn send<B: Blocker + ?Sized>(&self, blocker: &B, value: T) -> Result<(), SendError<T>> {
-        self.send_until(blocker, value, crate::timer::NEVER)
+        self.send_until(blocker, value, crate::deadline::NEVER)
             .map_err(|e| match e {
                 SendTimeoutError::Closed(v) | SendTimeoutError::Timeout(v) => SendError(v),
             })
@@ -263,7 +263,7 @@ impl<T> Channel<T> {
         value: T,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<T>> {
-        self.send_until(blocker, value, crate::timer::after(timeout))
+        self.send_until(blocker, value, crate::deadline::after(timeout))
     }
 
     fn send_until<B: Blocker + ?Sized>(
@@ -279,7 +279,7 @@ impl<T> Channel<T> {
                 Err(TrySendError::Closed(v)) => return Err(SendTimeoutError::Closed(v)),
                 Err(TrySendError::Full(v)) => value = v,
             }
-            if expired || crate::timer::passed(deadline) {
+            if expired || crate::deadline::passed(deadline) {
                 return Err(SendTimeoutError::Timeout(value));
             }
             expired = self.wait_side(blocker, Side::Send, deadline);
@@ -289,7 +289,7 @@ impl<T> Channel<T> {
     /// Receives, parking `blocker` while the channel is empty. Fails once the channel is closed
     /// and drained.
     pub fn recv<B: Blocker + ?Sized>(&self, blocker: &B) -> Result<T, RecvError> {
-        self.recv_until(blocker, crate::timer::NEVER)
+        self.recv_until(blocker, crate::deadline::NEVER)
             .map_err(|_| RecvError)
     }
 
@@ -301,7 +301,7 @@ impl<T> Channel<T> {
         blocker: &B,
         timeout: Duration,
     ) -> Result<T, RecvTimeoutError> {
-        self.recv_until(blocker, crate::timer::after(timeout))
+        self.recv_until(blocker, crate::deadline::after(timeout))
     }
 
     fn recv_until<B: Blocker + ?Sized>(
@@ -316,7 +316,7 @@ impl<T> Channel<T> {
                 Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 Err(TryRecvError::Empty) => {}
             }
-            if expired || crate::timer::passed(deadline) {
+            if expired || crate::deadline::passed(deadline) {
                 return Err(RecvTimeoutError::Timeout);
             }
             expired = self.wait_side(blocker, Side::Recv, deadline);

@@ -56,7 +56,7 @@ impl Event {
 
     /// Waits until the event is set (for an auto-reset event: consumes the signal).
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) {
-        self.wait_until(blocker, crate::timer::NEVER);
+        self.wait_until(blocker, crate::deadline::NEVER);
     }
 
     /// [`wait`](Self::wait) for at most `timeout` (a GPU fence, an IO completion with a
@@ -67,7 +67,7 @@ impl Event {
     /// A waiting fiber is timed out by the workers at their next scheduling point after the
     /// deadline (see [`Ctx::wait_for_counter_timeout`](crate::Ctx::wait_for_counter_timeout)).
     pub fn wait_timeout<B: Blocker + ?Sized>(&self, blocker: &B, timeout: Duration) -> bool {
-        self.wait_until(blocker, crate::timer::after(timeout))
+        self.wait_until(blocker, crate::deadline::after(timeout))
     }
 
     fn wait_until<B: Blocker + ?Sized>(&self, blocker: &B, deadline: u64) -> bool {
@@ -94,7 +94,7 @@ impl Event {
                     }
                 }
             }
-            if expired || crate::timer::passed(deadline) {
+            if expired || crate::deadline::passed(deadline) {
                 return false;
             }
             // Released by a `set` (HANDOFF): an auto-reset event's setter handed the signal to

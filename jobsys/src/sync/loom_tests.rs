@@ -156,8 +156,8 @@ fn loom_channel_value_sent_before_close_is_delivered() {
 /// waiter sees that one's token.
 #[test]
 fn loom_a_timeout_racing_a_wake_takes_the_node_once() {
-    use crate::counter::Waiter;
     use crate::park::{self, ParkNode, TOKEN_TIMED_OUT};
+    use crate::waitlist::Waiter;
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     unsafe fn always(_: *const ()) -> bool {
         true
@@ -191,7 +191,7 @@ fn loom_a_timeout_racing_a_wake_takes_the_node_once() {
             })
         };
         let cancelled = park::cancel(k, ptr, 7);
-        // A cancel that lost waits for the unparker's wake (as `block_until` does).
+        // A cancel that lost waits for the unparker's wake (as `waitlist::block_thread` does).
         if !cancelled {
             let Waiter::Thread { done, .. } = &node_waiter(ptr) else {
                 unreachable!()
@@ -219,7 +219,7 @@ fn loom_a_timeout_racing_a_wake_takes_the_node_once() {
     });
 }
 
-fn node_waiter(p: *mut crate::park::ParkNode) -> &'static crate::counter::Waiter {
+fn node_waiter(p: *mut crate::park::ParkNode) -> &'static crate::waitlist::Waiter {
     // SAFETY: test helper; the node outlives the use.
     unsafe { (*p).waiter_ref() }
 }
@@ -244,7 +244,7 @@ fn loom_two_unparkers_claim_a_select_group_once() {
             crate::sync::key_of(&ready[1]),
         ];
         let data = |i: usize| (&ready[i] as *const AtomicUsize).cast::<()>();
-        let group = Group::new(park::thread_waiter());
+        let group = Group::new(crate::waitlist::Waiter::thread());
         let mut nodes = [
             ParkNode::in_group(k[0], not_ready, data(0), &group, 0),
             ParkNode::in_group(k[1], not_ready, data(1), &group, 1),

@@ -69,8 +69,8 @@ pub use semaphore::Semaphore;
 pub use spin::{SpinLock, SpinLockGuard};
 pub use wait_group::WaitGroup;
 
-use crate::counter::Waiter;
 use crate::park::{Group, ParkNode};
+use crate::waitlist::Waiter;
 use crate::{Ctx, Scope};
 
 /// The token an unparker hands a waiter it gave the resource to (lock, permit, event).
@@ -82,7 +82,7 @@ pub(crate) type Validate = unsafe fn(*const ()) -> bool;
 /// What a blocking call parks: a job's fiber or the calling OS thread. Sealed.
 pub trait Blocker: private::Sealed {
     /// Parks on `key` while `validate(data)` holds, until an unparker wakes it or `deadline`
-    /// (`timer::NEVER`: none) passes; returns the unparker's token (`TOKEN_TIMED_OUT` on
+    /// (`deadline::NEVER`: none) passes; returns the unparker's token (`TOKEN_TIMED_OUT` on
     /// timeout).
     ///
     /// # Safety
@@ -183,7 +183,7 @@ impl Blocker for ThisThread {
 
     #[allow(private_interfaces)]
     fn group_waiter(&self, _key: usize) -> Waiter {
-        crate::park::thread_waiter()
+        Waiter::thread()
     }
 
     #[allow(private_interfaces)]
@@ -245,7 +245,7 @@ pub(crate) enum Woken {
 
 /// The wait step the word-based primitives share: set `bit` in `word` (read as `seen`), then
 /// park `blocker` on the word's address while `validate(word)` holds, until `deadline`
-/// (`timer::NEVER`: none). A [`Woken::Handoff`] comes after an Acquire fence, so the waiter
+/// (`deadline::NEVER`: none). A [`Woken::Handoff`] comes after an Acquire fence, so the waiter
 /// sees what the releaser wrote.
 ///
 /// A timed-out waiter leaves the bit set even if it was the last one: the next release finds

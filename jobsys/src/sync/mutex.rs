@@ -117,7 +117,7 @@ impl<T: ?Sized> Mutex<T> {
                 s.into(),
                 PARKED.into(),
                 validate,
-                crate::timer::NEVER,
+                crate::deadline::NEVER,
             ) {
                 // The unlocker left the lock held for us.
                 Woken::Handoff => return,

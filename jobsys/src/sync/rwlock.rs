@@ -178,7 +178,7 @@ impl<T: ?Sized> RwLock<T> {
                     key_of(&self.waiters),
                     validate,
                     (&turn as *const Turn<'_>).cast(),
-                    crate::timer::NEVER,
+                    crate::deadline::NEVER,
                 )
             };
             if turn.try_enter() {

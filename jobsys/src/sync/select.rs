@@ -171,7 +171,7 @@ impl<T> SelectArm for SendArm<'_, T> {
 /// # Panics
 /// If `arms` is empty or longer than [`MAX_ARMS`].
 pub fn select<B: Blocker + ?Sized>(blocker: &B, arms: &mut [&mut dyn SelectArm]) -> usize {
-    select_until(blocker, arms, crate::timer::NEVER).expect("a select without deadline returned")
+    select_until(blocker, arms, crate::deadline::NEVER).expect("a select without deadline returned")
 }
 
 /// [`select`] for at most `timeout`: `None` if no arm could complete by then (no arm did).
@@ -183,7 +183,7 @@ pub fn select_timeout<B: Blocker + ?Sized>(
     arms: &mut [&mut dyn SelectArm],
     timeout: Duration,
 ) -> Option<usize> {
-    select_until(blocker, arms, crate::timer::after(timeout))
+    select_until(blocker, arms, crate::deadline::after(timeout))
 }
 
 /// [`select`] with a default arm: completes one ready arm, or returns `None` at once if none
@@ -250,7 +250,7 @@ fn select_until<B: Blocker + ?Sized>(
             }
             return Some(i);
         }
-        if expired || crate::timer::passed(deadline) {
+        if expired || crate::deadline::passed(deadline) {
             return None;
         }
         // Announce on every arm's side (flag + fence), then park on all of them; each

@@ -73,14 +73,14 @@ impl Semaphore {
 
     /// Takes a permit, parking `blocker` until one is released to it.
     pub fn acquire<B: Blocker + ?Sized>(&self, blocker: &B) {
-        self.acquire_until(blocker, crate::timer::NEVER);
+        self.acquire_until(blocker, crate::deadline::NEVER);
     }
 
     /// [`acquire`](Self::acquire) for at most `timeout`: returns whether a permit was taken.
     /// A release racing the timeout is never lost: its permit goes to this waiter (which then
     /// returns true) or to the next one, or back to the pool.
     pub fn acquire_timeout<B: Blocker + ?Sized>(&self, blocker: &B, timeout: Duration) -> bool {
-        self.acquire_until(blocker, crate::timer::after(timeout))
+        self.acquire_until(blocker, crate::deadline::after(timeout))
     }
 
     fn acquire_until<B: Blocker + ?Sized>(&self, blocker: &B, deadline: u64) -> bool {
@@ -99,7 +99,7 @@ impl Semaphore {
                 crate::shim::spin_loop();
                 continue;
             }
-            if expired || crate::timer::passed(deadline) {
+            if expired || crate::deadline::passed(deadline) {
                 return false;
             }
             match park_with_bit(

@@ -1,7 +1,8 @@
-//! `SpinLock<T>`: for very short critical sections; never parks.
+//! `SpinLock<T>`: for very short critical sections; never parks. The runtime's own spin lock
+//! (`shim/spin.rs`) with a no-suspend region in its guard.
 
-use crate::shim::{AtomicBool, Ordering};
-use core::cell::UnsafeCell;
+use crate::fiber::NoSuspend;
+use crate::shim::SpinGuard;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 
@@ -16,43 +17,33 @@ use core::ops::{Deref, DerefMut};
 /// assert_eq!(hits.into_inner(), 1);
 /// ```
 pub struct SpinLock<T: ?Sized> {
-    locked: AtomicBool,
-    data: UnsafeCell<T>,
+    inner: crate::shim::SpinLock<T>,
 }
-
-// SAFETY: one holder at a time gets `&mut T`; `T: Send` lets it be used from that thread.
-unsafe impl<T: ?Sized + Send> Send for SpinLock<T> {}
-// SAFETY: as above.
-unsafe impl<T: ?Sized + Send> Sync for SpinLock<T> {}
 
 /// Proof of holding a [`SpinLock`]; unlocks on drop. `!Send`.
 pub struct SpinLockGuard<'a, T: ?Sized> {
-    lock: &'a SpinLock<T>,
+    guard: SpinGuard<'a, T>,
     /// Debug builds: a fiber that waits while holding the lock panics instead of making every
     /// other worker spin until it comes back. Also makes the guard `!Send`.
-    _region: crate::fiber::NoSuspend,
+    _region: NoSuspend,
 }
 
-// SAFETY: a shared guard only gives `&T`.
+// SAFETY: a shared guard only gives `&T`; `NoSuspend` is `!Sync` only to be `!Send`.
 unsafe impl<T: ?Sized + Sync> Sync for SpinLockGuard<'_, T> {}
-
-/// Spins between thread yields while the lock stays taken; picked.
-const SPINS_BEFORE_YIELD: u32 = 64;
 
 impl<T> SpinLock<T> {
     crate::shim::loom_const! {
         /// An unlocked spin lock holding `value`.
         pub fn new(value: T) -> Self {
             Self {
-                locked: AtomicBool::new(false),
-                data: UnsafeCell::new(value),
+                inner: crate::shim::SpinLock::new(value),
             }
         }
     }
 
     /// The value, consuming the lock.
     pub fn into_inner(self) -> T {
-        self.data.into_inner()
+        self.inner.into_inner()
     }
 }
 
@@ -60,64 +51,37 @@ impl<T: ?Sized> SpinLock<T> {
     /// Locks, spinning (and now and then yielding the thread) while another holder has it.
     #[track_caller]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
-        let mut spins = 0;
-        loop {
-            if !self.locked.load(Ordering::Relaxed)
-                && self
-                    .locked
-                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return SpinLockGuard {
-                    lock: self,
-                    _region: crate::fiber::NoSuspend::open(),
-                };
-            }
-            spins += 1;
-            if spins % SPINS_BEFORE_YIELD == 0 {
-                crate::shim::thread::yield_now();
-            } else {
-                crate::shim::spin_loop();
-            }
+        SpinLockGuard {
+            guard: self.inner.lock(),
+            _region: NoSuspend::open(),
         }
     }
 
     /// Locks if free, without spinning.
     #[track_caller]
     pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| SpinLockGuard {
-                lock: self,
-                _region: crate::fiber::NoSuspend::open(),
-            })
+        self.inner.try_lock().map(|guard| SpinLockGuard {
+            guard,
+            _region: NoSuspend::open(),
+        })
     }
 
     /// The value through `&mut self`.
     pub fn get_mut(&mut self) -> &mut T {
-        self.data.get_mut()
+        self.inner.get_mut()
     }
 }
 
 impl<T: ?Sized> Deref for SpinLockGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.lock.data.get() }
+        &self.guard
     }
 }
 
 impl<T: ?Sized> DerefMut for SpinLockGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.lock.data.get() }
-    }
-}
-
-impl<T: ?Sized> Drop for SpinLockGuard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
+        &mut self.guard
     }
 }
 

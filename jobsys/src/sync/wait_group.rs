@@ -99,12 +99,12 @@ impl WaitGroup {
 
     /// Waits until the count is zero.
     pub fn wait<B: Blocker + ?Sized>(&self, blocker: &B) {
-        self.wait_until(blocker, crate::timer::NEVER);
+        self.wait_until(blocker, crate::deadline::NEVER);
     }
 
     /// [`wait`](Self::wait) for at most `timeout`: returns whether the count reached zero.
     pub fn wait_timeout<B: Blocker + ?Sized>(&self, blocker: &B, timeout: Duration) -> bool {
-        self.wait_until(blocker, crate::timer::after(timeout))
+        self.wait_until(blocker, crate::deadline::after(timeout))
     }
 
     fn wait_until<B: Blocker + ?Sized>(&self, blocker: &B, deadline: u64) -> bool {
@@ -113,7 +113,7 @@ impl WaitGroup {
             if s & COUNT == 0 {
                 return true;
             }
-            if crate::timer::passed(deadline) {
+            if crate::deadline::passed(deadline) {
                 return false;
             }
             let _ = park_with_bit(blocker, &self.state, s, WAITERS, validate, deadline);

@@ -1,5 +1,5 @@
-//! Deadlines for timed waits (`wait_timeout`, `recv_timeout`, `select_timeout`, …) and the
-//! per-system table of armed timers that the workers fire.
+//! The per-system table of armed timers that the workers fire, for timed waits (`wait_timeout`,
+//! `recv_timeout`, `select_timeout`, …; their deadlines are `deadline.rs`'s).
 //!
 //! A plain thread times its own park out (`park_timeout`, then a cancel). A parked *fiber*
 //! cannot: its worker arms a timer for it right after publishing the wait (post-switch, with
@@ -22,81 +22,10 @@
 //! home worker gets to it.
 
 use crate::counter::{CounterCore, WaitNode};
+use crate::deadline::{NEVER, Timing, now, remaining};
 use crate::park::ParkNode;
 use crate::shim::{AtomicU64, AtomicUsize, Ordering, SpinLock};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-/// "No deadline".
-pub(crate) const NEVER: u64 = u64::MAX;
-
-/// Process-wide time origin of the deadlines.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// Nanoseconds since the epoch.
-pub(crate) fn now() -> u64 {
-    #[cfg(feature = "simulation")]
-    if let Some(t) = crate::sim::now() {
-        return t;
-    }
-    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(NEVER - 1)
-}
-
-/// The deadline `timeout` from now (saturating at [`NEVER`]).
-pub(crate) fn after(timeout: Duration) -> u64 {
-    let ns = u64::try_from(timeout.as_nanos()).unwrap_or(NEVER);
-    now().saturating_add(ns)
-}
-
-/// Time left until `deadline`: `None` for [`NEVER`], zero once passed.
-pub(crate) fn remaining(deadline: u64) -> Option<Duration> {
-    (deadline != NEVER).then(|| Duration::from_nanos(deadline.saturating_sub(now())))
-}
-
-/// Whether `deadline` has passed ([`NEVER`] never does).
-pub(crate) fn passed(deadline: u64) -> bool {
-    remaining(deadline).is_some_and(|left| left.is_zero())
-}
-
-/// The timing of one wait node: untimed, or a deadline with the stamp that identifies this
-/// park to a late cancel (see "Timeouts" in `park/mod.rs`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    /// Non-zero for a timed wait.
-    pub(crate) stamp: u64,
-    /// [`NEVER`] for an untimed wait.
-    pub(crate) deadline: u64,
-}
-
-impl Timing {
-    /// An untimed wait.
-    pub(crate) const NONE: Self = Self {
-        stamp: 0,
-        deadline: NEVER,
-    };
-
-    /// A wait until `deadline` (untimed for [`NEVER`]), with a fresh stamp.
-    pub(crate) fn until(deadline: u64) -> Self {
-        if deadline == NEVER {
-            Self::NONE
-        } else {
-            Self {
-                stamp: next_stamp(),
-                deadline,
-            }
-        }
-    }
-}
-
-/// A fresh, non-zero stamp identifying one timed park (process-wide, never reused in
-/// practice: 2⁶⁴ parks). Not modelled under loom: uniqueness is all it gives.
-pub(crate) fn next_stamp() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
+use std::time::Duration;
 
 /// The wait a timer cancels.
 #[derive(Clone, Copy)]
@@ -263,7 +192,7 @@ impl crate::worker::Shared {
     /// ends.
     pub(crate) fn arm_timer(&self, parked: bool, fiber: u32, timing: Timing, target: Target) {
         if parked
-            && timing.stamp != 0
+            && timing.is_timed()
             && self
                 .timers
                 .arm(fiber, timing.deadline, timing.stamp, target)

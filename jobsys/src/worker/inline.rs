@@ -10,7 +10,6 @@ use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::StackClass;
 use crate::panic::fatal;
-use crate::sched::Policy;
 
 /// The inline-children policy: pop from the LIFO end of each ring whose class fits this
 /// fiber while the job there belongs to `counter` — never unrelated jobs — in the

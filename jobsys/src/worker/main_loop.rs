@@ -6,7 +6,7 @@ use crate::fiber::{Resume, WorkerRef};
 use crate::job::{Affinity, JobRef, Priority, StackClass};
 use crate::panic::AbortIfPanic;
 use crate::queue::Steal;
-use crate::sched::{Policy, Source};
+use crate::sched::Source;
 use core::ptr::NonNull;
 
 /// Idle rounds between frames that call `yield_now` after the spin rounds and before

@@ -138,7 +138,7 @@ pub(crate) struct Shared {
     /// are not workers, one FIFO per priority.
     pub(crate) injector: Injector,
     /// The scheduling policy (see `sched/`).
-    pub(crate) policy: crate::sched::Active,
+    pub(crate) policy: crate::sched::Policy,
     /// Sleep/wake bookkeeping shared by the workers (see `wake/`).
     pub(crate) dorm: crate::wake::Dorm,
     /// Open frames (`Ctx::frame`, nested ones counted): idle workers spin instead of sleeping

@@ -27,7 +27,7 @@ const STALL_AFTER: u64 = 1_000_000_000;
 pub(crate) struct StallWatch {
     /// The wake epoch when the spell began; any wake since ends the spell.
     epoch: AtomicU64,
-    /// When the spell began (`timer::now`), or `NEVER` outside one.
+    /// When the spell began (`deadline::now`), or `NEVER` outside one.
     since: AtomicU64,
     /// The spell was reported (reset when it ends).
     reported: AtomicBool,
@@ -37,7 +37,7 @@ impl StallWatch {
     pub(crate) fn new() -> Self {
         Self {
             epoch: AtomicU64::new(0),
-            since: AtomicU64::new(crate::timer::NEVER),
+            since: AtomicU64::new(crate::deadline::NEVER),
             reported: AtomicBool::new(false),
         }
     }
@@ -56,16 +56,16 @@ impl Shared {
                 || (i == 0 && !self.in_run.load(Ordering::Relaxed))
         });
         if (on_sync == 0 && self.starved_class().is_none()) || !all_asleep || self.timers.armed() {
-            if watch.since.load(Ordering::Relaxed) != crate::timer::NEVER {
-                watch.since.store(crate::timer::NEVER, Ordering::Relaxed);
+            if watch.since.load(Ordering::Relaxed) != crate::deadline::NEVER {
+                watch.since.store(crate::deadline::NEVER, Ordering::Relaxed);
                 watch.reported.store(false, Ordering::Relaxed);
             }
             return;
         }
         let epoch = self.dorm.epoch.load(Ordering::SeqCst) as u64;
-        let now = crate::timer::now();
+        let now = crate::deadline::now();
         let since = watch.since.load(Ordering::Relaxed);
-        if since == crate::timer::NEVER || watch.epoch.swap(epoch, Ordering::Relaxed) != epoch {
+        if since == crate::deadline::NEVER || watch.epoch.swap(epoch, Ordering::Relaxed) != epoch {
             // A new spell (or a wake ended the last one).
             watch.since.store(now, Ordering::Relaxed);
             watch.reported.store(false, Ordering::Relaxed);

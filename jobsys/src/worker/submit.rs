@@ -6,7 +6,7 @@ use super::Shared;
 use crate::fault;
 use crate::fiber::Ctx;
 use crate::job::{Affinity, JobRef};
-use crate::sched::{Hint, Place, Policy};
+use crate::sched::{Hint, Place};
 
 /// Places `job` where the policy says for `hint` (see `sched/`): run here now, this
 /// worker's ring, the injector, or a pinned inbox; wakes a sleeper for published work.

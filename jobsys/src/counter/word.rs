@@ -1,10 +1,9 @@
 //! The counter word, and the table of wait lists it hashes into.
 
-use super::{WaitNode, Waiter};
+use super::WaitNode;
 use crate::panic::fatal;
 use crate::shim::{AtomicBool, AtomicU64, Ordering};
 use core::fmt;
-use core::ptr;
 use crossbeam_utils::CachePadded;
 
 const VALUE_MASK: u64 = 0xFFFF_FFFF;
@@ -37,7 +36,7 @@ fn with_trigger(word: u64, trigger: u32) -> u64 {
 // enough). Here the slow path touches only this table and the nodes of still-parked waiters;
 // a trigger that stays high after its waiters left costs a spurious slow path, nothing more,
 // and the next publisher on that counter recomputes it exactly.
-super::static_buckets!(fn waits() -> WaitNode);
+crate::waitlist::static_buckets!(fn waits() -> WaitNode);
 
 /// The shared part of every counter: one packed word and a poison flag.
 ///
@@ -123,19 +122,12 @@ impl CounterCore {
         let this: *const CounterCore = self;
         // SAFETY: caller contract.
         let target = unsafe { (*node).target };
-        let mut head = waits().bucket(this as usize).lock();
+        let mut list = waits().lock(this as usize);
         // The exact trigger: our target and every other waiter of this counter in the bucket.
-        let mut max = target;
-        let mut p = *head;
-        while !p.is_null() {
-            // SAFETY: linked nodes are alive (their waiters are parked), and we hold the lock.
-            unsafe {
-                if (*p).counter == this {
-                    max = max.max((*p).target);
-                }
-                p = (*p).next;
-            }
-        }
+        let max = list
+            .iter()
+            .filter(|n| n.counter == this)
+            .fold(target, |max, n| max.max(n.target));
         let mut w = self.word.load(Ordering::Acquire);
         loop {
             if value_of(w) <= target {
@@ -151,12 +143,12 @@ impl CounterCore {
                 Err(x) => w = x,
             }
         }
-        // SAFETY: caller contract; we hold the bucket lock.
+        // SAFETY: caller contract: the node is ours, not linked, and stays put until it is
+        // woken; linked, it is read only under the bucket lock.
         unsafe {
             (*node).counter = this;
-            (*node).next = *head;
+            list.append(node);
         }
-        *head = node;
         true
     }
 
@@ -177,32 +169,13 @@ impl CounterCore {
 /// target is at or above it. Touches only the bucket and the woken nodes, never the counter.
 #[cold]
 fn wake_cold(counter: *const CounterCore, reached: u32) {
-    let mut head = waits().bucket(counter as usize).lock();
-    let mut woken: *mut WaitNode = ptr::null_mut();
-    let mut link: *mut *mut WaitNode = &mut *head;
-    // SAFETY: every linked node is alive (its waiter stays parked until woken below), and the
-    // list is only changed under this lock.
-    unsafe {
-        while !(*link).is_null() {
-            let node = *link;
-            if (*node).counter == counter && (*node).target >= reached {
-                *link = (*node).next;
-                (*node).next = woken;
-                woken = node;
-            } else {
-                link = &mut (*node).next;
-            }
-        }
-    }
-    drop(head);
-    while !woken.is_null() {
-        // SAFETY: unlinked nodes are ours until `wake` hands them back; read `next` first,
-        // because after `wake` the waiter may return and reuse its stack.
-        unsafe {
-            let next = (*woken).next;
-            Waiter::wake(woken);
-            woken = next;
-        }
+    let woken = waits()
+        .lock(counter as usize)
+        .drain(|n| n.counter == counter && n.target >= reached);
+    for node in woken {
+        // SAFETY: unlinked by us under the lock: the wake is ours, and the chain read the
+        // node's `next` before yielding it (after the wake the waiter may reuse its stack).
+        unsafe { WaitNode::wake(node) };
     }
 }
 
@@ -212,23 +185,15 @@ fn wake_cold(counter: *const CounterCore, reached: u32) {
 /// "Timeouts" in `park/mod.rs`); the node is dereferenced only while linked. The counter's
 /// trigger may stay high: that costs a spurious slow path, as for any waiter that left.
 pub(crate) fn cancel(counter: *const CounterCore, node: *mut WaitNode, stamp: u64) -> bool {
-    let mut head = waits().bucket(counter as usize).lock();
-    let mut link: *mut *mut WaitNode = &mut *head;
-    // SAFETY: linked nodes are alive and only changed under this lock.
-    unsafe {
-        while !(*link).is_null() {
-            let p = *link;
-            if p == node && (*p).counter == counter && (*p).timing.stamp == stamp {
-                *link = (*p).next;
-                drop(head);
-                // SAFETY: unlinked by us under the lock: the wake is ours.
-                Waiter::wake(node);
-                return true;
-            }
-            link = &mut (*p).next;
-        }
+    let mut list = waits().lock(counter as usize);
+    let taken = list
+        .take_first(|n| core::ptr::eq(n, node) && n.counter == counter && n.timing.stamp == stamp);
+    drop(list);
+    if taken.is_some() {
+        // SAFETY: unlinked by us under the lock: the wake is ours.
+        unsafe { WaitNode::wake(node) };
     }
-    false
+    taken.is_some()
 }
 
 /// An atomic count of unfinished jobs that code can wait on: the raw synchronisation primitive
