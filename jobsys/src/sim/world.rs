@@ -74,7 +74,7 @@ static BUCKETS_HELD: Mutex<u64> = Mutex::new(0);
 static BUCKET_FREED: Condvar = Condvar::new();
 
 /// Takes a bucket no running simulation holds (waits for one if all 64 are).
-pub(super) fn take_bucket() -> usize {
+fn take_bucket() -> usize {
     let mut held = BUCKETS_HELD.lock().unwrap_or_else(|e| e.into_inner());
     while *held == u64::MAX {
         held = BUCKET_FREED.wait(held).unwrap_or_else(|e| e.into_inner());
