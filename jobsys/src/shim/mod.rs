@@ -21,7 +21,7 @@ mod native;
 #[cfg(all(not(loom), not(feature = "simulation")))]
 use native as backend;
 
-#[cfg(all(loom, not(feature = "simulation")))]
+#[cfg(loom)]
 mod modelled;
 #[cfg(all(loom, not(feature = "simulation")))]
 use modelled as backend;
@@ -33,6 +33,9 @@ use stepped as backend;
 
 #[cfg(all(loom, feature = "simulation"))]
 compile_error!("the `simulation` feature and `--cfg loom` exclude each other");
+// (The loom backend stands in, so that the error above is the only one.)
+#[cfg(all(loom, feature = "simulation"))]
+use modelled as backend;
 
 /// Thread handles, parking and yielding for blocking waiters and spinners, and the spawn of
 /// worker threads: every park, unpark, yield and spawn of the runtime goes through here.
