@@ -328,15 +328,14 @@ impl Builder {
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
         crate::profile::worker_start(0);
-        #[cfg(feature = "simulation")]
-        {
+        crate::sim::on_report(|| {
             let system = Arc::downgrade(&shared);
-            crate::sim::on_report(Box::new(move || {
+            move || {
                 system
                     .upgrade()
                     .map_or_else(String::new, |s| s.wait_graph())
-            }));
-        }
+            }
+        });
 
         // Read the core list before pinning anything: on Linux it is the calling thread's mask.
         let cores = if self.pin_workers || self.pin_main {

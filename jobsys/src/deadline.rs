@@ -16,7 +16,6 @@ fn epoch() -> Instant {
 
 /// Nanoseconds since the epoch.
 pub(crate) fn now() -> u64 {
-    #[cfg(feature = "simulation")]
     if let Some(t) = crate::sim::now() {
         return t;
     }

@@ -157,7 +157,6 @@ mod imp {
 /// scheduler may switch threads.
 #[inline(always)]
 pub(crate) fn inject(site: Site) {
-    #[cfg(feature = "simulation")]
     if crate::sim::active() {
         crate::sim::site();
         return;
@@ -168,7 +167,6 @@ pub(crate) fn inject(site: Site) {
 /// Whether the CAS at `site` should fail spuriously (under simulation, a seeded 1 in 16).
 #[inline(always)]
 pub(crate) fn cas_fails(site: Site) -> bool {
-    #[cfg(feature = "simulation")]
     if let Some(r) = crate::sim::random() {
         return r.is_multiple_of(16);
     }
@@ -183,7 +181,6 @@ pub(crate) fn migrate(home: usize, workers: usize) -> Option<usize> {
     if workers < 2 {
         return None;
     }
-    #[cfg(feature = "simulation")]
     if let Some(r) = crate::sim::random() {
         return r
             .is_multiple_of(4)

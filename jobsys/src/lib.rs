@@ -14,6 +14,34 @@
 //! joiner's stack); queues carry pointers to it; a worker runs it on a pooled fiber; the fiber
 //! parks on a counter; the decrement that reaches the target makes it ready again.
 //!
+//! ## The house
+//! The six stages above hand work to each other (and `worker/` and `fiber/` switch into each
+//! other), so they may import one another. Beside them, each module has one role and a short
+//! list of what it may import; everything may import `shim`, and nothing imports the crate's
+//! atomics, cells, parks or spins any other way.
+//!
+//! | module | role | may import |
+//! |---|---|---|
+//! | `job/` ① | job records ([`JobDecl`], [`JobMeta`]), the batch prologue | `counter`, `fiber` (the [`Ctx`] a job gets), `panic` |
+//! | `queue/` ② | per-worker rings and the shared injector | `job`, `fiber` ([`Ctx`]) |
+//! | `worker/` ③ | the threads: main loop, the switch into a fiber and back, submit, inline children, batched decrements, owner-only state, stall watch | every stage, `sched`, `scope`, `park`, `timer`, `deadline`, `fault`, `profile`, `panic` |
+//! | `fiber/` ④ | where jobs run: [`Ctx`], the coroutine (`coro.rs`, the only file that knows corosensei), pool, stacks | `worker`, `counter`, `job`, `sched`, `park`, `waitlist`, `deadline`, `system` ([`Handle`]), `error`, `profile`, `panic` |
+//! | `counter/` ⑤ | [`Counter`]: completion, dependencies and their waits | `waitlist`, `deadline`, `fault`, `panic` |
+//! | `wake/` ⑥ | ready fibers back to their worker; the sleep protocol | `worker`, `job`, `fault`, `profile`, `sim` |
+//! | `waitlist/` | the one wait-list layer: locked buckets of intrusive lists, `Waiter`, the thread-blocking path | `worker` (the system a fiber waiter wakes through), `deadline`, `sim` |
+//! | `park/` | address-keyed parking for the `sync` primitives | `waitlist`, `deadline`, `fault` |
+//! | `timer/` | armed timers the workers fire for timed waits | `park`, `counter`, `worker`, `deadline`, `fault` |
+//! | `deadline` | the deadline clock and value type (a leaf: `park/` and `timer/` share it) | `sim` (virtual clock) |
+//! | `sched/` | the scheduling policy: where a job goes, which source next | `job` |
+//! | `scope/` | scoped jobs and fork-join over counters ([`Scope`]) | `counter`, `fiber`, `job`, `sched`, `panic` |
+//! | `sync/` | fiber-aware primitives ([`sync::Mutex`], channels, select, …) | `park`, `waitlist`, `deadline`, `fiber`, `scope` (a [`Scope`] as a blocker), `worker`, `fault`, `sim` |
+//! | `builder`, `system` | [`Builder`], [`JobSystem`], [`Handle`]: assemble and own a system | any module |
+//! | `error`, `panic` | [`BuildError`]; catching a job's panic and re-raising it in its owner | `job` (`error`); `shim` (`panic`) |
+//! | `shim/` | the one door to atomics, cells, parks and spins; its backend (std, loom, stepped simulation) is picked by one `cfg` chain | `sim` (the stepped backend only) |
+//! | `sim/` | deterministic simulation: the public `jobsys::sim` (feature `simulation`), its scheduler, its threads, and the hooks the runtime calls (empty without the feature) | std only |
+//! | [`fault`] | fault-injection sites (empty without the feature) | `sim` |
+//! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
+//!
 //! ```
 //! use jobsys::JobSystem;
 //!
@@ -60,9 +88,6 @@
 //! `panic = "abort"` a job panic aborts the process instead of reaching its owner. The rules in
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
-#[cfg(all(loom, feature = "simulation"))]
-compile_error!("the `simulation` feature and `--cfg loom` exclude each other");
-
 mod builder;
 mod counter;
 mod deadline;
@@ -79,6 +104,8 @@ mod scope;
 mod shim;
 #[cfg(feature = "simulation")]
 pub mod sim;
+#[cfg(not(feature = "simulation"))]
+mod sim;
 pub mod sync;
 mod system;
 mod timer;

@@ -1,14 +1,17 @@
-//! std's atomics with a simulation step before every operation (feature `simulation`): the
-//! points where the deterministic scheduler of `crate::sim` may switch threads. Outside a
-//! simulation a step is one thread-local read. `compare_exchange_weak` also fails spuriously
-//! now and then under simulation, as the hardware may.
+//! The stepped backend (feature `simulation`): std's atomics with a simulation step before
+//! every operation — the points where the deterministic scheduler of `crate::sim` may switch
+//! threads — and parks, unparks, spins, yields and spawns that go to the simulation when the
+//! calling thread belongs to one, to std's otherwise. Outside a simulation a step is one
+//! thread-local read. `compare_exchange_weak` also fails spuriously now and then under
+//! simulation, as the hardware may.
 
 #![allow(
     dead_code,
     reason = "mirrors std's atomics; each type is used through a different subset"
 )]
 
-use std::sync::atomic::{self, Ordering};
+use std::sync::atomic;
+pub(crate) use std::sync::atomic::Ordering;
 
 #[inline]
 fn step() {
@@ -250,4 +253,84 @@ impl<T> Default for AtomicPtr<T> {
     fn default() -> Self {
         Self::new(core::ptr::null_mut())
     }
+}
+
+/// Spin hint used by every busy-wait in the crate: in a simulation, the baton moves on.
+#[inline]
+pub(crate) fn spin_loop() {
+    if crate::sim::spin() {
+        return;
+    }
+    std::hint::spin_loop();
+}
+
+/// The simulation's threads, parking and yielding for the threads of a simulation; std's for
+/// the others (see `shim::thread`).
+pub(crate) mod thread {
+    pub(crate) use std::thread::{Thread, current};
+    use std::time::Duration;
+
+    /// Parks until unparked (spuriously too: callers loop).
+    #[inline]
+    pub(crate) fn park() {
+        if crate::sim::park(None) {
+            return;
+        }
+        std::thread::park();
+    }
+
+    /// Parks until unparked or `timeout` passes (virtual time in a simulation).
+    #[inline]
+    pub(crate) fn park_timeout(timeout: Duration) {
+        if crate::sim::park(Some(timeout)) {
+            return;
+        }
+        std::thread::park_timeout(timeout);
+    }
+
+    /// A sleeping worker's park: at most `timeout`, which is the watchdog unless `timer`
+    /// (a timer is armed). A simulation has no watchdog, so a lost wake-up there is a
+    /// deadlock it reports instead of a stall it hides.
+    #[inline]
+    pub(crate) fn park_sleeper(timeout: Duration, timer: bool) {
+        if crate::sim::park(timer.then_some(timeout)) {
+            return;
+        }
+        park_timeout(timeout);
+    }
+
+    /// Wakes `thread` if it is parked, or makes its next park return at once.
+    #[inline]
+    pub(crate) fn unpark(thread: &Thread) {
+        if crate::sim::unpark(thread) {
+            return;
+        }
+        thread.unpark();
+    }
+
+    /// [`unpark`] for a worker's thread.
+    #[inline]
+    pub(crate) fn unpark_worker(thread: &std::thread::Thread) {
+        unpark(thread);
+    }
+
+    /// Lets other threads run (the simulation's scheduler picks one of its others).
+    #[inline]
+    pub(crate) fn yield_now() {
+        if crate::sim::spin() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+
+    /// Spawns a thread: one of the caller's simulation, if it belongs to one.
+    pub(crate) fn spawn<F: FnOnce() + Send + 'static>(
+        builder: std::thread::Builder,
+        f: F,
+    ) -> std::io::Result<JoinHandle> {
+        crate::sim::spawn_with(builder, f)
+    }
+
+    /// A spawned thread's handle.
+    pub(crate) type JoinHandle = crate::sim::JoinHandle<()>;
 }

@@ -205,7 +205,6 @@ fn check_arms(n: usize) {
 
 /// A uniformly random first arm (splitmix64 over a process-wide sequence; no thread-local).
 fn fair_start(n: usize) -> usize {
-    #[cfg(feature = "simulation")]
     if let Some(r) = crate::sim::random() {
         return (r % n as u64) as usize;
     }

@@ -102,7 +102,6 @@ impl<N: Node> Buckets<N> {
     fn bucket(&self, addr: usize) -> &SpinLock<*mut N> {
         // A simulation replays exactly only if nothing depends on addresses or on other
         // simulations: each one keeps all of its keys in a bucket of its own.
-        #[cfg(feature = "simulation")]
         if let Some(b) = crate::sim::bucket() {
             return &self.heads[b % BUCKETS];
         }

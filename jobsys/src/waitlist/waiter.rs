@@ -90,12 +90,8 @@ pub(crate) fn block_thread(
     cancel: impl FnOnce() -> bool,
     what: impl FnOnce() -> String,
 ) -> bool {
-    #[cfg(feature = "simulation")]
     crate::sim::waits_on(what);
-    #[cfg(not(feature = "simulation"))]
-    let _ = what;
     let timed_out = waiter.block_until(deadline, cancel);
-    #[cfg(feature = "simulation")]
     crate::sim::done_waiting();
     timed_out
 }

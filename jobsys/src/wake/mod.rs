@@ -139,13 +139,11 @@ impl Shared {
         let park = || {
             crate::profile::sleep_begin(index);
             // No longer than the earliest armed timer: no worker may sleep through a timeout.
-            #[cfg(feature = "simulation")]
             crate::sim::waits_on(|| format!("worker {index} asleep: no work"));
             crate::shim::thread::park_sleeper(
                 self.timers.sleep_for(SLEEP_WATCHDOG),
                 self.timers.armed(),
             );
-            #[cfg(feature = "simulation")]
             crate::sim::done_waiting();
             crate::profile::sleep_end(index);
             // Woken or not, this is where a stalled system is noticed (see `worker/stall.rs`).

@@ -226,7 +226,6 @@ impl Shared {
 
     /// The simulation's view of this system when a run fails: its workers and every fiber
     /// out of the pool, with what each waits on.
-    #[cfg(feature = "simulation")]
     pub(crate) fn wait_graph(&self) -> String {
         let mut out = format!(
             "System of {} workers and {} fibers; the injector holds {} jobs; {} fibers parked.\n",
