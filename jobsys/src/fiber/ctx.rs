@@ -19,7 +19,7 @@ use core::ptr::NonNull;
 /// never the worker thread; the worker runs other jobs meanwhile.
 ///
 /// A thread outside the pool cannot wait as a fiber (it waits through a
-/// [`Handle`](crate::Handle), which blocks the thread):
+/// [`Handle`], which blocks the thread):
 ///
 /// ```compile_fail
 /// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();

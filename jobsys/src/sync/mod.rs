@@ -1,5 +1,5 @@
 //! Fiber-aware synchronisation: [`Mutex`], [`Event`], [`Semaphore`], [`WaitGroup`],
-//! [`Barrier`], [`Channel`] (with [`select`] over several channel operations) and [`RwLock`],
+//! [`Barrier`], [`Channel`] (with [`select()`] over several channel operations) and [`RwLock`],
 //! plus [`SpinLock`] for very short sections. Events, semaphores, wait groups, channels and
 //! selects also wait with a deadline (`wait_timeout`, `acquire_timeout`, `recv_timeout`,
 //! `send_timeout`, [`select_timeout`]); a wake racing the timeout is never lost (see the
