@@ -151,7 +151,7 @@ fn with_migration_batched_decrements_are_paid_once_for_nonzero_targets() {
         if k.is_multiple_of(7) {
             // A wait in the middle of a run of same-counter jobs: the debt is paid first, and
             // the fiber may come back on another worker with another core.
-            ctx.join(|_| k, |c| c.yield_now());
+            let _ = ctx.join(|_| k, |c| c.yield_now());
         } else {
             spin(ctx, (k % 50) as *mut ());
         }
@@ -332,7 +332,7 @@ fn worker_0_core_follows_the_system_when_it_moves_between_runs() {
         let seen = Seen::new(n);
         let batch = |jobs: &JobSystem| {
             jobs.run(|ctx| {
-                let decls: Vec<JobDecl> = (0..300)
+                let decls: Vec<JobDecl> = (0..300usize)
                     .map(|k| JobDecl::new(job_meta!("spin"), spin, (k % 9) as *mut ()))
                     .collect();
                 let counter = Counter::new();
@@ -346,7 +346,7 @@ fn worker_0_core_follows_the_system_when_it_moves_between_runs() {
                 tree(ctx, &seen, 5)
             })
         };
-        assert_eq!(batch(&boxed), 3 * 32 - 2);
+        assert_eq!(batch(&*boxed), 3 * 32 - 2);
         let moved: JobSystem = *boxed; // the Box's memory is freed here
         assert_eq!(batch(&moved), 3 * 32 - 2);
         let mut v = Vec::with_capacity(1);
