@@ -244,7 +244,7 @@ fn with_migration_select_timeouts_racing_sends_receive_every_message_once() {
     for n in WORKER_COUNTS {
         let jobs = migrating(n);
         let seen = Seen::new(n);
-        let (a, b) = (Channel::new(1), Channel::new(1));
+        let (a, b) = (Channel::<usize>::new(1), Channel::<usize>::new(1));
         let got: Vec<AtomicUsize> = (0..2 * EACH).map(|_| AtomicUsize::new(0)).collect();
         let closed = AtomicUsize::new(0);
         let receive = |blocker: &dyn Fn(&mut [&mut dyn SelectArm]) -> Option<usize>,
@@ -252,7 +252,13 @@ fn with_migration_select_timeouts_racing_sends_receive_every_message_once() {
             let (mut ra, mut rb) = (RecvArm::new(&a), RecvArm::new(&b));
             let mut done = [false, false];
             while !(done[0] && done[1]) {
-                let arm = blocker(&mut [&mut ra, &mut rb]);
+                // A closed arm completes at once: select only over the open ones, or a
+                // receiver would spin on it and starve the other sender on one worker.
+                let arm = match done {
+                    [false, false] => blocker(&mut [&mut ra, &mut rb]),
+                    [true, false] => blocker(&mut [&mut rb]).map(|_| 1),
+                    _ => blocker(&mut [&mut ra]).map(|_| 0),
+                };
                 if let Some(c) = on_fiber {
                     seen.check(c);
                 }
