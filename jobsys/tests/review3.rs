@@ -66,7 +66,11 @@ impl Seen {
     /// No index was seen on two threads, and no thread under two indices.
     fn assert_coherent(&self, what: &str) {
         assert_eq!(self.mismatches.load(Ordering::Relaxed), 0, "{what}");
-        let ids: Vec<ThreadId> = self.threads.iter().filter_map(|t| t.get().copied()).collect();
+        let ids: Vec<ThreadId> = self
+            .threads
+            .iter()
+            .filter_map(|t| t.get().copied())
+            .collect();
         for (i, a) in ids.iter().enumerate() {
             assert!(
                 ids[i + 1..].iter().all(|b| b != a),
@@ -352,7 +356,7 @@ fn worker_0_core_follows_the_system_when_it_moves_between_runs() {
                 tree(ctx, &seen, 5)
             })
         };
-        assert_eq!(batch(&*boxed), 3 * 32 - 2);
+        assert_eq!(batch(&boxed), 3 * 32 - 2);
         let moved: JobSystem = *boxed; // the Box's memory is freed here
         assert_eq!(batch(&moved), 3 * 32 - 2);
         let mut v = Vec::with_capacity(1);
