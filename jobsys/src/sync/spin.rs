@@ -60,7 +60,10 @@ impl<T: ?Sized> SpinLock<T> {
     /// Locks if free, without spinning.
     #[track_caller]
     pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
-        self.inner.try_lock().map(|guard| SpinLockGuard {
+        // Not in a closure: `#[track_caller]` does not reach into one, and the region must
+        // name the caller's line.
+        let guard = self.inner.try_lock()?;
+        Some(SpinLockGuard {
             guard,
             _region: NoSuspend::open(),
         })
