@@ -1,4 +1,4 @@
-//! Third review of the restructured runtime (owner-only `WorkerCore` behind the resume value,
+//! The runtime's stages under migration and contention (owner-only `WorkerCore` behind the resume value,
 //! the shared wait-list layer with its `Locked` guard, one spin lock): attempts to break it from
 //! safe code (and with the `allow_migration` opt-in, as a user would use it). Each test asserts
 //! an invariant that a stale or shared worker core, a double or lost wake of a wait node, or a
@@ -469,7 +469,7 @@ fn a_lock_guard_is_a_no_suspend_region_named_at_the_caller() {
     let msg = yield_under_guard(&jobs, &lock, false);
     assert!(
         msg.contains("Ctx::yield_now inside a no-suspend region")
-            && msg.contains("tests/review3.rs"),
+            && msg.contains("tests/migration_and_locks.rs"),
         "{msg}"
     );
 }
@@ -488,7 +488,7 @@ fn a_try_lock_guard_is_a_no_suspend_region_named_at_the_caller() {
         "{msg}"
     );
     assert!(
-        msg.contains("tests/review3.rs") && !msg.contains("src/sync/spin.rs"),
+        msg.contains("tests/migration_and_locks.rs") && !msg.contains("src/sync/spin.rs"),
         "the report must name where try_lock was called: {msg}"
     );
 }
