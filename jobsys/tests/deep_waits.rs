@@ -5,6 +5,8 @@
 //! bytes of stack left; deeper, it parks and the child starts on a fiber of its own. Each chain
 //! runs in a child process (the outcome may be an abort), at the default configuration.
 
+mod common;
+
 use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -192,23 +194,6 @@ fn chains_of_10000_nested_waits_complete_or_stop_with_a_clear_error() {
 static LARGE_LEVEL: jobsys::JobMeta =
     jobsys::JobMeta::new("large-level", file!(), line!()).stack(jobsys::StackClass::Large);
 
-/// One level of a chain of `Large` jobs; `data` is the number of levels below.
-fn large_level(ctx: &Ctx, data: *mut ()) {
-    let below = data as usize;
-    if below == 0 {
-        return;
-    }
-    let decls = [JobDecl::new(
-        &LARGE_LEVEL,
-        large_level as fn(&Ctx, *mut ()),
-        (below - 1) as *mut (),
-    )];
-    let counter = Counter::new();
-    // SAFETY: `decls` and `counter` live in this frame until the wait below returns.
-    unsafe { ctx.run_jobs(&decls, &counter) };
-    ctx.wait_for_counter(&counter, 0);
-}
-
 /// A chain of `Large` jobs deeper than the large fibers can host, with small fibers free: the
 /// workers go to sleep (they cannot start the next level) and the system reports the stall,
 /// naming the chain's job and the class that ran dry. Small jobs or a foreign thread could still
@@ -217,52 +202,21 @@ fn large_level(ctx: &Ctx, data: *mut ()) {
 #[test]
 fn a_large_chain_deeper_than_the_large_fibers_is_reported_not_hung() {
     if std::env::var_os("JOBSYS_LARGE_CHAIN").is_some() {
-        // Hang guard, not a timing assertion: a child that never reports ends here.
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(300));
-            std::process::exit(3);
-        });
-        let jobs = JobSystem::builder()
-            .workers(2)
-            .small_fibers(8, 64 * 1024)
-            .large_fibers(2, 128 * 1024)
-            .large_inline_headroom(usize::MAX)
-            .build()
-            .unwrap();
-        jobs.run(|ctx| large_level(ctx, 5 as *mut ()));
+        common::hang_guard(300, "no stall report");
+        let jobs = common::two_large_fibers();
+        jobs.run(|ctx| common::chain(ctx, &LARGE_LEVEL, 5));
         println!("unreachable: the chain completed");
         return;
     }
-    use std::io::BufRead;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_large_chain_deeper_than_the_large_fibers_is_reported_not_hung",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("JOBSYS_LARGE_CHAIN", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut report = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let last = line.contains("so that more levels run inline");
-        report.push_str(&line);
-        report.push('\n');
-        if last {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
+    let report = common::child_stderr(
+        "a_large_chain_deeper_than_the_large_fibers_is_reported_not_hung",
+        "JOBSYS_LARGE_CHAIN",
+        "so that more levels run inline",
+    );
     assert!(
         report.contains("jobsys: stall: no progress for")
             && report.contains("Large jobs are queued, but no fiber that can run them is free")
             && report.matches("in job 'large-level'").count() == 2,
-        "no stall report (child ended {status:?}):\n{report}"
+        "no stall report:\n{report}"
     );
 }

@@ -2,6 +2,8 @@
 //! the release of such a fiber wakes the sleepers (no lost wake-up), and a class run dry for
 //! good is reported. Each test forces its schedule as its comment says.
 
+mod common;
+
 use jobsys::{Affinity, Counter, Ctx, JobDecl, JobMeta, JobSystem, StackClass};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -83,25 +85,10 @@ fn a_large_fiber_freed_as_run_returns_strands_a_queued_large_job() {
     );
 }
 
-/// One level of a chain of `Large` jobs pinned to worker 0; `data` is the number of levels below.
-fn pinned_large_level(ctx: &Ctx, data: *mut ()) {
-    static PINNED_LARGE: JobMeta = JobMeta::new("pinned-large-level", file!(), line!())
-        .stack(StackClass::Large)
-        .affinity(Affinity::Worker(0));
-    let below = data as usize;
-    if below == 0 {
-        return;
-    }
-    let decls = [JobDecl::new(
-        &PINNED_LARGE,
-        pinned_large_level as fn(&Ctx, *mut ()),
-        (below - 1) as *mut (),
-    )];
-    let counter = Counter::new();
-    // SAFETY: `decls` and `counter` live in this frame until the wait below returns.
-    unsafe { ctx.run_jobs(&decls, &counter) };
-    ctx.wait_for_counter(&counter, 0);
-}
+/// A level of a chain of `Large` jobs pinned to worker 0.
+static PINNED_LARGE: JobMeta = JobMeta::new("pinned-large-level", file!(), line!())
+    .stack(StackClass::Large)
+    .affinity(Affinity::Worker(0));
 
 /// The same stall as `deep_waits::a_large_chain_deeper_than_the_large_fibers_is_reported_not_hung`,
 /// with the chain's jobs pinned to worker 0: a pinned job, too, counts as work only while a fiber
@@ -110,54 +97,22 @@ fn pinned_large_level(ctx: &Ctx, data: *mut ()) {
 /// without a word. Child process; the child's hang guard ends it after 300 s.
 #[test]
 fn a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     if std::env::var_os("JOBSYS_PINNED_LARGE_CHAIN").is_some() {
-        // Hang guard, not a timing assertion: a child that never reports ends here.
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(300));
-            eprintln!("child: no stall report within the hang guard");
-            std::process::exit(3);
-        });
-        let jobs = JobSystem::builder()
-            .workers(2)
-            .small_fibers(8, 64 * 1024)
-            .large_fibers(2, 128 * 1024)
-            .large_inline_headroom(usize::MAX)
-            .build()
-            .unwrap();
-        jobs.run(|ctx| pinned_large_level(ctx, 5 as *mut ()));
+        common::hang_guard(300, "no stall report");
+        let jobs = common::two_large_fibers();
+        jobs.run(|ctx| common::chain(ctx, &PINNED_LARGE, 5));
         println!("unreachable: the chain completed");
         return;
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("JOBSYS_PINNED_LARGE_CHAIN", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut report = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let last = line.contains("so that more levels run inline");
-        report.push_str(&line);
-        report.push('\n');
-        if last {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
+    let report = common::child_stderr(
+        "a_pinned_large_chain_deeper_than_the_large_fibers_is_reported_not_hung",
+        "JOBSYS_PINNED_LARGE_CHAIN",
+        "so that more levels run inline",
+    );
     assert!(
         report.contains("jobsys: stall: no progress for")
-            && report.contains("Large jobs are queued, but no fiber that can run them is free"),
-        "no stall report (child ended {status:?}):\n{report}"
+            && report.contains("Large jobs are queued, but no fiber that can run them is free")
+            && report.matches("in job 'pinned-large-level'").count() == 2,
+        "no stall report:\n{report}"
     );
 }

@@ -4,46 +4,10 @@
 //! the system drops, aborts with the deadlock report). Each test forces its schedule as its comment says; the ones
 //! that may hang run in a child process with a hang guard.
 
+mod common;
+
 use jobsys::{Counter, Ctx, JobDecl, JobMeta, JobSystem, StackClass};
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Runs this test binary's `test` in a child process with `env` set, and returns the child's
-/// stderr up to the first line containing `stop` (or all of it), then kills the child.
-fn child_stderr(test: &str, env: &str, stop: &str) -> String {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env, "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut out = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        out.push_str(&line);
-        out.push('\n');
-        if line.contains(stop) {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    out.push_str(&format!("(child ended: {status:?})\n"));
-    out
-}
-
-/// In the child: ends the process after `secs` if the test has not ended it (a hang guard,
-/// not a timing assertion).
-fn hang_guard(secs: u64, what: &'static str) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("child: hang guard: {what}");
-        std::process::exit(3);
-    });
-}
 
 static BIG: JobMeta = JobMeta::new("chain", file!(), line!()).stack(StackClass::Large);
 static BIG_CHILD: JobMeta = JobMeta::new("chain-child", file!(), line!()).stack(StackClass::Large);
@@ -88,7 +52,7 @@ fn big_parent(ctx: &Ctx, _: *mut ()) {
 #[test]
 fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
     if std::env::var_os("JOBSYS_REVIEW_INJECTOR_STALL").is_some() {
-        hang_guard(300, "no stall report");
+        common::hang_guard(300, "no stall report");
         let jobs = JobSystem::builder()
             .workers(2)
             .small_fibers(8, 64 * 1024)
@@ -119,7 +83,7 @@ fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
         println!("unreachable: the children ran");
         return;
     }
-    let report = child_stderr(
+    let report = common::child_stderr(
         "a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on",
         "JOBSYS_REVIEW_INJECTOR_STALL",
         "so that more levels run inline",
@@ -129,25 +93,6 @@ fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
             && report.contains("Large jobs are queued, but no fiber that can run them is free"),
         "no stall report:\n{report}"
     );
-}
-
-/// One level of a chain of `Large` jobs, each submitting the next and waiting for it; `data` is
-/// the number of levels below.
-fn large_level(ctx: &Ctx, data: *mut ()) {
-    static LEVEL: JobMeta = JobMeta::new("large-level", file!(), line!()).stack(StackClass::Large);
-    let below = data as usize;
-    if below == 0 {
-        return;
-    }
-    let decls = [JobDecl::new(
-        &LEVEL,
-        large_level as fn(&Ctx, *mut ()),
-        (below - 1) as *mut (),
-    )];
-    let counter = Counter::new();
-    // SAFETY: `decls` and `counter` live in this frame until the wait below returns.
-    unsafe { ctx.run_jobs(&decls, &counter) };
-    ctx.wait_for_counter(&counter, 0);
 }
 
 /// Dropping a system in which a stack class ran dry aborts with the deadlock report.
@@ -165,7 +110,7 @@ fn large_level(ctx: &Ctx, data: *mut ()) {
 #[test]
 fn dropping_a_system_with_a_class_run_dry_reports_it_not_hangs_silently() {
     if std::env::var_os("JOBSYS_REVIEW_DROP_STALL").is_some() {
-        hang_guard(300, "JobSystem::drop never returned and printed nothing");
+        common::hang_guard(300, "JobSystem::drop never returned and printed nothing");
         let jobs = JobSystem::builder()
             .workers(2)
             .small_fibers(8, 64 * 1024)
@@ -175,19 +120,23 @@ fn dropping_a_system_with_a_class_run_dry_reports_it_not_hangs_silently() {
             .unwrap();
         let handle = jobs.handle();
         // Leaked: the chain never completes, and the batch must outlive its jobs.
+        let top: &'static common::ChainLevel = Box::leak(Box::new(common::ChainLevel {
+            meta: &BIG,
+            below: 3,
+        }));
         let decls: &'static [JobDecl; 1] = Box::leak(Box::new([JobDecl::new(
             &BIG,
-            large_level as fn(&Ctx, *mut ()),
-            3 as *mut (),
+            common::chain_level as fn(&Ctx, *mut ()),
+            std::ptr::from_ref(top).cast_mut().cast(),
         )]));
         let counter: &'static Counter = Box::leak(Box::new(Counter::new()));
-        // SAFETY: `decls` and `counter` are leaked, so they outlive every job of the batch.
+        // SAFETY: `top`, `decls` and `counter` are leaked, so they outlive every job of the batch.
         unsafe { handle.run_jobs(decls, counter) };
         drop(jobs);
         println!("unreachable: the drop returned");
         return;
     }
-    let report = child_stderr(
+    let report = common::child_stderr(
         "dropping_a_system_with_a_class_run_dry_reports_it_not_hangs_silently",
         "JOBSYS_REVIEW_DROP_STALL",
         "child: hang guard",
@@ -303,7 +252,7 @@ static MIXED: [[JobMeta; 4]; 2] = {
 fn mixed_classes_on_a_tiny_pool_lose_no_wake_up() {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     if std::env::var_os("JOBSYS_REVIEW_MIXED").is_some() {
-        hang_guard(240, "the mixed stress hung");
+        common::hang_guard(240, "the mixed stress hung");
         const ROUNDS: usize = 3000;
         const JOBS: usize = 48;
         let jobs = JobSystem::builder()
@@ -356,7 +305,7 @@ fn mixed_classes_on_a_tiny_pool_lose_no_wake_up() {
         eprintln!("child: done, lost wake-ups {}", jobs.lost_wakeups());
         return;
     }
-    let report = child_stderr(
+    let report = common::child_stderr(
         "mixed_classes_on_a_tiny_pool_lose_no_wake_up",
         "JOBSYS_REVIEW_MIXED",
         "child: done",

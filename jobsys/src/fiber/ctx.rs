@@ -310,10 +310,10 @@ impl Ctx {
     /// migration mode the fiber may resume on another worker, whose thread owns another core.
     #[inline]
     pub(crate) fn core(&self) -> &WorkerCore {
-        // SAFETY: `at` is the resume value of the switch that last landed in this fiber (set on
-        // every resume: `fiber_main`, `suspend`); `main_loop` points its `core` at the
-        // `WorkerCore` that its caller owns and keeps alive for the loop's whole run, and this
-        // fiber runs only inside that loop's switch, on that core's owner thread.
+        // `at` is the resume value of the switch that last landed in this fiber (set on every
+        // resume: `fiber_main`, `suspend`).
+        // SAFETY: `main_loop` points `core` at the `WorkerCore` its caller owns and keeps alive
+        // for the loop's whole run; this fiber runs only inside that loop, on the owner thread.
         unsafe { self.at.get().core.as_ref() }
     }
 

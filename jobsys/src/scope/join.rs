@@ -106,10 +106,10 @@ impl Ctx {
         // As in `scope`: refuse a join inside a no-suspend region before publishing `b`.
         crate::fiber::check_no_suspend("Ctx::join");
         let job = StackJob::new(&JobMeta::JOIN, b);
-        // SAFETY: `job` stays in this frame until `done` is zero or we took it back unrun — we
-        // wait below on every other path, panics in `a` included, and that wait (`wait_core`)
-        // never unwinds before `done` is zero; nothing between the push and the wait can
-        // unwind (`a` runs under `catch`); `B: Send` lets it run on any worker.
+        // We wait below on every path but the take-back, panics in `a` included (`a` runs under
+        // `catch`), and that wait (`wait_core`) never unwinds before `done` is zero.
+        // SAFETY: so `job` stays in this frame until `done` is zero or it was taken back unrun;
+        // `B: Send` lets it run on any worker.
         let r = unsafe { job.job_ref() };
         self.push(r);
         let ra = catch(|| a(self));
