@@ -1,6 +1,8 @@
 //! Misuse and bad configuration: each produces a clear message instead of a hang or UB.
 //! Outcomes that abort the process are checked in a child process (rayon's pattern).
 
+mod common;
+
 use jobsys::{BuildErrorKind, Counter, Ctx, JobDecl, JobSystem, StackClass, job_meta};
 use std::process::Command;
 
@@ -547,10 +549,7 @@ fn a_handle_refuses_to_block_a_worker_of_another_system() {
 fn a_barrier_short_of_participants_is_reported_as_a_stall() {
     if is_child() {
         // Hang guard, not a timing assertion: a child that never reports ends here.
-        std::thread::spawn(|| {
-            std::thread::sleep(std::time::Duration::from_secs(300));
-            std::process::exit(3);
-        });
+        common::hang_guard(300, "no stall report");
         let barrier = jobsys::sync::Barrier::new(4);
         let jobs = JobSystem::builder().workers(2).build().unwrap();
         jobs.run(|ctx| {
@@ -565,38 +564,17 @@ fn a_barrier_short_of_participants_is_reported_as_a_stall() {
         println!("unreachable: the barrier opened");
         return;
     }
-    use std::io::BufRead;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_barrier_short_of_participants_is_reported_as_a_stall",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("JOBSYS_CHILD", "1")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut report = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let last = line.contains("Check that every Barrier");
-        report.push_str(&line);
-        report.push('\n');
-        if last {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
+    let report = common::child_stderr(
+        "a_barrier_short_of_participants_is_reported_as_a_stall",
+        "JOBSYS_CHILD",
+        "Check that every Barrier",
+    );
     assert!(
         report.contains("jobsys: stall: no progress for")
             && report.contains("3 fiber(s) are parked on jobsys::sync primitives")
             && report.contains("in job 'party' (")
             && report.contains("waits at a Barrier for 4 participants, 3 arrived"),
-        "no stall report (child ended {status:?}):\n{report}"
+        "no stall report:\n{report}"
     );
     assert_eq!(report.matches("waits at a Barrier").count(), 3, "{report}");
 }
