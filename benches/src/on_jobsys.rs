@@ -250,7 +250,7 @@ fn frame_system(ctx: &Ctx, work: &FrameWork, s: usize) {
 /// through [`Ctx::join`], E ∥ F ∥ G through a scope (E, F spawned, G on the caller). The
 /// frame is marked with [`Ctx::frame`], as an engine would.
 pub fn frame(ctx: &Ctx, work: &FrameWork) {
-    ctx.frame(|ctx| frame_dag(ctx, work));
+    ctx.frame(|_f| frame_dag(ctx, work));
 }
 
 fn frame_dag(ctx: &Ctx, work: &FrameWork) {
@@ -375,7 +375,7 @@ fn signal_rounds(ctx: &Ctx, iters: u64, meta: &'static JobMeta) -> ParkSample {
 /// The frame is marked with [`Ctx::frame`]: idle workers spin inside it and sleep between
 /// frames.
 pub fn idle_frame(ctx: &Ctx, work: &IdleWork) {
-    ctx.frame(|ctx| {
+    ctx.frame(|_f| {
         ctx.scope(|s| {
             for j in 0..IDLE_JOBS {
                 s.spawn(move |_| work.job(j));

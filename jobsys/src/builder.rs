@@ -37,6 +37,9 @@ pub struct Builder {
     inline_headroom: Option<usize>,
     large_inline_headroom: Option<usize>,
     migration: bool,
+    frames_in_flight: usize,
+    arena_capacity: usize,
+    arena_limit: Option<usize>,
 }
 
 impl Default for Builder {
@@ -52,6 +55,9 @@ impl Default for Builder {
             inline_headroom: None,
             large_inline_headroom: None,
             migration: false,
+            frames_in_flight: Self::DEFAULT_FRAMES_IN_FLIGHT,
+            arena_capacity: Self::DEFAULT_ARENA_CAPACITY,
+            arena_limit: None,
         }
     }
 }
@@ -85,6 +91,18 @@ impl Builder {
     /// only while at least this much of its stack is left — half a default small stack, so a child
     /// run inline can count on as much stack as half a fresh small fiber. Picked; tune with data.
     pub const DEFAULT_INLINE_HEADROOM: usize = 32 * 1024;
+
+    /// Default frames in flight: the game logic of frame N + 1 overlaps the render stage of
+    /// frame N.
+    pub const DEFAULT_FRAMES_IN_FLIGHT: usize = 2;
+    /// Most frames in flight.
+    pub const MAX_FRAMES_IN_FLIGHT: usize = 16;
+    /// Default bytes reserved at build time for each worker's arena of each frame in flight.
+    /// Picked; size it from [`FrameStats`](crate::FrameStats)' high-water marks.
+    pub const DEFAULT_ARENA_CAPACITY: usize = 256 * 1024;
+    /// Default growth limit of an arena, as a multiple of its capacity (see
+    /// [`frame_arena`](Self::frame_arena)).
+    pub const DEFAULT_ARENA_GROWTH: usize = 16;
 
     /// A builder with the defaults: one worker per physical core (capped by the available
     /// parallelism), 128 × 64 KiB + 32 × 512 KiB fibers, no pinning.
@@ -248,6 +266,40 @@ impl Builder {
         Ok([small, large])
     }
 
+    /// How many frames may be in flight at once (default
+    /// [`DEFAULT_FRAMES_IN_FLIGHT`](Self::DEFAULT_FRAMES_IN_FLIGHT), 1 to
+    /// [`MAX_FRAMES_IN_FLIGHT`](Self::MAX_FRAMES_IN_FLIGHT)): opening frame N waits until
+    /// frame N − K retired. Each frame in flight has its own arena per worker.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).frames_in_flight(3).build()?;
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn frames_in_flight(mut self, k: usize) -> Self {
+        self.frames_in_flight = k;
+        self
+    }
+
+    /// The budget of each worker's arena per frame in flight: `capacity` bytes reserved at
+    /// build time (default [`DEFAULT_ARENA_CAPACITY`](Self::DEFAULT_ARENA_CAPACITY)), and a
+    /// `limit` it may grow to with heap chunks when a frame needs more (default 16 ×
+    /// capacity). Growth is counted in [`FrameStats::arena_grown`](crate::FrameStats::arena_grown)
+    /// and kept for later frames, so it happens once, not per frame. Past the limit,
+    /// [`FrameArena::try_alloc`](crate::FrameArena::try_alloc) returns
+    /// [`ArenaFull`](crate::ArenaFull) and the other allocation calls panic with that message.
+    /// `limit == capacity` makes the budget strict: no heap allocation ever.
+    ///
+    /// ```
+    /// // 1 MiB per worker per frame, never more.
+    /// let jobs = jobsys::JobSystem::builder().workers(2).frame_arena(1 << 20, 1 << 20).build()?;
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn frame_arena(mut self, capacity: usize, limit: usize) -> Self {
+        self.arena_capacity = capacity;
+        self.arena_limit = Some(limit);
+        self
+    }
+
     /// Validates the configuration, maps every fiber stack, spawns the workers.
     pub fn build(self) -> Result<JobSystem, BuildError> {
         let default_workers = || {
@@ -305,6 +357,29 @@ impl Builder {
             });
         }
 
+        let k = self.frames_in_flight;
+        if !(1..=Self::MAX_FRAMES_IN_FLIGHT).contains(&k) {
+            return err(BuildErrorKind::FramesInFlight {
+                requested: k,
+                max: Self::MAX_FRAMES_IN_FLIGHT,
+            });
+        }
+        let arena_limit = self
+            .arena_limit
+            .unwrap_or(self.arena_capacity.saturating_mul(Self::DEFAULT_ARENA_GROWTH));
+        if arena_limit < self.arena_capacity {
+            return err(BuildErrorKind::ArenaLimitBelowCapacity {
+                capacity: self.arena_capacity,
+                limit: arena_limit,
+            });
+        }
+        let frame_config = crate::frame::FrameConfig {
+            in_flight: k,
+            arena_capacity: self.arena_capacity,
+            arena_limit,
+            memory: None,
+        };
+
         let headroom = self.headroom()?;
         let fibers = FiberPool::new(self.small, self.large, headroom, fiber_main)?;
         let fiber_count = fibers.len();
@@ -325,6 +400,7 @@ impl Builder {
             idle_spins: self.idle_spins,
             migration: self.migration,
             stall: crate::worker::StallWatch::new(),
+            frames: crate::frame::FrameRing::new(frame_config, workers),
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
         crate::profile::worker_start(0);

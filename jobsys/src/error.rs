@@ -66,6 +66,20 @@ pub enum BuildErrorKind {
         /// The largest capacity accepted.
         max: usize,
     },
+    /// `frames_in_flight` is 0 or above the maximum.
+    FramesInFlight {
+        /// What was asked for.
+        requested: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// `frame_arena`'s limit is below its capacity.
+    ArenaLimitBelowCapacity {
+        /// Bytes reserved per arena.
+        capacity: usize,
+        /// The growth limit asked for.
+        limit: usize,
+    },
     /// Mapping a fiber stack failed (address space or memory limits).
     StackAlloc {
         /// Which class.
@@ -150,6 +164,14 @@ impl fmt::Display for BuildError {
             } => write!(
                 f,
                 "queue_capacity({requested}) must be a power of two between {min} and {max}"
+            ),
+            FramesInFlight { requested, max } => write!(
+                f,
+                "frames_in_flight({requested}) must be between 1 and {max}"
+            ),
+            ArenaLimitBelowCapacity { capacity, limit } => write!(
+                f,
+                "frame_arena({capacity}, {limit}): the limit must be at least the capacity (equal: a strict budget that never grows)"
             ),
             StackAlloc {
                 class,

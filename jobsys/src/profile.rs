@@ -61,6 +61,19 @@ pub trait ProfileHooks: Sync + 'static {
     fn sleep_end(&self, worker: usize) {
         let _ = worker;
     }
+    /// Frame `index` opened (called on the opening thread).
+    fn frame_begin(&self, index: u64) {
+        let _ = index;
+    }
+    /// Frame `index` retired: its body and later jobs finished (called on the thread that
+    /// finished last).
+    fn frame_retired(&self, index: u64) {
+        let _ = index;
+    }
+    /// A frame's stats are complete (called with the stats lock held: copy what you need).
+    fn frame_stats(&self, stats: &crate::FrameStats) {
+        let _ = stats;
+    }
 }
 
 #[cfg(feature = "profile")]
@@ -113,4 +126,7 @@ hooks! {
     fn steal(thief: usize, victim: usize, count: usize);
     fn sleep_begin(worker: usize);
     fn sleep_end(worker: usize);
+    fn frame_begin(index: u64);
+    fn frame_retired(index: u64);
+    fn frame_stats(stats: &crate::FrameStats);
 }

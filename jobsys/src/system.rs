@@ -84,6 +84,12 @@ impl JobSystem {
         self.shared.dorm.rescues.load(Ordering::Relaxed)
     }
 
+    /// Copies the stats of the most recently completed frame into `out`; false if no frame
+    /// completed yet (see [`Ctx::frame_stats`](crate::Ctx::frame_stats)).
+    pub fn frame_stats(&self, out: &mut crate::FrameStats) -> bool {
+        self.shared.frames.book.lock().latest(out)
+    }
+
     /// For each worker, the core it was pinned to, or `None` if pinning was off or failed.
     pub fn pinned_cores(&self) -> &[Option<usize>] {
         &self.pinned_cores

@@ -294,7 +294,7 @@ fn mixed_classes_on_a_tiny_pool_lose_no_wake_up() {
                 });
                 jobs.run(|ctx| {
                     if round % 3 == 0 {
-                        ctx.frame(|ctx| ctx.scope(|s| spawn_mixed(s, &picks, &ran)));
+                        ctx.frame(|_f| ctx.scope(|s| spawn_mixed(s, &picks, &ran)));
                     } else {
                         ctx.scope(|s| spawn_mixed(s, &picks, &ran));
                     }

@@ -23,7 +23,7 @@ fn workers_sleep_between_frames_and_stay_awake_inside_one() {
         // Between frames worker 1 runs out of work and sleeps (this loop ends only if it does).
         until_asleep(&jobs, 1);
         jobs.run(|ctx| {
-            ctx.frame(|ctx| {
+            ctx.frame(|_f| {
                 // Opening the frame woke it, before `frame` called us.
                 assert_eq!(ctx.sleeping_workers(), 0, "frame {frame}: not woken");
                 for round in 0..50 {
@@ -65,8 +65,8 @@ fn a_frame_closes_on_panic_and_nested_frames_count() {
         .unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         jobs.run(|ctx| {
-            ctx.frame(|ctx| {
-                ctx.frame(|ctx| assert_eq!(ctx.sleeping_workers(), 0));
+            ctx.frame(|_f| {
+                ctx.frame(|_f| assert_eq!(ctx.sleeping_workers(), 0));
                 // Still inside the outer frame.
                 assert_eq!(ctx.sleeping_workers(), 0);
                 panic!("frame body panics");

@@ -24,7 +24,7 @@ fn main() -> Result<(), jobsys::BuildError> {
 
     for _ in 0..FRAMES {
         jobs.run(|ctx| {
-            ctx.frame(|ctx| {
+            ctx.frame(|_f| {
                 ctx.scope(|s| {
                     // Runs before Normal work queued on this worker, and within 60 picks of
                     // any busy worker when submitted from elsewhere.

@@ -281,7 +281,7 @@ fn simulate(jobs: &JobSystem, frames: usize) -> Run {
         for frame in 0..frames as u64 {
             let start = Instant::now();
             // A frame is open while its jobs run: idle workers spin instead of sleeping.
-            job_count += ctx.frame(|ctx| run_frame(ctx, &mut world, &mut physics, frame));
+            job_count += ctx.frame(|_f| run_frame(ctx, &mut world, &mut physics, frame));
             frame_times.push(start.elapsed());
             draws += world.commands.len();
         }

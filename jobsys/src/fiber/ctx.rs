@@ -105,37 +105,6 @@ impl Ctx {
         self.shared().workers.len()
     }
 
-    /// Runs `f` with a frame open: until it returns, idle workers spin instead of sleeping,
-    /// so each fan-out of the frame finds them awake; between frames they sleep. Opening the
-    /// first frame wakes every sleeping worker. Frames may nest (and may be opened from
-    /// several jobs); workers sleep again once none is open.
-    ///
-    /// Keep a frame around the job work of a frame, not around the wait for vsync or the
-    /// GPU: while it is open, idle workers burn their cores.
-    ///
-    /// ```
-    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
-    /// let mut state = vec![0u32; 256];
-    /// for _frame in 0..3 {
-    ///     jobs.run(|ctx| {
-    ///         ctx.frame(|ctx| {
-    ///             ctx.scope(|s| {
-    ///                 for chunk in state.chunks_mut(64) {
-    ///                     s.spawn(move |_| chunk.iter_mut().for_each(|x| *x += 1));
-    ///                 }
-    ///             });
-    ///         })
-    ///     });
-    ///     // Between frames (here) idle workers go to sleep.
-    /// }
-    /// assert!(state.iter().all(|&x| x == 3));
-    /// # Ok::<(), jobsys::BuildError>(())
-    /// ```
-    pub fn frame<R>(&self, f: impl FnOnce(&Ctx) -> R) -> R {
-        let _frame = self.shared().open_frame();
-        f(self)
-    }
-
     /// How many workers are asleep right now (a diagnostic; see
     /// [`JobSystem::sleeping_workers`](crate::JobSystem::sleeping_workers)).
     pub fn sleeping_workers(&self) -> usize {

@@ -76,9 +76,12 @@ impl Shared {
         }
     }
 
-    /// Opens a frame (`Ctx::frame`) until the returned guard drops: idle workers spin instead
-    /// of sleeping while one is open, and opening the first wakes every sleeper.
-    pub(crate) fn open_frame(&self) -> Frame<'_> {
+    /// A frame opened (`Ctx::frame`, `Frames::frame`; closed by [`close_frame`] when it
+    /// retires): idle workers spin instead of sleeping while one is open, and opening the
+    /// first wakes every sleeper.
+    ///
+    /// [`close_frame`]: Self::close_frame
+    pub(crate) fn open_frame_counted(&self) {
         // Counted as a waker on its way from the opening to the wakes, so that a sleeper whose
         // watchdog sees the frame open before our wake reaches it counts no lost wake-up.
         self.dorm.waking.fetch_add(1, Ordering::SeqCst);
@@ -88,7 +91,11 @@ impl Shared {
             self.wake_all();
         }
         self.dorm.waking.fetch_sub(1, Ordering::SeqCst);
-        Frame(self)
+    }
+
+    /// A frame retired (see [`open_frame_counted`](Self::open_frame_counted)).
+    pub(crate) fn close_frame(&self) {
+        self.frames_open.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Wakes every worker (shutdown).
@@ -202,13 +209,5 @@ impl Shared {
             me.parked_here(),
             self.timers.due(),
         )
-    }
-}
-
-/// An open frame (see [`Shared::open_frame`]): closes it when dropped.
-pub(crate) struct Frame<'a>(&'a Shared);
-impl Drop for Frame<'_> {
-    fn drop(&mut self) {
-        self.0.frames_open.fetch_sub(1, Ordering::SeqCst);
     }
 }

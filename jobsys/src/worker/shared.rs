@@ -166,6 +166,8 @@ pub(crate) struct Shared {
     pub(crate) migration: bool,
     /// Stall reports (see `stall.rs`).
     pub(crate) stall: super::StallWatch,
+    /// Frames in flight, their arenas and stats (see `frame/`).
+    pub(crate) frames: crate::frame::FrameRing,
 }
 
 impl Shared {
