@@ -36,6 +36,22 @@ use std::panic::resume_unwind;
 /// });
 /// ```
 ///
+/// nor what lives only inside the loop's body:
+///
+/// ```compile_fail
+/// # let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+/// jobs.run(|ctx| {
+///     ctx.frames(|frames| {
+///         let local = vec![1u32];
+///         frames.frame(|f| {
+///             let l = &local;
+///             f.later(ctx, move |_| println!("{}", l[0]));
+///         });
+///         drop(local); // the later job may still run
+///     });
+/// });
+/// ```
+///
 /// Dereferences to the [`Ctx`] of the job that opened the loop.
 pub struct Frames<'scope, 'env: 'scope> {
     state: &'scope LoopState,
