@@ -167,7 +167,9 @@ impl Shared {
     pub(crate) fn worker_stats(&self, worker: usize) -> WorkerStats {
         let n = self.workers.len();
         let Some(w) = self.workers.get(worker) else {
-            panic!("worker_stats: worker {worker} does not exist (the system has {n} workers: 0..{n})")
+            panic!(
+                "worker_stats: worker {worker} does not exist (the system has {n} workers: 0..{n})"
+            )
         };
         w.stats.read()
     }
@@ -182,5 +184,49 @@ impl Shared {
     #[allow(dead_code, reason = "for the frame stats")]
     pub(crate) fn take_fiber_high_water(&self) -> usize {
         self.fibers.take_high_water()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::sync::{Event, EventKind};
+
+    /// Fibers parked at once, each in a wait of its own, hold as many fibers out of the pool
+    /// (a fiber parks on one thing at a time): the mark must cover them.
+    #[test]
+    fn the_fiber_high_water_mark_covers_every_fiber_parked_at_once() {
+        const PARKED: usize = 6;
+        // One worker: it sleeps only once every spawn has started and parked on the event,
+        // and the foreign thread sets the event only then.
+        let jobs = crate::JobSystem::builder().workers(1).build().unwrap();
+        let event = Event::new(EventKind::Manual);
+        let handle = jobs.handle();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while handle.sleeping_workers() == 0 {
+                    std::thread::yield_now();
+                }
+                event.set();
+            });
+            jobs.run(|ctx| {
+                // Since build: the root's fiber only; the mark restarts there.
+                assert_eq!(ctx.shared().take_fiber_high_water(), 1);
+                ctx.scope(|s| {
+                    for _ in 0..PARKED {
+                        s.spawn(|c| event.wait(c));
+                    }
+                });
+                let mark = ctx.shared().take_fiber_high_water();
+                assert!(
+                    mark >= PARKED,
+                    "high water {mark}, {PARKED} fibers were parked"
+                );
+                // Restarted at the fibers out now: the root's (the spawns' went back to the
+                // pool before the root could resume, on this one worker).
+                assert_eq!(ctx.shared().take_fiber_high_water(), 1);
+                assert_eq!(ctx.shared().fibers_in_use(), 1);
+            });
+        });
+        assert_eq!(jobs.fibers_in_use(), 0);
     }
 }
