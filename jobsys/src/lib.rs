@@ -125,6 +125,7 @@ pub use memory::Memory;
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};
+pub use worker::WorkerStats;
 
 // The package README's examples compile and pass as doc tests.
 #[cfg(doctest)]

@@ -142,6 +142,49 @@ impl JobSystem {
             Err(payload) => resume_unwind(payload),
         }
     }
+
+    /// Running totals of worker `worker` since the system was built: jobs run, waits that
+    /// parked, steals, time idle and asleep (see [`WorkerStats`](crate::WorkerStats) for what
+    /// each counts). Cheap, always on, readable at any time; take two and subtract them for
+    /// what happened in between.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         for _ in 0..10 {
+    ///             s.spawn(|_| ());
+    ///         }
+    ///     })
+    /// });
+    /// // The root job of `run` and the ten spawns, on whichever worker ran each.
+    /// let total: u64 = (0..jobs.worker_count()).map(|w| jobs.worker_stats(w).jobs_run).sum();
+    /// assert_eq!(total, 11);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `worker` is not below [`worker_count`](Self::worker_count).
+    #[track_caller]
+    pub fn worker_stats(&self, worker: usize) -> crate::WorkerStats {
+        self.shared.worker_stats(worker)
+    }
+
+    /// Fibers out of the pool right now: running a job, parked in a wait, or ready to resume
+    /// (a diagnostic: it may change as soon as it is read). At most
+    /// [`fiber_count`](Self::fiber_count).
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// assert_eq!(jobs.fibers_in_use(), 0);
+    /// let inside = jobs.run(|ctx| ctx.handle().worker_count()); // runs on a fiber
+    /// assert_eq!(inside, 1);
+    /// assert_eq!(jobs.fibers_in_use(), 0); // back in the pool once `run` returns
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn fibers_in_use(&self) -> usize {
+        self.shared.fibers_in_use()
+    }
 }
 
 impl Drop for JobSystem {
@@ -328,6 +371,15 @@ impl Handle {
             crate::deadline::after(timeout),
             "wait_for_counter_timeout",
         )
+    }
+
+    /// Running totals of worker `worker` (see [`JobSystem::worker_stats`]).
+    ///
+    /// # Panics
+    /// If `worker` is not below [`worker_count`](Self::worker_count).
+    #[track_caller]
+    pub fn worker_stats(&self, worker: usize) -> crate::WorkerStats {
+        self.shared.worker_stats(worker)
     }
 
     fn block_on_counter(&self, counter: &Counter, target: u32, deadline: u64, what: &str) -> bool {

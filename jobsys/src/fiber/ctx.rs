@@ -111,6 +111,16 @@ impl Ctx {
         self.shared().sleeping_workers()
     }
 
+    /// Running totals of worker `worker` (see
+    /// [`JobSystem::worker_stats`](crate::JobSystem::worker_stats)).
+    ///
+    /// # Panics
+    /// If `worker` is not below [`worker_count`](Self::worker_count).
+    #[track_caller]
+    pub fn worker_stats(&self, worker: usize) -> crate::WorkerStats {
+        self.shared().worker_stats(worker)
+    }
+
     /// A handle for submitting from other threads; cheap to clone, `Send + Sync`.
     pub fn handle(&self) -> Handle {
         Handle::from_shared(self.shared_arc())

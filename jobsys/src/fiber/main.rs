@@ -77,6 +77,7 @@ impl Ctx {
         if pinned {
             slot.add_pinned(1);
         }
+        self.worker().count_job();
         profile::job_begin(self.worker_index(), meta);
         // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
         // allowed (pinned jobs only ever sit in their worker's inbox).

@@ -128,6 +128,8 @@ impl Ctx {
             };
             match top {
                 Some(top) if top == r => {
+                    // Still a job of this worker's, run without its record.
+                    self.worker().count_job();
                     let rb = job.take_unrun()(self);
                     return (ra, rb);
                 }

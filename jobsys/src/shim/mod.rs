@@ -11,10 +11,12 @@
 //!
 //! Nothing in the crate imports `std::sync::atomic` or parks a thread directly; `cell.rs` and
 //! `spin.rs` (the cell and the spin lock, whose loom twins loom provides) only tell loom from
-//! not-loom.
+//! not-loom. `stat.rs` (statistics cells) is std's under every backend: statistics are no part
+//! of any protocol, so they are neither modelled nor simulation steps.
 
 mod cell;
 mod spin;
+mod stat;
 
 #[cfg(all(not(loom), not(feature = "simulation")))]
 mod native;
@@ -46,6 +48,7 @@ pub(crate) use backend::{
 };
 pub(crate) use cell::UnsafeCell;
 pub(crate) use spin::{SpinGuard, SpinLock};
+pub(crate) use stat::{StatCounter, StatMax};
 
 /// Defines a function that is `const` except under loom, whose atomics and cells have no
 /// `const` constructors.

@@ -1,7 +1,7 @@
 //! The scheduler loop each worker runs on its own thread stack.
 
 use super::switch_into;
-use super::{Shared, WorkerCore};
+use super::{IdleRounds, Shared, WorkerCore};
 use crate::fiber::{Resume, WorkerRef};
 use crate::job::{Affinity, JobRef, Priority, StackClass};
 use crate::panic::AbortIfPanic;
@@ -52,21 +52,22 @@ pub(crate) fn main_loop(
         worker: NonNull::from(worker),
         core: NonNull::from(core),
     };
-    let mut idle = 0u32;
+    let mut idle = IdleRounds::new(worker);
     loop {
         if let Some(fiber) = worker.pop_ready().or_else(|| shared.steal_ready(index)) {
+            idle.busy();
             switch_into(shared, index, fiber, Resume::Continue(at));
-            idle = 0;
             continue;
         }
         if done() {
+            idle.busy();
             break;
         }
         if let Some(job) = shared.find_job(index, core, Host::Scheduler) {
             match shared.fibers.acquire(job.meta().stack) {
                 Some(fiber) => {
+                    idle.busy();
                     switch_into(shared, index, fiber, Resume::Run(job, at));
-                    idle = 0;
                     // A fiber that yielded gets its turn after each round of new work — but
                     // not the fiber that just yielded out of this very round: it waits for the
                     // next job, or `yield_now` would not let anything else run.
@@ -88,27 +89,26 @@ pub(crate) fn main_loop(
             continue;
         }
         if let Some(fiber) = worker.yielded.pop() {
+            idle.busy();
             switch_into(shared, index, fiber, Resume::Continue(at));
-            idle = 0;
             continue;
         }
-        idle += 1;
-        if idle <= shared.idle_spins {
+        let idle_rounds = idle.next();
+        if idle_rounds <= shared.idle_spins {
             crate::shim::spin_loop();
         } else if shared.in_frame() {
             // Frame-aware idle: while a frame is open the next fan-out is microseconds away,
             // so stay awake — spinning, with a yield now and then so that a descheduled
             // thread of this process (or another) can run on an oversubscribed core.
-            if idle.is_multiple_of(FRAME_YIELD_EVERY) {
+            if idle_rounds.is_multiple_of(FRAME_YIELD_EVERY) {
                 crate::shim::thread::yield_now();
             } else {
                 crate::shim::spin_loop();
             }
-        } else if idle <= shared.idle_spins + IDLE_YIELDS || mode == LoopMode::NoSleep {
+        } else if idle_rounds <= shared.idle_spins + IDLE_YIELDS || mode == LoopMode::NoSleep {
             crate::shim::thread::yield_now();
         } else {
-            shared.sleep(index, done);
-            idle = 0;
+            idle.sleep(|| shared.sleep(index, done));
         }
     }
     core::mem::forget(guard);
@@ -325,6 +325,7 @@ impl Shared {
                                 taken += 1;
                             }
                             self.keep_in_order(index, &batch[..taken - 1]);
+                            self.workers[index].stats.steals.add(taken as u64);
                             crate::profile::steal(index, v, taken);
                             if !ring.is_empty() || taken > 1 {
                                 self.notify_one();

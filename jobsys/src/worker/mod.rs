@@ -12,6 +12,7 @@ mod owner;
 mod shared;
 mod stall;
 mod start;
+mod stats;
 mod submit;
 mod switch;
 
@@ -21,6 +22,8 @@ pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
 pub(crate) use stall::StallWatch;
 pub(crate) use start::{FpState, start_worker};
+pub(crate) use stats::IdleRounds;
+pub use stats::WorkerStats;
 pub(crate) use submit::submit;
 pub(crate) use switch::switch_into;
 

@@ -41,6 +41,8 @@ pub(crate) struct Worker {
     /// Sleep state (see `wake/`).
     pub(crate) bed: crate::wake::Bed,
     pub(crate) thread: OnceLock<Thread>,
+    /// Running totals (see `stats.rs`), written only by this worker's thread.
+    pub(crate) stats: CachePadded<super::stats::StatCells>,
 }
 
 impl Worker {
@@ -55,6 +57,7 @@ impl Worker {
             parked_here: AtomicU64::new(0),
             bed: crate::wake::Bed::new(),
             thread: OnceLock::new(),
+            stats: CachePadded::default(),
         }
     }
 

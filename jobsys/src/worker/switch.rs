@@ -106,6 +106,7 @@ fn publish_wait(
     slot.transition(Running, Waiting);
     worker.parked_here.fetch_add(1, Ordering::SeqCst);
     if publish() {
+        worker.stats.parked_waits.add(1);
         // The window in which a waker may un-count the fiber before it is counted.
         fault::inject(fault::Site::AfterPublish);
         shared.fiber_parked(on_sync);
