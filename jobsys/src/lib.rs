@@ -119,7 +119,7 @@ pub use builder::Builder;
 pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};
-pub use frame::{ArenaFull, Frame, FrameArena, FrameStats, Frames, WorkerFrameStats, WorkerStats};
+pub use frame::{ArenaFull, Frame, FrameArena, FrameStats, Frames, WorkerFrameStats};
 pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
 pub use memory::Memory;
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};

@@ -11,10 +11,8 @@ mod api;
 mod arena;
 mod ring;
 mod stats;
-mod stub_stats;
 
 pub use api::{Frame, Frames};
 pub use arena::{ArenaFull, FrameArena};
 pub(crate) use ring::{FrameConfig, FrameRing};
 pub use stats::{FrameStats, WorkerFrameStats};
-pub use stub_stats::WorkerStats;
