@@ -197,7 +197,7 @@ impl Ring {
     }
 }
 
-const _: () = assert!(Ring::BLOCK_ALIGN % align_of::<AtomicPtr<JobHeader>>() == 0);
+const _: () = assert!(Ring::BLOCK_ALIGN.is_multiple_of(align_of::<AtomicPtr<JobHeader>>()));
 
 impl Drop for Ring {
     fn drop(&mut self) {
