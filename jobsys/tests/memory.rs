@@ -282,11 +282,13 @@ fn a_builder_clone_does_not_take_the_block_along() {
         inside: AtomicUsize::new(0),
         outside: AtomicUsize::new(0),
     };
-    let with_blocks = builder(2)
-        .fiber_stack_memory(stacks.memory())
-        .queue_memory(queues.memory());
-    let jobs = with_blocks.clone().build().unwrap();
-    drop(with_blocks);
+    let jobs = {
+        let with_blocks = builder(2)
+            .fiber_stack_memory(stacks.memory())
+            .queue_memory(queues.memory());
+        with_blocks.clone().build().unwrap()
+        // `with_blocks` is dropped here, never built.
+    };
     assert_eq!(jobs.run(|ctx| fib(ctx, 10, &seen)), 55);
     drop(jobs);
     assert_eq!(seen.inside.load(Ordering::Relaxed), 0);
