@@ -1,6 +1,7 @@
 //! Configuration errors: each says what to change.
 
 use crate::job::StackClass;
+use crate::memory::MemoryRegion;
 use std::fmt;
 
 /// Why [`Builder::build`](crate::Builder::build) refused a configuration.
@@ -81,6 +82,16 @@ pub enum BuildErrorKind {
         worker: usize,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A block of user memory ([`Memory`](crate::Memory)) smaller than its region needs for
+    /// this configuration (see [`Builder::memory_requirements`](crate::Builder::memory_requirements)).
+    MemoryTooSmall {
+        /// The region the block was given for.
+        region: MemoryRegion,
+        /// The bytes the region needs, alignment slack included.
+        needed: usize,
+        /// The block's size in bytes.
+        given: usize,
     },
 }
 
@@ -163,6 +174,30 @@ impl fmt::Display for BuildError {
                 f,
                 "spawning worker thread {worker} failed ({source}); lower workers()"
             ),
+            MemoryTooSmall {
+                region,
+                needed,
+                given,
+            } => {
+                let (block, lower) = match region {
+                    MemoryRegion::FiberStacks => (
+                        "the block given to Builder::fiber_stack_memory",
+                        "small_fibers / large_fibers",
+                    ),
+                    MemoryRegion::Queues => (
+                        "the block given to Builder::queue_memory",
+                        "workers / queue_capacity",
+                    ),
+                    MemoryRegion::FrameArenas => (
+                        "the block given for the frame arenas",
+                        "the frame arena sizes",
+                    ),
+                };
+                write!(
+                    f,
+                    "{block} holds {given} bytes, but this configuration needs {needed} (Builder::memory_requirements); give a block of at least {needed} bytes, or lower {lower}"
+                )
+            }
         }
     }
 }

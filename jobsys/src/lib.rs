@@ -119,7 +119,7 @@ pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};
 pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
-pub use memory::Memory;
+pub use memory::{Memory, MemoryRegion, MemoryRequirements};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};
