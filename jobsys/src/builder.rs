@@ -4,6 +4,8 @@ use crate::JobSystem;
 use crate::error::{BuildError, BuildErrorKind};
 use crate::fiber::{FiberPool, fiber_main};
 use crate::job::StackClass;
+use crate::memory::{Memory, MemoryRegion, MemoryRequirements, Supplied};
+use crate::queue::RingSource;
 use crate::scope::BlockPool;
 use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::worker::{FpState, Injector, Shared, Worker, start_worker};
@@ -40,6 +42,9 @@ pub struct Builder {
     frames_in_flight: usize,
     arena_capacity: usize,
     arena_limit: Option<usize>,
+    stack_memory: Supplied,
+    queue_memory: Supplied,
+    arena_memory: Supplied,
 }
 
 impl Default for Builder {
@@ -58,6 +63,9 @@ impl Default for Builder {
             frames_in_flight: Self::DEFAULT_FRAMES_IN_FLIGHT,
             arena_capacity: Self::DEFAULT_ARENA_CAPACITY,
             arena_limit: None,
+            stack_memory: Supplied::default(),
+            queue_memory: Supplied::default(),
+            arena_memory: Supplied::default(),
         }
     }
 }
@@ -301,13 +309,8 @@ impl Builder {
     }
 
     /// Validates the configuration, maps every fiber stack, spawns the workers.
-    pub fn build(self) -> Result<JobSystem, BuildError> {
-        let default_workers = || {
-            num_cpus::get_physical()
-                .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .max(1)
-        };
-        let workers = self.workers.unwrap_or_else(default_workers);
+    pub fn build(mut self) -> Result<JobSystem, BuildError> {
+        let workers = self.worker_count();
         let err = |k| Err(BuildError::new(k));
         if workers == 0 {
             return err(BuildErrorKind::ZeroWorkers);
@@ -364,16 +367,17 @@ impl Builder {
                 max: Self::MAX_FRAMES_IN_FLIGHT,
             });
         }
-        let arena_limit = self
-            .arena_limit
-            .unwrap_or(self.arena_capacity.saturating_mul(Self::DEFAULT_ARENA_GROWTH));
+        let arena_limit = self.arena_limit.unwrap_or(
+            self.arena_capacity
+                .saturating_mul(Self::DEFAULT_ARENA_GROWTH),
+        );
         if arena_limit < self.arena_capacity {
             return err(BuildErrorKind::ArenaLimitBelowCapacity {
                 capacity: self.arena_capacity,
                 limit: arena_limit,
             });
         }
-        let frame_config = crate::frame::FrameConfig {
+        let mut frame_config = crate::frame::FrameConfig {
             in_flight: k,
             arena_capacity: self.arena_capacity,
             arena_limit,
@@ -381,10 +385,27 @@ impl Builder {
         };
 
         let headroom = self.headroom()?;
-        let fibers = FiberPool::new(self.small, self.large, headroom, fiber_main)?;
+        let needs = self.memory_requirements();
+        let stack_memory = (self.stack_memory.take())
+            .map(|m| m.check(MemoryRegion::FiberStacks, needs.fiber_stacks))
+            .transpose()?;
+        let queue_memory = (self.queue_memory.take())
+            .map(|m| m.check(MemoryRegion::Queues, needs.queues))
+            .transpose()?;
+        frame_config.memory = (self.arena_memory.take())
+            .map(|m| m.check(MemoryRegion::FrameArenas, needs.frame_arenas))
+            .transpose()?;
+        // SAFETY: the block holds what this configuration needs (checked just above), and is
+        // the system's until it is dropped (the `Memory` contract).
+        let fibers =
+            unsafe { FiberPool::new(self.small, self.large, headroom, fiber_main, stack_memory)? };
         let fiber_count = fibers.len();
+        // SAFETY: as for the fiber pool.
+        let mut rings = unsafe { RingSource::new(q, queue_memory) };
         let shared = Arc::new(Shared {
-            workers: (0..workers).map(|i| Worker::new(i, q, total)).collect(),
+            workers: (0..workers)
+                .map(|i| Worker::new(i, &mut rings, total))
+                .collect(),
             fibers,
             injector: Injector::new(),
             policy: crate::sched::Policy,
@@ -465,5 +486,121 @@ impl Builder {
             })
             .collect();
         Ok(JobSystem::from_parts(shared, threads, pinned_cores))
+    }
+
+    /// Carves every fiber stack, small and large, out of `memory` instead of mapping each
+    /// one: the block's start is aligned up to a page, and each stack gets a guard page below
+    /// it inside the block (made inaccessible, so a stack overflow is still reported like on a
+    /// mapped stack). When the system is dropped the guard pages are made readable and
+    /// writable again, and the whole block is the user's once more. The block must hold at
+    /// least [`memory_requirements`](Self::memory_requirements)`().fiber_stacks` bytes. A
+    /// clone of this builder does not take the block along (it maps its stacks).
+    ///
+    /// # Errors
+    /// [`build`](Self::build) refuses a smaller block (`BuildErrorKind::MemoryTooSmall`, region
+    /// `MemoryRegion::FiberStacks`), and reports `BuildErrorKind::StackAlloc` if the OS
+    /// refuses to protect a guard page in it.
+    ///
+    /// ```
+    /// use jobsys::{JobSystem, Memory};
+    /// let builder = JobSystem::builder().workers(2).small_fibers(16, 64 * 1024).large_fibers(2, 256 * 1024);
+    /// let bytes = builder.memory_requirements().fiber_stacks;
+    /// let block: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
+    /// let jobs = builder.fiber_stack_memory(Memory::new(block)).build()?;
+    /// assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn fiber_stack_memory(mut self, memory: Memory) -> Self {
+        self.stack_memory.set(memory);
+        self
+    }
+
+    /// Carves the per-worker job rings (six per worker: three priorities times two stack
+    /// classes, [`queue_capacity`](Self::queue_capacity) slots each) out of `memory` instead of
+    /// allocating them. The block must hold at least
+    /// [`memory_requirements`](Self::memory_requirements)`().queues` bytes; each ring starts on
+    /// a cache line. The smaller internal queues (each worker's queues of ready and yielded
+    /// fibers, the fiber pool's free lists) stay managed: they hold fiber indices, a few bytes
+    /// per fiber. A clone of this builder does not take the block along.
+    ///
+    /// # Errors
+    /// [`build`](Self::build) refuses a smaller block (`BuildErrorKind::MemoryTooSmall`, region
+    /// `MemoryRegion::Queues`).
+    ///
+    /// ```
+    /// use jobsys::{JobSystem, Memory};
+    /// let builder = JobSystem::builder().workers(2).queue_capacity(128);
+    /// let bytes = builder.memory_requirements().queues;
+    /// let block: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
+    /// let jobs = builder.queue_memory(Memory::new(block)).build()?;
+    /// assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn queue_memory(mut self, memory: Memory) -> Self {
+        self.queue_memory.set(memory);
+        self
+    }
+
+    /// Carves every frame arena's reserved block (one per worker per frame in flight,
+    /// [`frame_arena`](Self::frame_arena)'s capacity each, on a cache line) out of `memory`
+    /// instead of allocating them. The block must hold at least
+    /// [`memory_requirements`](Self::memory_requirements)`().frame_arenas` bytes. Growth
+    /// past the capacity (up to the arena's limit) still comes from the heap: make the limit
+    /// equal to the capacity to keep every frame allocation in the block. A clone of this
+    /// builder does not take the block along.
+    ///
+    /// # Errors
+    /// [`build`](Self::build) refuses a smaller block (`BuildErrorKind::MemoryTooSmall`, region
+    /// `MemoryRegion::FrameArenas`).
+    ///
+    /// ```
+    /// use jobsys::{JobSystem, Memory};
+    /// let builder = JobSystem::builder().workers(2).frame_arena(64 * 1024, 64 * 1024);
+    /// let bytes = builder.memory_requirements().frame_arenas;
+    /// let block: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
+    /// let jobs = builder.frame_arena_memory(Memory::new(block)).build()?;
+    /// let sum = jobs.run(|ctx| ctx.frame(|f| f.arena(ctx).alloc_slice_fill_copy(100, 2u32).iter().sum::<u32>()));
+    /// assert_eq!(sum, 200);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn frame_arena_memory(mut self, memory: Memory) -> Self {
+        self.arena_memory.set(memory);
+        self
+    }
+
+    /// The bytes each region needs for this configuration, should the user supply it
+    /// ([`fiber_stack_memory`](Self::fiber_stack_memory), [`queue_memory`](Self::queue_memory)):
+    /// exact figures, alignment slack for the block's start included, so a block of that many
+    /// bytes is accepted wherever it starts. They depend on the fiber counts and stack sizes,
+    /// the worker count (the default one, if [`workers`](Self::workers) was not called) and the
+    /// queue capacity, and on the page size for the stacks: ask after configuring those.
+    ///
+    /// ```
+    /// let builder = jobsys::JobSystem::builder().workers(4).small_fibers(8, 64 * 1024).large_fibers(0, 0);
+    /// let needs = builder.memory_requirements();
+    /// // Eight stacks of 64 KiB, a guard page each, and up to a page of slack.
+    /// assert!(needs.fiber_stacks >= 8 * 64 * 1024 + 8 * 4096);
+    /// assert!(needs.queues >= 4 * 6 * 256 * 8); // workers x rings x slots x pointer
+    /// ```
+    pub fn memory_requirements(&self) -> MemoryRequirements {
+        MemoryRequirements {
+            fiber_stacks: crate::fiber::StackBlock::bytes([self.small, self.large]),
+            queues: RingSource::bytes(self.worker_count(), self.queue_capacity),
+            frame_arenas: crate::frame::FrameConfig::bytes_needed(
+                self.arena_capacity,
+                self.frames_in_flight,
+                self.worker_count(),
+            ),
+        }
+    }
+
+    /// The worker count: the one asked for, else one per physical core (capped by the
+    /// available parallelism).
+    fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            num_cpus::get_physical()
+                .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1)
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration errors: each says what to change.
 
 use crate::job::StackClass;
+use crate::memory::MemoryRegion;
 use std::fmt;
 
 /// Why [`Builder::build`](crate::Builder::build) refused a configuration.
@@ -96,6 +97,16 @@ pub enum BuildErrorKind {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A block of user memory ([`Memory`](crate::Memory)) smaller than its region needs for
+    /// this configuration (see [`Builder::memory_requirements`](crate::Builder::memory_requirements)).
+    MemoryTooSmall {
+        /// The region the block was given for.
+        region: MemoryRegion,
+        /// The bytes the region needs, alignment slack included.
+        needed: usize,
+        /// The block's size in bytes.
+        given: usize,
+    },
 }
 
 impl BuildError {
@@ -185,6 +196,30 @@ impl fmt::Display for BuildError {
                 f,
                 "spawning worker thread {worker} failed ({source}); lower workers()"
             ),
+            MemoryTooSmall {
+                region,
+                needed,
+                given,
+            } => {
+                let (block, lower) = match region {
+                    MemoryRegion::FiberStacks => (
+                        "the block given to Builder::fiber_stack_memory",
+                        "small_fibers / large_fibers",
+                    ),
+                    MemoryRegion::Queues => (
+                        "the block given to Builder::queue_memory",
+                        "workers / queue_capacity",
+                    ),
+                    MemoryRegion::FrameArenas => (
+                        "the block given to Builder::frame_arena_memory",
+                        "workers / frames_in_flight / frame_arena's capacity",
+                    ),
+                };
+                write!(
+                    f,
+                    "{block} holds {given} bytes, but this configuration needs {needed} (Builder::memory_requirements); give a block of at least {needed} bytes, or lower {lower}"
+                )
+            }
         }
     }
 }

@@ -121,7 +121,7 @@ pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};
 pub use frame::{ArenaFull, Frame, FrameArena, FrameStats, Frames, WorkerFrameStats};
 pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
-pub use memory::Memory;
+pub use memory::{Memory, MemoryRegion, MemoryRequirements};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};

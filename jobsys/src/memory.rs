@@ -74,8 +74,84 @@ impl Memory {
     }
 
     /// Start of the block.
-    #[allow(dead_code)]
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
+    }
+
+    /// The block, if it holds at least `needed` bytes; else the error that names `region`.
+    pub(crate) fn check(
+        self,
+        region: MemoryRegion,
+        needed: usize,
+    ) -> Result<Self, crate::BuildError> {
+        if self.len < needed {
+            return Err(crate::BuildError::new(
+                crate::BuildErrorKind::MemoryTooSmall {
+                    region,
+                    needed,
+                    given: self.len,
+                },
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// The regions of a system that can live in user-supplied [`Memory`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MemoryRegion {
+    /// Every fiber stack, small and large, each with its guard page
+    /// ([`Builder::fiber_stack_memory`](crate::Builder::fiber_stack_memory)).
+    FiberStacks,
+    /// The per-worker job rings ([`Builder::queue_memory`](crate::Builder::queue_memory)).
+    Queues,
+    /// The per-worker, per-frame arenas.
+    FrameArenas,
+}
+
+/// How many bytes each region needs for a builder's configuration
+/// ([`Builder::memory_requirements`](crate::Builder::memory_requirements)): a block of at
+/// least this many bytes, wherever it starts, is accepted for that region. The figures
+/// include the slack for aligning the block's start, so they hold whatever the block's
+/// alignment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryRequirements {
+    /// Bytes for [`Builder::fiber_stack_memory`](crate::Builder::fiber_stack_memory): every
+    /// stack rounded up to whole pages, one guard page below each, and up to a page less one
+    /// byte to align the block's start to a page.
+    pub fiber_stacks: usize,
+    /// Bytes for [`Builder::queue_memory`](crate::Builder::queue_memory): six rings per worker
+    /// (three priorities times two stack classes) of `queue_capacity` slots each, every ring
+    /// rounded up to whole cache lines, and up to a cache line less one byte to align the
+    /// block's start.
+    pub queues: usize,
+    /// Bytes for the frame arenas ([`Builder::frame_arena_memory`](crate::Builder::frame_arena_memory)):
+    /// one block of `frame_arena`'s capacity (rounded up to a cache line) per worker per
+    /// frame in flight, and up to a cache line less one byte to align the block's start;
+    /// 0 when the capacity is 0.
+    pub frame_arenas: usize,
+}
+
+/// A user block given to a [`Builder`](crate::Builder) for one region. A clone of the
+/// builder does not take the block with it (a block belongs to one system at most): the clone
+/// uses managed memory for that region.
+#[derive(Debug, Default)]
+pub(crate) struct Supplied(Option<Memory>);
+
+impl Supplied {
+    pub(crate) fn set(&mut self, memory: Memory) {
+        self.0 = Some(memory);
+    }
+
+    pub(crate) fn take(&mut self) -> Option<Memory> {
+        self.0.take()
+    }
+}
+
+impl Clone for Supplied {
+    fn clone(&self) -> Self {
+        Self(None)
     }
 }

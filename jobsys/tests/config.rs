@@ -137,3 +137,78 @@ fn an_inline_headroom_as_large_as_the_stack_is_refused() {
         .unwrap();
     assert_eq!(jobs.run(|ctx| fib(ctx, 5)), 5);
 }
+
+/// The requirements are the exact figures: per fiber a guard page and its stack rounded up to
+/// pages, plus a page less one byte of alignment slack; per worker six rings of whole cache
+/// lines, plus a cache line less one byte.
+#[test]
+fn memory_requirements_follow_the_configuration() {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let round = |n: usize| n.next_multiple_of(page);
+    let needs = JobSystem::builder()
+        .workers(3)
+        .small_fibers(5, 40 * 1024 + 1)
+        .large_fibers(2, 256 * 1024)
+        .queue_capacity(4)
+        .memory_requirements();
+    assert_eq!(
+        needs.fiber_stacks,
+        page - 1 + 5 * (page + round(40 * 1024 + 1)) + 2 * (page + round(256 * 1024))
+    );
+    // Four 8-byte slots fill half a cache line: each ring takes a whole one.
+    assert_eq!(needs.queues, 63 + 3 * 6 * 64);
+    assert_eq!(needs.frame_arenas, 0);
+    let needs = JobSystem::builder()
+        .workers(2)
+        .queue_capacity(256)
+        .memory_requirements();
+    assert_eq!(needs.queues, 63 + 2 * 6 * 256 * size_of::<usize>());
+}
+
+/// A block smaller than its region needs is refused, and the message names the builder call
+/// to fix and the size to give.
+#[test]
+fn a_memory_block_too_small_is_refused_naming_the_builder_call() {
+    let builder = JobSystem::builder().workers(2).small_fibers(4, 64 * 1024);
+    let needs = builder.memory_requirements();
+    let block: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    let err = builder
+        .clone()
+        .fiber_stack_memory(jobsys::Memory::new(block))
+        .build()
+        .expect_err("refused");
+    assert!(matches!(
+        err.kind(),
+        jobsys::BuildErrorKind::MemoryTooSmall {
+            region: jobsys::MemoryRegion::FiberStacks,
+            given: 4096,
+            ..
+        }
+    ));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Builder::fiber_stack_memory")
+            && msg.contains(&format!("at least {} bytes", needs.fiber_stacks)),
+        "{msg}"
+    );
+    let block: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
+    let err = builder
+        .queue_memory(jobsys::Memory::new(block))
+        .build()
+        .expect_err("refused");
+    assert!(matches!(
+        err.kind(),
+        jobsys::BuildErrorKind::MemoryTooSmall {
+            region: jobsys::MemoryRegion::Queues,
+            given: 64,
+            ..
+        }
+    ));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Builder::queue_memory")
+            && msg.contains(&format!("at least {} bytes", needs.queues)),
+        "{msg}"
+    );
+}

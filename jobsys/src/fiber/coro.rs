@@ -4,7 +4,7 @@
 
 use super::pool::StackBounds;
 use super::{Resume, Suspend};
-use corosensei::stack::{DefaultStack, Stack as _};
+use corosensei::stack::{DefaultStack, Stack, StackPointer};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 /// What a switch into a fiber came back with.
@@ -34,8 +34,37 @@ impl FiberYielder {
     }
 }
 
-/// A fiber's coroutine, with its stack (mapped at build, a guard page below it).
-pub(crate) struct Coro(Coroutine<Resume, Suspend, (), DefaultStack>);
+/// A fiber's stack: mapped by corosensei's `DefaultStack`, or carved from a user block
+/// (`Builder::fiber_stack_memory`, see `stack.rs`). Either way a guard page lies below it.
+/// `base` and `limit` are plain fields, so the switch path reads them without a branch.
+pub(crate) struct FiberStack {
+    /// Highest address (the stack grows down from here).
+    base: StackPointer,
+    /// Lowest address, guard page included.
+    limit: StackPointer,
+    /// The mapping, for a stack mapped here; `None` for one in a user block (whose guard
+    /// page the block's owner, `StackBlock`, protects and restores).
+    _mapped: Option<DefaultStack>,
+}
+
+// SAFETY: `base` and `limit` come either from a `DefaultStack` (which keeps them) or from a
+// user-block stack whose bounds `Coro::in_block`'s caller vouches for: page-aligned (so
+// aligned to STACK_ALIGNMENT), a PROT_NONE guard page at `limit`, and more than
+// MIN_STACK_SIZE usable bytes above it (the builder's MIN_STACK_SIZE is larger).
+unsafe impl Stack for FiberStack {
+    #[inline]
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+
+    #[inline]
+    fn limit(&self) -> StackPointer {
+        self.limit
+    }
+}
+
+/// A fiber's coroutine, with its stack (a guard page below it).
+pub(crate) struct Coro(Coroutine<Resume, Suspend, (), FiberStack>);
 
 impl Coro {
     /// Maps a stack of `size` bytes and a coroutine, not started, that will run
@@ -46,10 +75,58 @@ impl Coro {
     ) -> std::io::Result<(Self, StackBounds)> {
         let stack = DefaultStack::new(size)?;
         let bounds = bounds_of(&stack);
-        let coro = Coroutine::with_stack(stack, move |y: &Yielder<Resume, Suspend>, input| {
-            body(FiberYielder::wrap(y), input, bounds)
-        });
-        Ok((Self(coro), bounds))
+        let stack = FiberStack {
+            base: stack.base(),
+            limit: stack.limit(),
+            _mapped: Some(stack),
+        };
+        Ok((Self::with_stack(stack, bounds, body), bounds))
+    }
+
+    /// A coroutine, not started, that will run `body(yielder, first_input, bounds)` on the
+    /// stack at `bounds`, in a user block.
+    ///
+    /// # Safety
+    /// `bounds` is page-aligned, `[guard, low)` is a PROT_NONE guard page, and `[guard, high)`
+    /// is memory that nothing but this coroutine touches until [`Coro::finish`] has run on it
+    /// (the fiber pool's `StackBlock` carves it so; see `stack.rs`).
+    pub(crate) unsafe fn in_block(
+        bounds: StackBounds,
+        body: impl FnOnce(&FiberYielder, Resume, StackBounds) + 'static,
+    ) -> Self {
+        let at = |a: usize| StackPointer::new(a).expect("a stack inside the address space");
+        let stack = FiberStack {
+            base: at(bounds.high),
+            limit: at(bounds.guard),
+            _mapped: None,
+        };
+        Self::with_stack(stack, bounds, body)
+    }
+
+    fn with_stack(
+        stack: FiberStack,
+        bounds: StackBounds,
+        body: impl FnOnce(&FiberYielder, Resume, StackBounds) + 'static,
+    ) -> Self {
+        Self(Coroutine::with_stack(
+            stack,
+            move |y: &Yielder<Resume, Suspend>, input| body(FiberYielder::wrap(y), input, bounds),
+        ))
+    }
+
+    /// Ends a coroutine that never started (its body waits on its stack; dropping it reads
+    /// the stack), so that the stack is no longer touched, not even by the coroutine's drop:
+    /// done before a user block's stacks go back to the user. A coroutine that ran has
+    /// returned by now (the pool's shutdown makes sure), and is left as it is.
+    pub(crate) fn finish(&mut self) {
+        if !self.0.started() {
+            // Not started: this only drops the body stored on the stack.
+            self.0.force_unwind();
+        }
+        debug_assert!(
+            self.0.done(),
+            "a fiber's coroutine still suspended at finish"
+        );
     }
 
     /// Switches into the coroutine with `input` until it suspends or returns.

@@ -21,6 +21,7 @@ pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;
 pub(crate) use region::check as check_no_suspend;
 pub(crate) use region::{SetAside, restore as restore_regions, set_aside as set_aside_regions};
+pub(crate) use stack::StackBlock;
 
 use crate::counter::{CounterCore, WaitNode};
 use crate::job::JobRef;

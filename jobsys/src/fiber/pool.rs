@@ -2,6 +2,7 @@
 
 use super::Resume;
 use super::coro::{Coro, FiberYielder, Switched};
+use super::stack::StackBlock;
 use crate::counter::CounterCore;
 use crate::error::BuildError;
 use crate::job::{JobMeta, StackClass};
@@ -204,20 +205,33 @@ pub(crate) struct FiberPool {
     wanted: AtomicU8,
     /// Most fibers out of the pool at once since the last `take_high_water` (a statistic).
     high_water: crate::shim::StatMax,
+    /// The user block the stacks were carved from (`Builder::fiber_stack_memory`), if any.
+    /// After `slots`, so that on drop the coroutines are gone before it is released.
+    stack_block: Option<StackBlock>,
 }
 
 const WANT_SMALL: u8 = 1;
 const WANT_LARGE: u8 = 2;
 
 impl FiberPool {
-    /// Creates every fiber (stacks mapped, guard page below each, not started).
-    pub(crate) fn new(
+    /// Creates every fiber (not started), a guard page below each stack: stacks mapped, or
+    /// carved from `stack_memory`.
+    ///
+    /// # Safety
+    /// `stack_memory`, if given, holds at least `StackBlock::bytes([small, large])` bytes
+    /// (the builder checks it) and is the system's until its drop (the `Memory` contract).
+    pub(crate) unsafe fn new(
         small: (usize, usize),
         large: (usize, usize),
         headroom: [usize; 2],
         body: fn(&FiberYielder, Resume, u32, StackClass, StackBounds),
+        stack_memory: Option<crate::Memory>,
     ) -> Result<Self, BuildError> {
         let total = small.0 + large.0;
+        // SAFETY: forwarded from the caller. If a stack below fails, the block is dropped
+        // (after the coroutines already made, which are dropped first: `slots` is declared
+        // after it here) and its guard pages restored.
+        let mut stack_block = stack_memory.map(|m| unsafe { StackBlock::new(m, total) });
         let mut slots = Vec::with_capacity(total);
         let free_small = ArrayQueue::new(small.0.max(1));
         let free_large = ArrayQueue::new(large.0.max(1));
@@ -228,9 +242,16 @@ impl FiberPool {
                 (StackClass::Large, large.1)
             };
             let index = i as u32;
-            let (coro, bounds) = Coro::new(size, move |y, input, bounds| {
-                body(y, input, index, class, bounds)
-            })
+            let run = move |y: &FiberYielder, input, bounds| body(y, input, index, class, bounds);
+            let (coro, bounds) = match &mut stack_block {
+                None => Coro::new(size, run),
+                Some(block) => block.carve(size).map(|bounds| {
+                    // SAFETY: `carve` hands out each page-aligned piece of the block once,
+                    // its guard page protected; the block outlives the coroutine's use of it
+                    // (`shutdown` finishes every coroutine before releasing it).
+                    (unsafe { Coro::in_block(bounds, run) }, bounds)
+                }),
+            }
             .map_err(|e| BuildError::stack(class, size, e))?;
             slots.push(FiberSlot {
                 coro: UnsafeCell::new(coro),
@@ -261,6 +282,7 @@ impl FiberPool {
             headroom,
             wanted: AtomicU8::new(0),
             high_water: crate::shim::StatMax::new(),
+            stack_block,
         })
     }
 
@@ -525,6 +547,14 @@ impl FiberPool {
                     Switched::Suspended(_) => fatal("a fiber did not exit at shutdown"),
                 }
             }
+        }
+        if let Some(block) = &self.stack_block {
+            for s in self.slots.iter() {
+                // SAFETY: no worker runs (as above), and every fiber has returned.
+                s.coro.with_mut(|c| unsafe { (*c).finish() });
+            }
+            // No coroutine touches its stack any more: the block goes back to the user.
+            block.release();
         }
     }
 }

@@ -78,10 +78,23 @@ pub(crate) struct FrameConfig {
 impl FrameConfig {
     /// Bytes of arena blocks, each rounded up to a cache line, for `workers` workers.
     pub(crate) fn arena_bytes(&self, workers: usize) -> usize {
-        self.arena_capacity
+        Self::blocks(self.arena_capacity, self.in_flight, workers)
+    }
+
+    fn blocks(capacity: usize, in_flight: usize, workers: usize) -> usize {
+        capacity
             .next_multiple_of(64)
             .saturating_mul(workers)
-            .saturating_mul(self.in_flight)
+            .saturating_mul(in_flight)
+    }
+
+    /// Bytes a user block must have for these arenas: the blocks plus the slack to align
+    /// its start to a cache line (none when there are no blocks).
+    pub(crate) fn bytes_needed(capacity: usize, in_flight: usize, workers: usize) -> usize {
+        match Self::blocks(capacity, in_flight, workers) {
+            0 => 0,
+            n => n.saturating_add(63),
+        }
     }
 }
 

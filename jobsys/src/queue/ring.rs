@@ -11,6 +11,7 @@
 
 use crate::job::{JobHeader, JobRef};
 use crate::shim::{AtomicIsize, AtomicPtr, Ordering, fence};
+use core::ptr::NonNull;
 use crossbeam_utils::CachePadded;
 
 /// Outcome of a steal attempt.
@@ -30,28 +31,77 @@ pub(crate) struct Ring {
     top: CachePadded<AtomicIsize>,
     /// One past the last pushed index. Written by the owner only.
     bottom: CachePadded<AtomicIsize>,
-    slots: Box<[AtomicPtr<JobHeader>]>,
+    /// `mask + 1` initialised slots: a leaked `Box<[_]>` (`owned`) or a piece of a user block
+    /// ([`Ring::in_block`]), which outlives every use of the ring.
+    slots: NonNull<AtomicPtr<JobHeader>>,
     mask: usize,
+    /// Whether `slots` is our own boxed slice, freed on drop.
+    owned: bool,
 }
 
+// SAFETY: the slots are atomics, reached only through `&self` like the rest of the ring (as
+// they were when `slots` was a `Box<[AtomicPtr<_>]>`); a user block's slots are exclusive to
+// this ring by `in_block`'s contract.
+unsafe impl Send for Ring {}
+// SAFETY: as above.
+unsafe impl Sync for Ring {}
+
 impl Ring {
+    /// Alignment of a ring's slots in a user block: a cache line, so no two rings share one.
+    pub(crate) const BLOCK_ALIGN: usize = 64;
+
     /// `capacity` must be a power of two (checked by the builder).
     pub(crate) fn new(capacity: usize) -> Self {
         assert!(capacity.is_power_of_two());
-        let slots = (0..capacity)
+        let slots: Box<[AtomicPtr<JobHeader>]> = (0..capacity)
             .map(|_| AtomicPtr::new(core::ptr::null_mut()))
             .collect();
+        let slots = NonNull::from(Box::leak(slots)).cast();
+        Self::with_slots(slots, capacity, true)
+    }
+
+    /// Bytes of a user block that a ring of `capacity` slots takes: its slots, rounded up to
+    /// whole [`BLOCK_ALIGN`](Self::BLOCK_ALIGN) units so that the next ring starts aligned.
+    pub(crate) fn block_bytes(capacity: usize) -> usize {
+        capacity
+            .saturating_mul(size_of::<AtomicPtr<JobHeader>>())
+            .next_multiple_of(Self::BLOCK_ALIGN)
+    }
+
+    /// A ring whose slots are the first `capacity` slots' worth of bytes at `at` (initialised
+    /// here; the contents on entry do not matter).
+    ///
+    /// # Safety
+    /// `at` is aligned to [`BLOCK_ALIGN`](Self::BLOCK_ALIGN) and valid for reads and writes of
+    /// [`block_bytes(capacity)`](Self::block_bytes) bytes, which nothing else touches for as
+    /// long as the ring is used (the builder's user block, handed out piece by piece).
+    pub(crate) unsafe fn in_block(capacity: usize, at: NonNull<u8>) -> Self {
+        assert!(capacity.is_power_of_two());
+        debug_assert_eq!(at.as_ptr() as usize % Self::BLOCK_ALIGN, 0);
+        let slots = at.cast::<AtomicPtr<JobHeader>>();
+        for i in 0..capacity {
+            // SAFETY: in bounds and exclusive by the caller's contract; BLOCK_ALIGN is at
+            // least a slot's alignment (checked at compile time below).
+            unsafe { slots.add(i).write(AtomicPtr::new(core::ptr::null_mut())) };
+        }
+        Self::with_slots(slots, capacity, false)
+    }
+
+    fn with_slots(slots: NonNull<AtomicPtr<JobHeader>>, capacity: usize, owned: bool) -> Self {
         Self {
             top: CachePadded::new(AtomicIsize::new(0)),
             bottom: CachePadded::new(AtomicIsize::new(0)),
             slots,
             mask: capacity - 1,
+            owned,
         }
     }
 
     #[inline]
     fn slot(&self, i: isize) -> &AtomicPtr<JobHeader> {
-        &self.slots[i as usize & self.mask]
+        // SAFETY: `i & mask` is below the slot count, and the slots outlive `self` (see the
+        // field).
+        unsafe { self.slots.add(i as usize & self.mask).as_ref() }
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -144,6 +194,20 @@ impl Ring {
         }
         // SAFETY: the CAS gave us the only claim on index `t`, which held a published ref.
         Steal::Success(unsafe { JobRef::from_ptr(ptr) })
+    }
+}
+
+const _: () = assert!(Ring::BLOCK_ALIGN.is_multiple_of(align_of::<AtomicPtr<JobHeader>>()));
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if self.owned {
+            let slots = core::ptr::slice_from_raw_parts_mut(self.slots.as_ptr(), self.mask + 1);
+            // SAFETY: `owned`: `slots` is the boxed slice `new` leaked, of `mask + 1` slots.
+            drop(unsafe { Box::from_raw(slots) });
+        }
+        // A user block's slots are left as they are: the block is the user's again once the
+        // system is dropped, and atomics need no drop.
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::fiber::FiberPool;
 use crate::job::{JobRef, Priority, StackClass};
 use crate::panic::fatal;
-use crate::queue::{JobList, Ring};
+use crate::queue::{JobList, Ring, RingSource};
 use crate::scope::BlockPool;
 use crate::shim::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crossbeam_queue::ArrayQueue;
@@ -45,11 +45,15 @@ pub(crate) struct Worker {
     pub(crate) stats: CachePadded<super::stats::StatCells>,
 }
 
+// The queue block's size assumes as many rings per worker as `Worker::rings` holds.
+const _: () = assert!(size_of::<[[Ring; 2]; 3]>() == RingSource::PER_WORKER * size_of::<Ring>());
+
 impl Worker {
-    pub(crate) fn new(index: usize, ring_capacity: usize, fibers: usize) -> Self {
+    /// Worker `index`, its rings from `rings` (managed, or carved from the user's queue block).
+    pub(crate) fn new(index: usize, rings: &mut RingSource, fibers: usize) -> Self {
         Self {
             index,
-            rings: core::array::from_fn(|_| [Ring::new(ring_capacity), Ring::new(ring_capacity)]),
+            rings: core::array::from_fn(|_| [rings.ring(), rings.ring()]),
             pinned: JobList::new(),
             ready: ArrayQueue::new(fibers.max(1)),
             ready_any: ArrayQueue::new(fibers.max(1)),
