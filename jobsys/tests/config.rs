@@ -1,6 +1,6 @@
 //! Builder behaviour that is not an error: pinning reports, FP control state.
 
-use jobsys::JobSystem;
+use jobsys::{Builder, JobSystem};
 #[cfg(target_arch = "x86_64")]
 use jobsys::{Affinity, JobMeta};
 
@@ -158,7 +158,19 @@ fn memory_requirements_follow_the_configuration() {
     );
     // Four 8-byte slots fill half a cache line: each ring takes a whole one.
     assert_eq!(needs.queues, 63 + 3 * 6 * 64);
-    assert_eq!(needs.frame_arenas, 0);
+    // One default-capacity arena per worker per frame in flight, plus alignment slack.
+    assert_eq!(
+        needs.frame_arenas,
+        63 + 3 * Builder::DEFAULT_FRAMES_IN_FLIGHT * Builder::DEFAULT_ARENA_CAPACITY
+    );
+    let arenas = JobSystem::builder()
+        .workers(2)
+        .frames_in_flight(3)
+        .frame_arena(1000, 1000)
+        .memory_requirements();
+    assert_eq!(arenas.frame_arenas, 63 + 2 * 3 * 1024);
+    let none = JobSystem::builder().frame_arena(0, 0).memory_requirements();
+    assert_eq!(none.frame_arenas, 0);
     let needs = JobSystem::builder()
         .workers(2)
         .queue_capacity(256)
