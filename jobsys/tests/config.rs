@@ -1,8 +1,8 @@
 //! Builder behaviour that is not an error: pinning reports, FP control state.
 
-use jobsys::{Builder, JobSystem};
 #[cfg(target_arch = "x86_64")]
 use jobsys::{Affinity, JobMeta};
+use jobsys::{Builder, JobSystem};
 
 #[test]
 fn pinning_is_off_by_default_and_reported_when_asked_for() {

@@ -77,3 +77,33 @@ fn a_frame_closes_on_panic_and_nested_frames_count() {
     // Both frames closed: worker 1 goes back to sleep (this returns only if it does).
     until_asleep(&jobs, 1);
 }
+
+/// Frames nested deeper than the frames in flight in one job would wait for their own outer
+/// frame: the innermost call panics with a message before claiming an index, and the frame
+/// sequence goes on.
+#[test]
+fn nesting_deeper_than_the_frames_in_flight_panics_and_frames_go_on() {
+    let jobs = JobSystem::builder()
+        .workers(2)
+        .frames_in_flight(2)
+        .build()
+        .unwrap();
+    let message = jobs.run(|ctx| {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ctx.frame(|_| ctx.frame(|_| ctx.frame(|_| ())))
+        }));
+        let payload = caught.expect_err("a third nested frame with two in flight must panic");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default()
+    });
+    assert!(
+        message.contains("frames nested 3 deep") && message.contains("frames_in_flight"),
+        "{message}"
+    );
+    // Two nested frames are fine, and the sequence goes on with no index skipped.
+    let indices = jobs.run(|ctx| ctx.frame(|a| ctx.frame(|b| (a.index(), b.index()))));
+    assert_eq!(indices, (2, 3));
+    assert!(jobs.run(|ctx| ctx.frame(|f| f.index())) == 4);
+}

@@ -37,6 +37,8 @@ pub struct Ctx {
     class: StackClass,
     /// This fiber's stack (for the headroom check of inline execution).
     stack: super::pool::StackBounds,
+    /// Frame bodies running on this fiber (nested `Frames::frame` calls; see `frame/`).
+    pub(crate) frame_depth: Cell<u32>,
     _not_send_sync: PhantomData<*mut ()>,
 }
 
@@ -56,6 +58,7 @@ impl Ctx {
             fiber,
             class,
             stack,
+            frame_depth: Cell::new(0),
             _not_send_sync: PhantomData,
         }
     }

@@ -252,6 +252,16 @@ fn run_frame<'f, 'scope: 'f, R>(
 ) -> R {
     let shared = ctx.shared();
     let ring = &shared.frames;
+    let depth = ctx.frame_depth.get();
+    let k = ring.in_flight();
+    // Frame N + K would wait for frame N, whose body is this fiber's caller: say so instead
+    // of hanging (before claiming an index, which would stall its slot for good).
+    assert!(
+        (depth as usize) < k,
+        "frames nested {} deep on one job, but only {k} frames may be in flight \
+         (Builder::frames_in_flight): the innermost would wait for an outer one to retire",
+        depth + 1
+    );
     let index = ring.claim();
     wait_turn(ctx, ring.turn_of(index), index, false);
     shared.open_frame_counted();
@@ -264,7 +274,9 @@ fn run_frame<'f, 'scope: 'f, R>(
         _f: PhantomData,
         _scope: PhantomData,
     };
+    ctx.frame_depth.set(depth + 1);
     let result = catch(|| body(frame));
+    ctx.frame_depth.set(depth);
     ring.part_done(shared, slot);
     match result {
         Ok(r) => r,
@@ -280,7 +292,12 @@ impl<'scope, 'env> Frames<'scope, 'env> {
     /// default 2), opening frame N first parks until frame N − K retired, so at most K frames
     /// hold arenas at once. Frames may be opened from several jobs or threads at once: each
     /// call takes the next index of the system's one sequence. A frame opened inside another
-    /// counts toward the K: nesting K + 1 deep never returns.
+    /// counts toward the K.
+    ///
+    /// # Panics
+    /// If this job already runs K frame bodies nested inside each other (the new frame would
+    /// wait for an outer one forever). Nesting through other jobs (a frame opened by a job
+    /// that a frame body waits for) is not detected: keep frames at most K deep.
     pub fn frame<R>(&self, body: impl for<'f> FnOnce(Frame<'f, 'scope>) -> R) -> R {
         // SAFETY: see `Deref`.
         let ctx = unsafe { self.ctx.as_ref() };

@@ -147,6 +147,11 @@ impl FrameRing {
         }
     }
 
+    /// Frames in flight (K).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.slots.len()
+    }
+
     pub(crate) fn slot_of(&self, index: u64) -> &FrameSlot {
         &self.slots[(index % self.slots.len() as u64) as usize]
     }
