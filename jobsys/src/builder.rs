@@ -364,10 +364,9 @@ impl Builder {
                 max: Self::MAX_FRAMES_IN_FLIGHT,
             });
         }
-        let arena_limit = self.arena_limit.unwrap_or(
-            self.arena_capacity
-                .saturating_mul(Self::DEFAULT_ARENA_GROWTH),
-        );
+        let arena_limit = self
+            .arena_limit
+            .unwrap_or(self.arena_capacity.saturating_mul(Self::DEFAULT_ARENA_GROWTH));
         if arena_limit < self.arena_capacity {
             return err(BuildErrorKind::ArenaLimitBelowCapacity {
                 capacity: self.arena_capacity,

@@ -213,11 +213,7 @@ struct TurnWait<'a> {
 impl TurnWait<'_> {
     fn reached(&self) -> bool {
         let t = self.turn.load(Ordering::Acquire);
-        if self.past {
-            t > self.want
-        } else {
-            t >= self.want
-        }
+        if self.past { t > self.want } else { t >= self.want }
     }
 }
 

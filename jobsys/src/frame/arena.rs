@@ -111,11 +111,7 @@ impl WorkerArena {
         // SAFETY: one thread at a time (type invariant); no reference into `chunks` escapes.
         let chunks = unsafe { &mut *a.chunks.get() };
         // A chunk kept from an earlier frame that fits.
-        let first = if a.at.get() == usize::MAX {
-            0
-        } else {
-            a.at.get() + 1
-        };
+        let first = if a.at.get() == usize::MAX { 0 } else { a.at.get() + 1 };
         for i in first..chunks.len() {
             let (p, len) = chunks[i];
             let start = (p.as_ptr() as usize).next_multiple_of(layout.align());
@@ -126,9 +122,7 @@ impl WorkerArena {
         }
         // A new chunk: double the last one (at least the block, at least this request).
         let last = chunks.last().map_or(a.block_len, |c| c.1);
-        let want = (layout.size() + layout.align())
-            .max(last.saturating_mul(2))
-            .max(4096);
+        let want = (layout.size() + layout.align()).max(last.saturating_mul(2)).max(4096);
         let room = a.limit.saturating_sub(a.reserved.get());
         let len = want.min(room);
         if len < layout.size() + layout.align() || chunks.len() == MAX_CHUNKS {
@@ -341,11 +335,7 @@ impl<'f> FrameArena<'f> {
     ///
     /// # Panics
     /// If the arena is exhausted, or if `f` panics (the values made so far are not dropped).
-    pub fn alloc_slice_fill_with<T>(
-        self,
-        len: usize,
-        mut f: impl FnMut(usize) -> T,
-    ) -> &'f mut [T] {
+    pub fn alloc_slice_fill_with<T>(self, len: usize, mut f: impl FnMut(usize) -> T) -> &'f mut [T] {
         let layout = Layout::array::<T>(len).unwrap_or_else(|_| {
             panic!("a frame-arena slice of {len} elements does not fit in the address space")
         });

@@ -157,13 +157,7 @@ impl StatsBook {
     }
 
     /// Frame `index` (slot `slot`) retired: its arena figures are final.
-    pub(crate) fn retired(
-        &mut self,
-        index: u64,
-        slot: usize,
-        arenas: &[WorkerArena],
-        now: &Sample<'_>,
-    ) {
+    pub(crate) fn retired(&mut self, index: u64, slot: usize, arenas: &[WorkerArena], now: &Sample<'_>) {
         if self.newest == Some(index) {
             self.close_period(index, now);
             self.newest = None;
@@ -249,10 +243,7 @@ impl Sample<'_> {
     }
 
     fn lost_wakeups(&self) -> u64 {
-        self.shared
-            .dorm
-            .rescues
-            .load(crate::shim::Ordering::Relaxed) as u64
+        self.shared.dorm.rescues.load(crate::shim::Ordering::Relaxed) as u64
     }
 
     fn read_into(&self, begin: &mut [WorkerStats], lost: &mut u64) {
