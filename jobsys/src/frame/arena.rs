@@ -362,8 +362,24 @@ impl<'f> FrameArena<'f> {
     }
 
     /// A copy of `src`.
+    ///
+    /// # Panics
+    /// If the arena is exhausted.
+    #[inline]
     pub fn alloc_slice_copy<T: Copy>(self, src: &[T]) -> &'f mut [T] {
-        self.alloc_slice_fill_with(src.len(), |i| src[i])
+        let p = self
+            .arena
+            .alloc(Layout::for_value(src))
+            .unwrap_or_else(|e| exhausted(e))
+            .cast::<T>();
+        // SAFETY: `alloc` handed out fresh, aligned room for `src.len()` `T`s
+        // (`Layout::for_value`), which cannot overlap `src` (bump allocation never hands out
+        // memory in use); `T: Copy`, so a bitwise copy makes valid values; the memory lives
+        // until the frame retires (`'f`) and is handed out once.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+        }
     }
 
     /// A clone of every element of `src`.

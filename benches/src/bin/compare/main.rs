@@ -8,8 +8,9 @@
 //!
 //! - `--workers T`: threads that run jobs, the submitting one included (default: all cores);
 //! - `--only`: a comma-separated list of workloads (`W1`, `W1b`, `W2`, `W2a`, `W2b`, `W3`,
-//!   `W4`, `W5`, `W6`, and the "Beyond throughput" figures `idle` and `wake`); `W1b` also runs
-//!   `W1`, which it is compared with. Without it every workload runs, `idle` and `wake` last;
+//!   `W4`, `W5`, `W6`, the "Beyond throughput" figures `sync`, `idle` and `wake`, and `arena`);
+//!   `W1b` also runs `W1`, which it is compared with. Without it every workload runs, `idle`
+//!   and `wake` last;
 //! - `--runs N`: timed runs per value, after one untimed warm-up; the median is reported (and
 //!   the min). Default 5 (3 with `--quick`). W4 always makes 10 timed passes (3 with `--quick`)
 //!   and W5 100 warm-up and 2,000 timed frames (20 and 200 with `--quick`), as defined;
@@ -23,15 +24,20 @@
 //!   in a pool whose idle spin rounds are raised so that the worker is still spinning then),
 //!   plus the default idle loop after the same 20 µs (2,000 samples); 200 samples each with
 //!   `--quick`;
+//! - `arena`: frame arenas (`FrameArena`) against a plain `bumpalo::Bump` and the global
+//!   allocator on one worker: ns per allocation (a 16-byte value, a 64 × f32 slice copy), µs
+//!   per frame of 10,000 mixed allocations plus the bulk reset, ns per empty frame (open +
+//!   retire), and ns per push into a vector in the arena;
 //! - `--quick`: fewer iterations, for smoke tests (the problem sizes stay the same, so every
 //!   result check still runs on the real workload).
 //!
 //! Every workload gets a fresh pool per system. A wrong result panics.
 //!
 //! Layout: this file parses the command line and prints the table; `throughput.rs` holds
-//! one function per section W1–W6, `beyond.rs` the sync, idle and wake sections, and
-//! `session.rs` what they share (the rows and notes being built, the pools, the cell format).
+//! one function per section W1–W6, `beyond.rs` the sync, idle and wake sections, `arena.rs`
+//! the arena section, and `session.rs` what they share (the rows and notes being built, the pools, the cell format).
 
+mod arena;
 mod beyond;
 mod session;
 mod throughput;
@@ -49,7 +55,7 @@ pub(crate) struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("compare: {msg}");
     eprintln!(
-        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4,W5,W6,idle,wake,sync] [--runs N] [--quick]"
+        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4,W5,W6,idle,wake,sync,arena] [--runs N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -89,7 +95,7 @@ fn parse_args() -> Args {
                 for w in &list {
                     if ![
                         "w1", "w1b", "w2", "w2a", "w2b", "w3", "w4", "w5", "w6", "idle", "wake",
-                        "sync",
+                        "sync", "arena",
                     ]
                     .contains(&w.as_str())
                     {
@@ -160,6 +166,7 @@ fn main() {
     throughput::w5(&mut b);
     throughput::w6(&mut b);
     beyond::sync(&mut b);
+    arena::arena(&mut b);
     beyond::idle(&mut b);
     beyond::wake(&mut b);
     let Session { rows, notes, .. } = b;
