@@ -22,10 +22,12 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(false);
 /// Taken by the first counted allocation of a `count_allocs`, which records where it came from.
 static FIRST_TAKEN: AtomicBool = AtomicBool::new(false);
-/// The first counted allocation: its size, its thread's name and its backtrace (printed by a
-/// failing check, so that a failing proof says what allocated). Captured unresolved: the
-/// symbols are resolved when printed, on the main thread, not on a fiber's small stack.
-static FIRST: Mutex<Option<(usize, Option<String>, Backtrace)>> = Mutex::new(None);
+/// The first counted allocation: its size and its backtrace (printed by a failing check, so
+/// that a failing proof says what allocated; the frames show which thread: a worker loop or
+/// `main`). Captured unresolved: the symbols are resolved when printed, on the main thread,
+/// not on a fiber's small stack. (No `thread::current()` here: std's lazy initialisation of
+/// the current thread allocates and aborts if the allocator re-enters it.)
+static FIRST: Mutex<Option<(usize, Backtrace)>> = Mutex::new(None);
 
 thread_local! {
     /// Set while this thread records [`FIRST`]: the recording's own allocations are neither
@@ -42,8 +44,7 @@ fn counted(size: usize) {
     ALLOCS.fetch_add(1, Ordering::Relaxed);
     if !FIRST_TAKEN.swap(true, Ordering::Relaxed) {
         RECORDING.with(|r| r.set(true));
-        let name = std::thread::current().name().map(str::to_owned);
-        let what = (size, name, Backtrace::force_capture());
+        let what = (size, Backtrace::force_capture());
         *FIRST.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
         RECORDING.with(|r| r.set(false));
     }
@@ -86,9 +87,8 @@ fn count_allocs(f: impl FnOnce()) -> usize {
 fn first_alloc() -> String {
     // Another thread may still be recording it (it took `FIRST_TAKEN` before the count ended).
     loop {
-        if let Some((size, name, at)) = &*FIRST.lock().unwrap() {
-            let name = name.as_deref().unwrap_or("<unnamed>");
-            return format!("{size} bytes on thread {name:?}, at:\n{at}");
+        if let Some((size, at)) = &*FIRST.lock().unwrap() {
+            return format!("{size} bytes, at:\n{at}");
         }
         if !FIRST_TAKEN.load(Ordering::SeqCst) {
             return "none recorded".into();
@@ -144,7 +144,8 @@ fn steady_state_submit_run_wait_allocates_nothing() {
         assert_eq!(hits.load(Ordering::Relaxed), 250 * 1000);
         assert!(cells.iter().all(|&c| c == 250));
         assert_eq!(
-            allocs, 0,
+            allocs,
+            0,
             "{allocs} heap allocations in 200 warmed-up frames at {workers} workers; the first: {}",
             first_alloc()
         );
@@ -210,7 +211,8 @@ fn steady_state_sync_select_and_timed_waits_allocate_nothing() {
         });
         assert_eq!(*p.total.lock(&jobsys::sync::ThisThread), 120 * 4950);
         assert_eq!(
-            allocs, 0,
+            allocs,
+            0,
             "{allocs} heap allocations in 100 warmed-up sync frames at {workers} workers; the \
              first: {}",
             first_alloc()
@@ -255,10 +257,10 @@ fn allocations_inside_jobs_on_other_workers_are_counted() {
         allocs, 1,
         "one Vec on the calling thread counted {allocs} times"
     );
-    // And a failing proof can say what allocated: the Vec's 64 bytes, on this thread.
+    // And a failing proof can say what allocated: the Vec's 64 bytes, with a backtrace.
     let first = first_alloc();
     assert!(
-        first.starts_with("64 bytes on thread \"main\""),
+        first.starts_with("64 bytes, at:\n") && first.contains("alloc::"),
         "the first allocation was not recorded: {first}"
     );
 }
