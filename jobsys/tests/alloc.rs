@@ -11,19 +11,50 @@
 //! zero cannot come from a counter that does not count.
 use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::backtrace::Backtrace;
+use std::cell::Cell;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Taken by the first counted allocation of a `count_allocs`, which records where it came from.
+static FIRST_TAKEN: AtomicBool = AtomicBool::new(false);
+/// The first counted allocation: its size and its backtrace (printed by a failing check, so
+/// that a failing proof says what allocated; the frames show which thread: a worker loop or
+/// `main`). Captured unresolved: the symbols are resolved when printed, on the main thread,
+/// not on a fiber's small stack. (No `thread::current()` here: std's lazy initialisation of
+/// the current thread allocates and aborts if the allocator re-enters it.)
+static FIRST: Mutex<Option<(usize, Backtrace)>> = Mutex::new(None);
 
-// SAFETY: forwards to the system allocator; only adds a counter.
+thread_local! {
+    /// Set while this thread records [`FIRST`]: the recording's own allocations are neither
+    /// counted nor recorded. Const-initialised without a destructor, so reading it from the
+    /// allocator allocates nothing and works at any point of a thread's life.
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts an allocation of `size` bytes if a `count_allocs` is counting, and records the first.
+fn counted(size: usize) {
+    if !COUNTING.load(Ordering::Relaxed) || RECORDING.with(Cell::get) {
+        return;
+    }
+    ALLOCS.fetch_add(1, Ordering::Relaxed);
+    if !FIRST_TAKEN.swap(true, Ordering::Relaxed) {
+        RECORDING.with(|r| r.set(true));
+        let what = (size, Backtrace::force_capture());
+        *FIRST.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+        RECORDING.with(|r| r.set(false));
+    }
+}
+
+// SAFETY: forwards to the system allocator; only adds a counter (and, once per count, a
+// recording whose own allocations re-enter this allocator with `RECORDING` set).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        counted(layout.size());
         // SAFETY: forwarded contract.
         unsafe { System.alloc(layout) }
     }
@@ -32,9 +63,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        counted(new_size);
         // SAFETY: forwarded contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -45,11 +74,27 @@ static GLOBAL: Counting = Counting;
 
 /// Heap allocations (and reallocations) that `f` makes, on any thread.
 fn count_allocs(f: impl FnOnce()) -> usize {
+    *FIRST.lock().unwrap() = None;
     ALLOCS.store(0, Ordering::SeqCst);
+    FIRST_TAKEN.store(false, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     f();
     COUNTING.store(false, Ordering::SeqCst);
     ALLOCS.load(Ordering::SeqCst)
+}
+
+/// Where the first allocation of the last `count_allocs` came from (for a failing check).
+fn first_alloc() -> String {
+    // Another thread may still be recording it (it took `FIRST_TAKEN` before the count ended).
+    loop {
+        if let Some((size, at)) = &*FIRST.lock().unwrap() {
+            return format!("{size} bytes, at:\n{at}");
+        }
+        if !FIRST_TAKEN.load(Ordering::SeqCst) {
+            return "none recorded".into();
+        }
+        std::thread::yield_now();
+    }
 }
 
 fn add(_: &Ctx, data: *mut ()) {
@@ -99,8 +144,10 @@ fn steady_state_submit_run_wait_allocates_nothing() {
         assert_eq!(hits.load(Ordering::Relaxed), 250 * 1000);
         assert!(cells.iter().all(|&c| c == 250));
         assert_eq!(
-            allocs, 0,
-            "{allocs} heap allocations in 200 warmed-up frames at {workers} workers"
+            allocs,
+            0,
+            "{allocs} heap allocations in 200 warmed-up frames at {workers} workers; the first: {}",
+            first_alloc()
         );
     }
 }
@@ -164,8 +211,11 @@ fn steady_state_sync_select_and_timed_waits_allocate_nothing() {
         });
         assert_eq!(*p.total.lock(&jobsys::sync::ThisThread), 120 * 4950);
         assert_eq!(
-            allocs, 0,
-            "{allocs} heap allocations in 100 warmed-up sync frames at {workers} workers"
+            allocs,
+            0,
+            "{allocs} heap allocations in 100 warmed-up sync frames at {workers} workers; the \
+             first: {}",
+            first_alloc()
         );
     }
 }
@@ -206,6 +256,12 @@ fn allocations_inside_jobs_on_other_workers_are_counted() {
     assert_eq!(
         allocs, 1,
         "one Vec on the calling thread counted {allocs} times"
+    );
+    // And a failing proof can say what allocated: the Vec's 64 bytes, with a backtrace.
+    let first = first_alloc();
+    assert!(
+        first.starts_with("64 bytes, at:\n") && first.contains("alloc::"),
+        "the first allocation was not recorded: {first}"
     );
 }
 
