@@ -9,7 +9,6 @@ use crate::job::{JobMeta, StackClass};
 use crate::panic::fatal;
 use crate::shim::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crossbeam_queue::ArrayQueue;
-use std::fmt::Write as _;
 
 /// Where a fiber's stack lies in memory: `[guard, low)` is its guard page (no access), and
 /// `[low, high)` the usable stack, which grows down from `high`. Fixed at build time.
@@ -440,65 +439,82 @@ impl FiberPool {
     }
 
     /// A human-readable list of every fiber (or every one not in the pool) and what it
-    /// waits on.
+    /// waits on (for the deadlock abort and the simulation's wait graph; the stall report
+    /// writes it with [`write_report`](Self::write_report), allocating nothing).
     pub(crate) fn report(&self, skip_pooled: bool) -> String {
         let mut out = String::new();
+        let _ = self.write_report(&mut out, skip_pooled);
+        out
+    }
+
+    /// Writes [`report`](Self::report)'s list to `out`, one line per fiber.
+    pub(crate) fn write_report(
+        &self,
+        out: &mut impl core::fmt::Write,
+        skip_pooled: bool,
+    ) -> core::fmt::Result {
         for (i, s) in self.slots.iter().enumerate() {
             let state = s.state();
             if skip_pooled && state == FiberState::Pooled {
                 continue;
             }
-            let _ = write!(
+            write!(
                 out,
                 "  fiber {i:>4} ({:?}, home worker {}): {state:?}",
                 s.class,
                 s.home.load(Ordering::Relaxed)
-            );
+            )?;
             let job = s.job.load(Ordering::Relaxed);
             if !job.is_null() && state != FiberState::Pooled {
                 // SAFETY: job metas are 'static.
                 let meta = unsafe { &*job };
-                let _ = write!(out, " in job '{}' ({}:{})", meta.name, meta.file, meta.line);
+                write!(out, " in job '{}' ({}:{})", meta.name, meta.file, meta.line)?;
             }
             if state == FiberState::Waiting {
                 let c = s.waiting_on.load(Ordering::Relaxed);
                 let target = s.waiting_for.load(Ordering::Relaxed);
                 if target == SYNC_WAIT {
                     // Not a counter: the address of a `jobsys::sync` primitive.
-                    let _ = write!(out, " parked on a jobsys::sync primitive at {c:p}");
+                    write!(out, " parked on a jobsys::sync primitive at {c:p}")?;
                 } else {
                     // Only the address and the target, both copied into this slot's atomics:
                     // the counter itself is never read. The report runs on another thread
                     // than the waiter, and by the time it looks the fiber may have been woken
                     // and its counter freed or reused.
-                    let _ = write!(out, " waits on counter {c:p} for <= {target}");
+                    write!(out, " waits on counter {c:p} for <= {target}")?;
                 }
             }
-            out.push('\n');
+            out.write_char('\n')?;
         }
-        out
+        Ok(())
     }
 
-    /// The stall report's list: every fiber parked on a `jobsys::sync` primitive, its job and
-    /// what it waits for (from the snapshots the fibers left; no primitive is read). A
-    /// barrier's arrivals are the most any of its parked fibers saw.
-    pub(crate) fn sync_waits(&self) -> (usize, String) {
-        let mut out = String::new();
-        let mut n = 0;
+    /// Whether fiber `s` is parked on a `jobsys::sync` primitive.
+    fn on_sync(s: &FiberSlot) -> bool {
+        s.state() == FiberState::Waiting && s.waiting_for.load(Ordering::Relaxed) == SYNC_WAIT
+    }
+
+    /// How many fibers are parked on `jobsys::sync` primitives (the stall report's count).
+    pub(crate) fn sync_wait_count(&self) -> usize {
+        self.slots.iter().filter(|s| Self::on_sync(s)).count()
+    }
+
+    /// The stall report's list, written to `out`: every fiber parked on a `jobsys::sync`
+    /// primitive, its job and what it waits for (from the snapshots the fibers left; no
+    /// primitive is read), one line each. A barrier's arrivals are the most any of its parked
+    /// fibers saw.
+    pub(crate) fn write_sync_waits(&self, out: &mut impl core::fmt::Write) -> core::fmt::Result {
         for (i, s) in self.slots.iter().enumerate() {
-            if s.state() != FiberState::Waiting
-                || s.waiting_for.load(Ordering::Relaxed) != SYNC_WAIT
-            {
+            if !Self::on_sync(s) {
                 continue;
             }
-            n += 1;
             let key = s.waiting_on.load(Ordering::Relaxed);
-            let _ = write!(out, "  fiber {i:>4} ({:?})", s.class);
+            write!(out, "  fiber {i:>4} ({:?})", s.class)?;
             let job = s.job.load(Ordering::Relaxed);
             if !job.is_null() {
                 // SAFETY: job metas are 'static.
                 let meta = unsafe { &*job };
-                let _ = write!(out, " in job '{}' ({}:{})", meta.name, meta.file, meta.line);
+                write!(out, " in job '{}' ({}:{})", meta.name, meta.file, meta.line)?;
             }
             match s.wait_what() {
                 Some(WaitWhat::Barrier { n, arrived }) => {
@@ -512,18 +528,16 @@ impl FiberPool {
                         .filter_map(|o| o.wait_what())
                         .map(|WaitWhat::Barrier { arrived, .. }| arrived)
                         .fold(arrived, u32::max);
-                    let _ = write!(
+                    write!(
                         out,
                         " waits at a Barrier for {n} participants, {arrived} arrived ({key:p})"
-                    );
+                    )?;
                 }
-                None => {
-                    let _ = write!(out, " parked on a jobsys::sync primitive at {key:p}");
-                }
+                None => write!(out, " parked on a jobsys::sync primitive at {key:p}")?,
             }
-            out.push('\n');
+            out.write_char('\n')?;
         }
-        (n, out)
+        Ok(())
     }
 
     /// Ends every fiber: resumes each with `Exit` so its body returns. Aborts if a fiber is not

@@ -164,13 +164,25 @@ impl Shared {
             && !self.waker_on_its_way()
         {
             self.dorm.rescues.fetch_add(1, Ordering::Relaxed);
-            // Loud where it can be afforded: a lost wake-up is a jobsys bug.
+            // Loud where it can be afforded: a lost wake-up is a jobsys bug. Written straight
+            // to stderr, allocating nothing (a false rescue under load must not break a
+            // program's zero-allocation frames).
             #[cfg(debug_assertions)]
-            eprintln!(
-                "jobsys: LOST WAKE-UP: the sleep watchdog got worker {index} up: {} \
-                 (nobody woke it; counted in JobSystem::lost_wakeups; please report)",
-                self.stranded_report(index, done)
-            );
+            {
+                use core::fmt::Write as _;
+                let mut err = crate::worker::StderrWriter::lock();
+                let _ = write!(
+                    err,
+                    "jobsys: LOST WAKE-UP: the sleep watchdog got worker {index} up: "
+                )
+                .and_then(|()| self.write_stranded(&mut err, index, done))
+                .and_then(|()| {
+                    writeln!(
+                        err,
+                        " (nobody woke it; counted in JobSystem::lost_wakeups; please report)"
+                    )
+                });
+            }
         }
     }
 
@@ -182,9 +194,14 @@ impl Shared {
             || self.workers.iter().any(|w| w.parked_and_in_flight().1 != 0)
     }
 
-    /// What the watchdog found for worker `index` (for the lost wake-up's message).
+    /// Writes what the watchdog found for worker `index` (for the lost wake-up's message).
     #[cfg(debug_assertions)]
-    fn stranded_report(&self, index: usize, done: &dyn Fn() -> bool) -> String {
+    fn write_stranded(
+        &self,
+        out: &mut impl core::fmt::Write,
+        index: usize,
+        done: &dyn Fn() -> bool,
+    ) -> core::fmt::Result {
         let me = &self.workers[index];
         let own_rings: usize = me.rings.iter().flatten().map(|r| r.len()).sum();
         let other_rings: usize = self
@@ -195,7 +212,8 @@ impl Shared {
             .map(|r| r.len())
             .sum();
         let ready_any: usize = self.workers.iter().map(|w| w.ready_any.len()).sum();
-        format!(
+        write!(
+            out,
             "ready fibers {}, ready-anywhere fibers {ready_any} (all workers), yielded {}, \
              pinned jobs {}, own ring jobs {own_rings}, other workers' ring jobs {other_rings}, \
              injector jobs {}, frame open {}, done {}, exit {}, fibers parked here {}, timer due {}",

@@ -20,7 +20,7 @@ pub(crate) use inline::run_own_children;
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
-pub(crate) use stall::StallWatch;
+pub(crate) use stall::{StallWatch, StderrWriter};
 pub(crate) use start::{FpState, start_worker};
 pub(crate) use stats::IdleRounds;
 pub use stats::WorkerStats;

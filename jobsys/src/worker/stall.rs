@@ -4,7 +4,7 @@
 //! primitive: a plain thread may still release it. But a `Barrier` waited on by fewer
 //! participants than it was built for, or an `Event` nobody sets, stalls the system all the
 //! same. So when every worker has been asleep with such fibers parked, no timer armed and no
-//! wake-up in between for [`STALL_AFTER`], the first worker whose sleep watchdog notices
+//! progress in between for [`STALL_AFTER`], the first worker whose sleep watchdog notices
 //! prints, once per stall, which jobs wait and on what. It never aborts: the stall may still
 //! end (a thread may set the event).
 //!
@@ -12,6 +12,15 @@
 //! fiber that could run them is parked (a chain of nested `Large` waits deeper than the large
 //! fibers, with small fibers free). Small jobs, or a job a foreign thread submits, could still
 //! wake one, so this is no deadlock abort either; it is reported the same way.
+//!
+//! A quiet spell is exact about progress: it lasts only while the system's progress signature
+//! (the wake epoch, and every worker's running totals of jobs started and waits parked) stays
+//! what it was when the spell began. Watchdogs look every 20 ms, so a burst of work between two
+//! looks (worker 0 entering `run`, a worker up by itself) is seen in the totals even though
+//! no look saw a worker awake, and the report's quiet time never spans it.
+//!
+//! The report allocates nothing: it is written straight to a locked stderr (a stall may
+//! strike a program that proves it allocates nothing per frame while it waits).
 //!
 //! Cost: a few atomic loads at each watchdog wake of a sleeping worker (every 20 ms while
 //! asleep); nothing on the hot paths, no extra thread.
@@ -25,8 +34,9 @@ const STALL_AFTER: u64 = 1_000_000_000;
 
 /// The current quiet spell, as the watchdogs saw it.
 pub(crate) struct StallWatch {
-    /// The wake epoch when the spell began; any wake since ends the spell.
-    epoch: AtomicU64,
+    /// The progress signature (see [`Shared::progress_signature`]) when the spell began; any
+    /// change ends the spell.
+    progress: AtomicU64,
     /// When the spell began (`deadline::now`), or `NEVER` outside one.
     since: AtomicU64,
     /// The spell was reported (reset when it ends).
@@ -36,10 +46,53 @@ pub(crate) struct StallWatch {
 impl StallWatch {
     pub(crate) fn new() -> Self {
         Self {
-            epoch: AtomicU64::new(0),
+            progress: AtomicU64::new(0),
             since: AtomicU64::new(crate::deadline::NEVER),
             reported: AtomicBool::new(false),
         }
+    }
+
+    /// One watchdog look at time `now`: whether the system is `stalled` (see
+    /// [`Shared::stalled`]) and its progress signature then. Starts, continues or ends the
+    /// spell; returns the quiet time to report, once per spell, when it has lasted
+    /// [`STALL_AFTER`] with the signature unchanged.
+    fn observe(&self, stalled: bool, progress: u64, now: u64) -> Option<u64> {
+        if !stalled {
+            if self.since.load(Ordering::Relaxed) != crate::deadline::NEVER {
+                self.since.store(crate::deadline::NEVER, Ordering::Relaxed);
+                self.reported.store(false, Ordering::Relaxed);
+            }
+            return None;
+        }
+        // Recorded at every look, so a new spell compares with its own start.
+        let moved = self.progress.swap(progress, Ordering::Relaxed) != progress;
+        let since = self.since.load(Ordering::Relaxed);
+        if since == crate::deadline::NEVER || moved {
+            // A new spell (or progress ended the last one).
+            self.since.store(now, Ordering::Relaxed);
+            self.reported.store(false, Ordering::Relaxed);
+            return None;
+        }
+        let quiet = now.saturating_sub(since);
+        (quiet >= STALL_AFTER && !self.reported.swap(true, Ordering::Relaxed)).then_some(quiet)
+    }
+}
+
+/// `core::fmt::Write` over a locked stderr: a report written through it reaches the stream
+/// piece by piece, with no `String` built first (no heap allocation), and in one piece with
+/// respect to other threads' `eprint!`s (the lock is held throughout).
+pub(crate) struct StderrWriter(std::io::StderrLock<'static>);
+
+impl StderrWriter {
+    /// Locks stderr until the writer is dropped.
+    pub(crate) fn lock() -> Self {
+        Self(std::io::stderr().lock())
+    }
+}
+
+impl core::fmt::Write for StderrWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        std::io::Write::write_all(&mut self.0, s.as_bytes()).map_err(|_| core::fmt::Error)
     }
 }
 
@@ -48,33 +101,41 @@ impl Shared {
     /// quiet spell, and reports it once when it has lasted [`STALL_AFTER`]. Approximate by
     /// design (its reads are not one snapshot): it only decides whether to print.
     pub(crate) fn check_stall(&self) {
-        let watch = &self.stall;
+        let stalled = self.stalled();
+        let progress = if stalled {
+            self.progress_signature()
+        } else {
+            0
+        };
+        if let Some(quiet) = self
+            .stall
+            .observe(stalled, progress, crate::deadline::now())
+        {
+            self.report_stall(quiet);
+        }
+    }
+
+    /// Whether the system looks stalled: fibers parked on `jobsys::sync` primitives (or a
+    /// stack class run dry), every worker asleep, and no timer armed.
+    fn stalled(&self) -> bool {
         let on_sync = self.parked.load(Ordering::Relaxed) >> 32;
         let all_asleep = self.workers.iter().enumerate().all(|(i, w)| {
             w.bed.sleeping.load(Ordering::Relaxed)
                 // Worker 0 outside `run` is no worker: it runs nothing, so it is not missing.
                 || (i == 0 && !self.in_run.load(Ordering::Relaxed))
         });
-        if (on_sync == 0 && self.starved_class().is_none()) || !all_asleep || self.timers.armed() {
-            if watch.since.load(Ordering::Relaxed) != crate::deadline::NEVER {
-                watch.since.store(crate::deadline::NEVER, Ordering::Relaxed);
-                watch.reported.store(false, Ordering::Relaxed);
-            }
-            return;
-        }
+        (on_sync != 0 || self.starved_class().is_some()) && all_asleep && !self.timers.armed()
+    }
+
+    /// What moves whenever the system makes progress: the wake epoch (every claim of a
+    /// sleeping worker) plus every worker's jobs started and waits parked. Each part only
+    /// grows, so the sum changes whenever one does.
+    fn progress_signature(&self) -> u64 {
         let epoch = self.dorm.epoch.load(Ordering::SeqCst) as u64;
-        let now = crate::deadline::now();
-        let since = watch.since.load(Ordering::Relaxed);
-        if since == crate::deadline::NEVER || watch.epoch.swap(epoch, Ordering::Relaxed) != epoch {
-            // A new spell (or a wake ended the last one).
-            watch.since.store(now, Ordering::Relaxed);
-            watch.reported.store(false, Ordering::Relaxed);
-            return;
-        }
-        if now.saturating_sub(since) >= STALL_AFTER && !watch.reported.swap(true, Ordering::Relaxed)
-        {
-            self.report_stall(now - since);
-        }
+        (0..self.workers.len()).fold(epoch, |sum, i| {
+            let s = self.worker_stats(i);
+            sum.wrapping_add(s.jobs_run).wrapping_add(s.parked_waits)
+        })
     }
 
     /// A stack class with jobs queued on some worker's rings and no free fiber to run them.
@@ -89,33 +150,140 @@ impl Shared {
 
     #[cold]
     fn report_stall(&self, quiet_ns: u64) {
+        // Written straight to stderr, so that the report allocates nothing.
+        let _ = self.write_stall_report(&mut StderrWriter::lock(), quiet_ns);
+    }
+
+    /// Writes the stall report (nothing if, by now, neither kind of stall is seen).
+    fn write_stall_report(
+        &self,
+        out: &mut impl core::fmt::Write,
+        quiet_ns: u64,
+    ) -> core::fmt::Result {
+        let ms = quiet_ns / 1_000_000;
         if let Some(class) = self.starved_class() {
             let (small, small_size, large, large_size) = self.fibers.shape();
-            eprintln!(
-                "jobsys: stall: no progress for {} ms: every worker is asleep and {class:?} jobs \
-                 are queued, but no fiber that can run them is free ({small} small of \
+            writeln!(
+                out,
+                "jobsys: stall: no progress for {ms} ms: every worker is asleep and {class:?} \
+                 jobs are queued, but no fiber that can run them is free ({small} small of \
                  {small_size} bytes, {large} large of {large_size} bytes). Fibers out of the \
-                 pool:\n{}A chain of nested waits of {class:?} jobs deeper than those fibers can \
+                 pool:"
+            )?;
+            self.fibers.write_report(out, true)?;
+            writeln!(
+                out,
+                "A chain of nested waits of {class:?} jobs deeper than those fibers can \
                  host looks like this: raise the fiber count of that class \
                  (Builder::small_fibers / large_fibers), or lower \
                  Builder::large_inline_headroom / inline_headroom so that more levels run \
                  inline. (Small jobs or a foreign thread could still end the stall, so the \
-                 system goes on waiting.)",
-                quiet_ns / 1_000_000,
-                self.fibers.report(true),
-            );
+                 system goes on waiting.)"
+            )?;
         }
-        let (n, list) = self.fibers.sync_waits();
+        let n = self.fibers.sync_wait_count();
         if n == 0 {
-            return;
+            return Ok(());
         }
-        eprintln!(
-            "jobsys: stall: no progress for {} ms: every worker is asleep and {n} fiber(s) are \
+        writeln!(
+            out,
+            "jobsys: stall: no progress for {ms} ms: every worker is asleep and {n} fiber(s) are \
              parked on jobsys::sync primitives that nothing has released (a plain thread still \
-             could, so this is no deadlock abort; the system goes on waiting):\n{list}\
-             Check that every Barrier has as many participants as it was built for, and that \
-             whatever sets, releases or sends to these primitives runs.",
-            quiet_ns / 1_000_000
+             could, so this is no deadlock abort; the system goes on waiting):"
+        )?;
+        self.fibers.write_sync_waits(out)?;
+        writeln!(
+            out,
+            "Check that every Barrier has as many participants as it was built for, and that \
+             whatever sets, releases or sends to these primitives runs."
+        )
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{STALL_AFTER, StallWatch};
+    use crate::shim::Ordering;
+    use crate::sync::{Event, EventKind};
+    use crate::{Affinity, Counter, Ctx, JobDecl, JobSystem, job_meta};
+
+    fn wait_event(ctx: &Ctx, data: *mut ()) {
+        // SAFETY: points at the test's `Event`, which outlives the job (the test waits for
+        // the job's counter before dropping it).
+        unsafe { &*(data as *const Event) }.wait(ctx);
+    }
+
+    /// A spell must not outlive progress that no watchdog saw as a worker awake: worker 0
+    /// running a `run` between two looks of worker 1's watchdog, which claims no sleeper (the
+    /// wake epoch does not move), still ends the spell. So a quiet moment shorter than
+    /// `STALL_AFTER` after it is not reported, although the first spell began longer ago.
+    ///
+    /// Deterministic: the looks are made here on a watch of the test's own, at times the test
+    /// chooses, on a real system held stalled (a job parked on an event nobody sets yet, every
+    /// worker asleep); the system's own watchdogs use the system's watch and cannot interfere.
+    #[test]
+    fn progress_between_two_looks_ends_the_quiet_spell() {
+        let jobs = JobSystem::builder().workers(2).build().unwrap();
+        let shared: *const super::Shared = jobs.run(|ctx| core::ptr::from_ref(ctx.shared()));
+        // SAFETY: `ctx.shared()` is the system's `Shared`, kept alive by `jobs` (an `Arc`)
+        // until the end of this test; nothing here outlives `jobs`.
+        let shared = unsafe { &*shared };
+        let event = Event::new(EventKind::Manual);
+        let decls = [JobDecl::new(
+            job_meta!("stalled", affinity(Affinity::Worker(1))),
+            wait_event,
+            core::ptr::from_ref(&event).cast_mut().cast(),
+        )];
+        let counter = Counter::new();
+        let handle = jobs.handle();
+        // SAFETY: `decls`, `event` and `counter` outlive the wait for `counter` below.
+        unsafe { handle.run_jobs(&decls, &counter) };
+        // Stalled: the job parked on the event, worker 1 asleep, worker 0 outside `run`.
+        while !(shared.parked.load(Ordering::SeqCst) >> 32 == 1 && shared.stalled()) {
+            std::thread::yield_now();
+        }
+        let watch = StallWatch::new();
+        let t0 = 1_000;
+        assert_eq!(watch.observe(true, shared.progress_signature(), t0), None);
+        assert_eq!(
+            watch.observe(true, shared.progress_signature(), t0 + STALL_AFTER / 2),
+            None
         );
+        // Progress that wakes nobody: the root job of a `run` on worker 0.
+        let epoch = shared.dorm.epoch.load(Ordering::SeqCst);
+        jobs.run(|_| ());
+        assert!(shared.stalled(), "worker 1 was woken");
+        assert_eq!(
+            shared.dorm.epoch.load(Ordering::SeqCst),
+            epoch,
+            "a sleeper was claimed: the epoch alone would have ended the spell"
+        );
+        let progress = shared.progress_signature();
+        // Past `STALL_AFTER` since the first spell began, but a new spell begins here.
+        assert_eq!(
+            watch.observe(true, progress, t0 + STALL_AFTER + 1),
+            None,
+            "a quiet spell spanning the run on worker 0 was reported"
+        );
+        assert_eq!(
+            watch.observe(true, progress, t0 + 2 * STALL_AFTER),
+            None,
+            "reported before the new spell lasted STALL_AFTER"
+        );
+        // The new spell is reported once it has lasted `STALL_AFTER`, and once only.
+        assert_eq!(
+            watch.observe(true, progress, t0 + 2 * STALL_AFTER + 1),
+            Some(STALL_AFTER)
+        );
+        assert_eq!(watch.observe(true, progress, t0 + 3 * STALL_AFTER), None);
+        // A look that finds the system not stalled ends the spell; the next begins afresh.
+        assert_eq!(watch.observe(false, 0, t0 + 3 * STALL_AFTER), None);
+        assert_eq!(watch.observe(true, progress, t0 + 3 * STALL_AFTER), None);
+        assert_eq!(
+            watch.observe(true, progress, t0 + 4 * STALL_AFTER - 1),
+            None
+        );
+        event.set();
+        handle.wait_for_counter(&counter, 0);
     }
 }
