@@ -236,8 +236,19 @@ mod tests {
         )];
         let counter = Counter::new();
         let handle = jobs.handle();
-        // SAFETY: `decls`, `event` and `counter` outlive the wait for `counter` below.
+        // Sets the event and waits for the job, also when an assertion fails (a system
+        // dropped with the job still parked would abort).
+        struct Release<'a>(&'a Event, &'a crate::Handle, &'a Counter);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.set();
+                self.1.wait_for_counter(self.2, 0);
+            }
+        }
+        // SAFETY: `decls`, `event` and `counter` outlive the wait for `counter` in
+        // `Release::drop`, which runs before any of them is dropped (declared after them).
         unsafe { handle.run_jobs(&decls, &counter) };
+        let _release = Release(&event, &handle, &counter);
         // Stalled: the job parked on the event, worker 1 asleep, worker 0 outside `run`.
         while !(shared.parked.load(Ordering::SeqCst) >> 32 == 1 && shared.stalled()) {
             std::thread::yield_now();
@@ -283,7 +294,5 @@ mod tests {
             watch.observe(true, progress, t0 + 4 * STALL_AFTER - 1),
             None
         );
-        event.set();
-        handle.wait_for_counter(&counter, 0);
     }
 }
