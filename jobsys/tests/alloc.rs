@@ -265,13 +265,115 @@ fn allocations_inside_jobs_on_other_workers_are_counted() {
     );
 }
 
+/// Set in the child process of [`a_stall_report_allocates_nothing`].
+const STALL_CHILD: &str = "JOBSYS_ALLOC_STALL_CHILD";
+
+/// A stall report printed while a program counts allocations allocates nothing: a job of a
+/// warmed-up system parks on an event nobody sets, every worker falls asleep, the watchdog
+/// reports the stall, and only then (told by the parent, which read the report on the child's
+/// stderr) does a plain thread set the event. The whole spell, report included, lies inside
+/// the counted window. Runs in a child process, whose stderr is the report.
+fn a_stall_report_allocates_nothing() {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(STALL_CHILD, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take();
+    let mut out = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains("Check that every Barrier") {
+            // The report is out (its last line): the child may set the event. Dropping the
+            // pipe closes it, which ends the child's read as well.
+            if let Some(mut pipe) = stdin.take() {
+                let _ = pipe.write_all(b"go\n");
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let report = out.find("jobsys: stall: no progress for");
+    let count = out.find("child: 0 heap allocations while the stall was reported");
+    assert!(
+        status.success() && out.contains("in job 'stalled' ("),
+        "the child did not report the stall and end ({status:?}):\n{out}"
+    );
+    assert!(
+        count.is_some() && report < count,
+        "the stall report allocated:\n{out}"
+    );
+}
+
+/// The child of [`a_stall_report_allocates_nothing`].
+fn stall_report_child() -> ! {
+    use jobsys::sync::{Event, EventKind};
+    use std::io::Read;
+    /// Helper threads past their start (which may allocate).
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    // Hang guard, not a timing assertion: a child whose stall is never reported ends here.
+    std::thread::spawn(|| {
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_secs(300));
+        eprintln!("child: hang guard: no stall report");
+        std::process::exit(3);
+    });
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    // Warm up on the same shape: a job parked on an event, set by another job.
+    for _ in 0..20 {
+        let warm = Event::new(EventKind::Manual);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn_with(job_meta!("stalled"), |s| warm.wait(s));
+                s.spawn(|_| warm.set());
+            })
+        });
+    }
+    let event = Event::new(EventKind::Manual);
+    // Stdin's buffer is allocated here, before the count; reading into it allocates nothing.
+    let stdin = std::io::stdin();
+    let allocs = std::thread::scope(|t| {
+        t.spawn(|| {
+            STARTED.fetch_add(1, Ordering::SeqCst);
+            // Until the parent has read the stall report.
+            let _ = stdin.lock().read(&mut [0u8; 1]);
+            event.set();
+        });
+        while STARTED.load(Ordering::SeqCst) != 2 {
+            std::thread::yield_now();
+        }
+        count_allocs(|| {
+            jobs.run(|ctx| {
+                ctx.scope(|s| s.spawn_with(job_meta!("stalled"), |s| event.wait(s)));
+            })
+        })
+    });
+    if allocs == 0 {
+        eprintln!("child: 0 heap allocations while the stall was reported");
+    } else {
+        eprintln!(
+            "child: {allocs} heap allocations while the stall was reported; the first: {}",
+            first_alloc()
+        );
+    }
+    std::process::exit(0);
+}
+
 type Check = (&'static str, fn());
 
 /// Runs the checks one at a time and prints libtest-style lines; exits non-zero if any check
 /// panicked. Understands libtest's filters (a plain argument keeps the checks whose name
 /// contains it; `--exact`, `--skip NAME`, `--list`) and ignores its other options.
 fn main() {
-    let checks: [Check; 3] = [
+    if std::env::var_os(STALL_CHILD).is_some() {
+        stall_report_child();
+    }
+    let checks: [Check; 4] = [
         (
             "allocations_inside_jobs_on_other_workers_are_counted",
             allocations_inside_jobs_on_other_workers_are_counted,
@@ -283,6 +385,10 @@ fn main() {
         (
             "steady_state_sync_select_and_timed_waits_allocate_nothing",
             steady_state_sync_select_and_timed_waits_allocate_nothing,
+        ),
+        (
+            "a_stall_report_allocates_nothing",
+            a_stall_report_allocates_nothing,
         ),
     ];
     let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);
