@@ -20,7 +20,10 @@ pub(crate) use inline::run_own_children;
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use owner::WorkerCore;
 pub(crate) use shared::{Injector, Shared, Worker};
-pub(crate) use stall::{StallWatch, StderrWriter};
+pub(crate) use stall::StallWatch;
+/// For the debug build's lost wake-up message (`wake/mod.rs`).
+#[cfg(debug_assertions)]
+pub(crate) use stall::StderrWriter;
 pub(crate) use start::{FpState, start_worker};
 pub(crate) use stats::IdleRounds;
 pub use stats::WorkerStats;
