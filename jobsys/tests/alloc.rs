@@ -258,7 +258,11 @@ fn busy_frame<'f>(ctx: &Ctx, f: Frame<'f, '_>, w: &mut [u64], presented: &'f Ato
     for batch in 0..2u64 {
         let hits = &*arena.alloc(AtomicU64::new(0));
         let decls = arena.alloc_slice_fill_with(BATCH, |_| {
-            JobDecl::new(job_meta!("frame batch"), add_u64, hits as *const _ as *mut ())
+            JobDecl::new(
+                job_meta!("frame batch"),
+                add_u64,
+                hits as *const _ as *mut (),
+            )
         });
         let c = Counter::new();
         // SAFETY: `decls`, `hits` and `c` outlive the wait below.

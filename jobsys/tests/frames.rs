@@ -150,7 +150,10 @@ fn opening_frame_n_plus_k_parks_until_frame_n_retired() {
                 frames.frame(|f| {
                     opened2.store(true, Ordering::Release);
                     assert_eq!(f.index(), 2);
-                    assert!(f.is_retired(0), "{n} workers: frame 2 opened beside frame 0");
+                    assert!(
+                        f.is_retired(0),
+                        "{n} workers: frame 2 opened beside frame 0"
+                    );
                     assert!(done0.load(Ordering::Relaxed));
                 });
             });
@@ -269,7 +272,9 @@ fn arena_data_is_shared_across_workers_within_the_frame() {
                                 let parts = &parts;
                                 s.spawn(move |s| {
                                     assert!(
-                                        data.iter().enumerate().all(|(i, &x)| x == i as u32 ^ round)
+                                        data.iter()
+                                            .enumerate()
+                                            .all(|(i, &x)| x == i as u32 ^ round)
                                     );
                                     let mine: &[u32] =
                                         f.arena(s).alloc_slice_fill_copy(64, j * 1000 + round);
@@ -407,7 +412,12 @@ fn arena_vec_grows_and_leaks_to_a_later_job() {
                         }
                         let sums = &sums;
                         f.later(ctx, move |_| {
-                            assert!(leaked.iter().enumerate().all(|(i, &x)| x == i as u64 * round));
+                            assert!(
+                                leaked
+                                    .iter()
+                                    .enumerate()
+                                    .all(|(i, &x)| x == i as u64 * round)
+                            );
                             sums.lock().unwrap().push(leaked.iter().sum::<u64>());
                         });
                     });
@@ -442,8 +452,7 @@ fn migration_mode_fresh_arena_after_a_wait() {
                                 let (all, migrated) = (&all, &migrated);
                                 s.spawn(move |s| {
                                     let before = s.worker_index();
-                                    let a: &[u64] =
-                                        f.arena(s).alloc_slice_fill_copy(8, j ^ round);
+                                    let a: &[u64] = f.arena(s).alloc_slice_fill_copy(8, j ^ round);
                                     let mut mine = vec![(j ^ round, a)];
                                     for step in 0..3u64 {
                                         assert_eq!(some_jobs(s, 6), 15);
@@ -616,7 +625,10 @@ fn arena_growth_is_counted_once_and_kept() {
         ctx.frame(|f| {
             let arena = f.arena(ctx);
             let err = arena.try_alloc([0u8; 8 * CAP]).unwrap_err();
-            assert_eq!((err.requested, err.used, err.limit, err.worker), (8 * CAP, 0, 8 * CAP, 0));
+            assert_eq!(
+                (err.requested, err.used, err.limit, err.worker),
+                (8 * CAP, 0, 8 * CAP, 0)
+            );
             // Each slot keeps its block and an 8 KiB chunk (12 KiB of the 32 KiB limit): a
             // request for exactly the 20 KiB left still fits (chunks are 64-byte aligned).
             assert_eq!(arena.reserved(), 3 * CAP);
@@ -700,10 +712,15 @@ fn a_later_job_panic_reaches_the_loop_after_every_frame_retired() {
             r
         });
         let payload = r.unwrap_err();
-        let boom = payload.downcast_ref::<Boom>().expect("the original payload");
+        let boom = payload
+            .downcast_ref::<Boom>()
+            .expect("the original payload");
         assert!(boom.0 == 1 || boom.0 == 4, "{n} workers: {boom:?}");
         // Still usable.
-        assert_eq!(jobs.run(|ctx| ctx.frame(|f| some_jobs(ctx, 10) + f.index() * 0)), 45);
+        assert_eq!(
+            jobs.run(|ctx| ctx.frame(|f| some_jobs(ctx, 10) + f.index() * 0)),
+            45
+        );
     }
 }
 
