@@ -717,10 +717,7 @@ fn a_later_job_panic_reaches_the_loop_after_every_frame_retired() {
             .expect("the original payload");
         assert!(boom.0 == 1 || boom.0 == 4, "{n} workers: {boom:?}");
         // Still usable.
-        assert_eq!(
-            jobs.run(|ctx| ctx.frame(|f| some_jobs(ctx, 10) + f.index() * 0)),
-            45
-        );
+        assert_eq!(jobs.run(|ctx| ctx.frame(|_| some_jobs(ctx, 10))), 45);
     }
 }
 
