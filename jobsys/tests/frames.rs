@@ -860,3 +860,42 @@ fn frame_arena_with_another_systems_ctx_panics() {
         })
     });
 }
+
+/// A later job pinned to worker 0 (present on the main thread) runs there, whichever worker
+/// submitted it.
+#[test]
+fn a_pinned_later_job_runs_on_its_worker() {
+    for n in COUNTS {
+        let jobs = sys(n, 2);
+        let ran = AtomicUsize::new(0);
+        jobs.run(|ctx| {
+            ctx.frames(|frames| {
+                for _ in 0..4 {
+                    frames.frame(|f| {
+                        ctx.scope(|s| {
+                            for _ in 0..8 {
+                                let ran = &ran;
+                                s.spawn(move |s| {
+                                    let v: &u64 = f.arena(s).alloc(f.index());
+                                    f.later_with(
+                                        s,
+                                        jobsys::job_meta!(
+                                            "present",
+                                            affinity(jobsys::Affinity::Worker(0))
+                                        ),
+                                        move |c| {
+                                            assert_eq!(c.worker_index(), 0);
+                                            assert_eq!(*v, f.index());
+                                            ran.fetch_add(1, Ordering::Relaxed);
+                                        },
+                                    );
+                                });
+                            }
+                        });
+                    });
+                }
+            });
+        });
+        assert_eq!(ran.load(Ordering::Relaxed), 32, "{n} workers");
+    }
+}
