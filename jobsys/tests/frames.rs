@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::hang_guard;
+use common::{child_stderr, hang_guard};
 use jobsys::sync::{Event, EventKind};
 use jobsys::{ArenaFull, Ctx, FrameStats, JobSystem};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -44,6 +44,21 @@ fn some_jobs(ctx: &Ctx, n: u64) -> u64 {
     sum.into_inner()
 }
 
+/// Runs `body` in a child process (this test binary, filtered to `test`) with a hang guard, so
+/// that a deadlock — how these tests fail when frames do not overlap or order as they should —
+/// ends in a report instead of a hung run.
+fn guarded(test: &str, body: impl FnOnce()) {
+    const ENV: &str = "JOBSYS_FRAMES_CHILD";
+    if std::env::var_os(ENV).is_none() {
+        let report = child_stderr(test, ENV, "child: done");
+        assert!(report.contains("child: done"), "{report}");
+        return;
+    }
+    hang_guard(300, "a frames test hung");
+    body();
+    eprintln!("child: done");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Frames in flight and ordering
 // ---------------------------------------------------------------------------------------------
@@ -52,33 +67,38 @@ fn some_jobs(ctx: &Ctx, n: u64) -> u64 {
 /// loop completes only if frame N + 1's body runs while frame N is still live.
 #[test]
 fn with_two_in_flight_the_next_body_overlaps_the_later_job() {
-    const FRAMES: usize = 12;
-    for n in COUNTS {
-        let jobs = sys(n, 2);
-        let ev = events(FRAMES);
-        let later_done = AtomicUsize::new(0);
-        jobs.run(|ctx| {
-            ctx.frames(|frames| {
-                for i in 0..FRAMES {
-                    frames.frame(|f| {
-                        if i > 0 {
-                            // Frame i - 1's later job cannot have finished: it waits for us.
-                            assert!(!f.is_retired(f.index() - 1), "{n} workers, frame {i}");
-                            ev[i - 1].set();
+    guarded(
+        "with_two_in_flight_the_next_body_overlaps_the_later_job",
+        || {
+            const FRAMES: usize = 12;
+            for n in COUNTS {
+                let jobs = sys(n, 2);
+                let ev = events(FRAMES);
+                let later_done = AtomicUsize::new(0);
+                jobs.run(|ctx| {
+                    ctx.frames(|frames| {
+                        for i in 0..FRAMES {
+                            frames.frame(|f| {
+                                if i > 0 {
+                                    // Frame i - 1's later job cannot have finished: it waits for us.
+                                    assert!(!f.is_retired(f.index() - 1), "{n} workers, frame {i}");
+                                    ev[i - 1].set();
+                                }
+                                let (ev, later_done) = (&ev, &later_done);
+                                f.later(ctx, move |c| {
+                                    ev[i].wait(c);
+                                    later_done.fetch_add(1, Ordering::Relaxed);
+                                });
+                            });
                         }
-                        let (ev, later_done) = (&ev, &later_done);
-                        f.later(ctx, move |c| {
-                            ev[i].wait(c);
-                            later_done.fetch_add(1, Ordering::Relaxed);
-                        });
+                        // The last frame's later job: nobody opens a frame after it.
+                        ev[FRAMES - 1].set();
                     });
-                }
-                // The last frame's later job: nobody opens a frame after it.
-                ev[FRAMES - 1].set();
-            });
-            assert_eq!(later_done.load(Ordering::Relaxed), FRAMES);
-        });
-    }
+                    assert_eq!(later_done.load(Ordering::Relaxed), FRAMES);
+                });
+            }
+        },
+    );
 }
 
 /// K = 1: frame N + 1 opens only after frame N retired, later job included, and sees what
@@ -118,47 +138,49 @@ fn with_one_in_flight_the_next_frame_opens_after_retirement() {
 /// body must then find frame 0 retired and its later job done.
 #[test]
 fn opening_frame_n_plus_k_parks_until_frame_n_retired() {
-    for n in COUNTS {
-        let jobs = sys(n, 2);
-        let release0 = Event::new(EventKind::Manual);
-        let (about_to_open2, opened2, done0) = (
-            AtomicBool::new(false),
-            AtomicBool::new(false),
-            AtomicBool::new(false),
-        );
-        jobs.run(|ctx| {
-            ctx.frames(|frames| {
-                let (release0, about_to_open2, opened2, done0) =
-                    (&release0, &about_to_open2, &opened2, &done0);
-                frames.frame(|f| {
-                    f.later(ctx, move |c| {
-                        release0.wait(c);
-                        done0.store(true, Ordering::Relaxed);
+    guarded("opening_frame_n_plus_k_parks_until_frame_n_retired", || {
+        for n in COUNTS {
+            let jobs = sys(n, 2);
+            let release0 = Event::new(EventKind::Manual);
+            let (about_to_open2, opened2, done0) = (
+                AtomicBool::new(false),
+                AtomicBool::new(false),
+                AtomicBool::new(false),
+            );
+            jobs.run(|ctx| {
+                ctx.frames(|frames| {
+                    let (release0, about_to_open2, opened2, done0) =
+                        (&release0, &about_to_open2, &opened2, &done0);
+                    frames.frame(|f| {
+                        f.later(ctx, move |c| {
+                            release0.wait(c);
+                            done0.store(true, Ordering::Relaxed);
+                        });
                     });
-                });
-                frames.frame(|f| {
-                    f.later(ctx, move |c| {
-                        while !about_to_open2.load(Ordering::Acquire) {
-                            c.yield_now();
-                        }
-                        // Frame 0 is held by us, so frame 2 cannot have opened.
-                        assert!(!opened2.load(Ordering::Acquire), "{n} workers");
-                        release0.set();
+                    frames.frame(|f| {
+                        f.later(ctx, move |c| {
+                            while !about_to_open2.load(Ordering::Acquire) {
+                                c.yield_now();
+                            }
+                            // Frame 0 is held by us, so frame 2 cannot have opened.
+                            assert!(!opened2.load(Ordering::Acquire), "{n} workers");
+                            release0.set();
+                        });
                     });
-                });
-                about_to_open2.store(true, Ordering::Release);
-                frames.frame(|f| {
-                    opened2.store(true, Ordering::Release);
-                    assert_eq!(f.index(), 2);
-                    assert!(
-                        f.is_retired(0),
-                        "{n} workers: frame 2 opened beside frame 0"
-                    );
-                    assert!(done0.load(Ordering::Relaxed));
+                    about_to_open2.store(true, Ordering::Release);
+                    frames.frame(|f| {
+                        opened2.store(true, Ordering::Release);
+                        assert_eq!(f.index(), 2);
+                        assert!(
+                            f.is_retired(0),
+                            "{n} workers: frame 2 opened beside frame 0"
+                        );
+                        assert!(done0.load(Ordering::Relaxed));
+                    });
                 });
             });
-        });
-    }
+        }
+    });
 }
 
 /// Indices go up by one per frame across loops and single frames; `Ctx::frame` returns only
@@ -216,36 +238,38 @@ fn indices_are_sequential_and_frame_and_frames_wait_for_later_jobs() {
 /// real; the presented order must still be ascending.
 #[test]
 fn wait_retired_orders_later_jobs() {
-    const FRAMES: usize = 16;
-    for n in COUNTS {
-        let jobs = sys(n, 2);
-        let ev = events(FRAMES);
-        let log = Mutex::new(Vec::new());
-        jobs.run(|ctx| {
-            ctx.frames(|frames| {
-                for i in 0..FRAMES {
-                    frames.frame(|f| {
-                        let (ev, log) = (&ev, &log);
-                        f.later(ctx, move |c| {
-                            if i > 0 {
-                                ev[i - 1].set();
-                                f.wait_retired(c, f.index() - 1);
-                                assert!(f.is_retired(f.index() - 1));
-                            }
-                            ev[i].wait(c);
-                            log.lock().unwrap().push(f.index());
+    guarded("wait_retired_orders_later_jobs", || {
+        const FRAMES: usize = 16;
+        for n in COUNTS {
+            let jobs = sys(n, 2);
+            let ev = events(FRAMES);
+            let log = Mutex::new(Vec::new());
+            jobs.run(|ctx| {
+                ctx.frames(|frames| {
+                    for i in 0..FRAMES {
+                        frames.frame(|f| {
+                            let (ev, log) = (&ev, &log);
+                            f.later(ctx, move |c| {
+                                if i > 0 {
+                                    ev[i - 1].set();
+                                    f.wait_retired(c, f.index() - 1);
+                                    assert!(f.is_retired(f.index() - 1));
+                                }
+                                ev[i].wait(c);
+                                log.lock().unwrap().push(f.index());
+                            });
                         });
-                    });
-                }
-                ev[FRAMES - 1].set();
+                    }
+                    ev[FRAMES - 1].set();
+                });
             });
-        });
-        assert_eq!(
-            log.into_inner().unwrap(),
-            (0..FRAMES as u64).collect::<Vec<_>>(),
-            "{n} workers"
-        );
-    }
+            assert_eq!(
+                log.into_inner().unwrap(),
+                (0..FRAMES as u64).collect::<Vec<_>>(),
+                "{n} workers"
+            );
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,52 +804,51 @@ fn a_frame_body_panic_propagates_and_the_next_frames_work() {
 #[test]
 fn two_loops_at_once_share_the_index_sequence() {
     const PER_LOOP: usize = 40;
-    if std::env::var_os("JOBSYS_FRAMES_CHILD").is_some() {
-        hang_guard(120, "two frame loops deadlocked");
-    }
-    for n in [2, 4] {
-        for k in [2, 3] {
-            let jobs = sys(n, k);
-            let indices = Mutex::new(Vec::new());
-            jobs.run(|ctx| {
-                ctx.scope(|s| {
-                    for lp in 0..2 {
-                        let indices = &indices;
-                        s.spawn(move |s| {
-                            let done = AtomicUsize::new(0);
-                            let mine = s.frames(|frames| {
-                                let mut mine = Vec::new();
-                                for _ in 0..PER_LOOP {
-                                    mine.push(frames.frame(|f| {
-                                        let v: &[u64] =
-                                            f.arena(s).alloc_slice_fill_copy(16, f.index());
-                                        let done = &done;
-                                        f.later(s, move |c| {
-                                            assert_eq!(some_jobs(c, 4), 6);
-                                            assert!(v.iter().all(|&x| x == f.index()));
-                                            done.fetch_add(1, Ordering::Relaxed);
-                                        });
-                                        f.index()
-                                    }));
-                                }
-                                mine
+    guarded("two_loops_at_once_share_the_index_sequence", || {
+        for n in [2, 4] {
+            for k in [2, 3] {
+                let jobs = sys(n, k);
+                let indices = Mutex::new(Vec::new());
+                jobs.run(|ctx| {
+                    ctx.scope(|s| {
+                        for lp in 0..2 {
+                            let indices = &indices;
+                            s.spawn(move |s| {
+                                let done = AtomicUsize::new(0);
+                                let mine = s.frames(|frames| {
+                                    let mut mine = Vec::new();
+                                    for _ in 0..PER_LOOP {
+                                        mine.push(frames.frame(|f| {
+                                            let v: &[u64] =
+                                                f.arena(s).alloc_slice_fill_copy(16, f.index());
+                                            let done = &done;
+                                            f.later(s, move |c| {
+                                                assert_eq!(some_jobs(c, 4), 6);
+                                                assert!(v.iter().all(|&x| x == f.index()));
+                                                done.fetch_add(1, Ordering::Relaxed);
+                                            });
+                                            f.index()
+                                        }));
+                                    }
+                                    mine
+                                });
+                                assert_eq!(done.load(Ordering::Relaxed), PER_LOOP, "loop {lp}");
+                                assert!(mine.windows(2).all(|w| w[0] < w[1]));
+                                indices.lock().unwrap().extend(mine);
                             });
-                            assert_eq!(done.load(Ordering::Relaxed), PER_LOOP, "loop {lp}");
-                            assert!(mine.windows(2).all(|w| w[0] < w[1]));
-                            indices.lock().unwrap().extend(mine);
-                        });
-                    }
+                        }
+                    });
                 });
-            });
-            let mut all = indices.into_inner().unwrap();
-            all.sort_unstable();
-            assert_eq!(
-                all,
-                (0..2 * PER_LOOP as u64).collect::<Vec<_>>(),
-                "{n} workers, K = {k}"
-            );
+                let mut all = indices.into_inner().unwrap();
+                all.sort_unstable();
+                assert_eq!(
+                    all,
+                    (0..2 * PER_LOOP as u64).collect::<Vec<_>>(),
+                    "{n} workers, K = {k}"
+                );
+            }
         }
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
