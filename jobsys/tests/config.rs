@@ -224,3 +224,49 @@ fn a_memory_block_too_small_is_refused_naming_the_builder_call() {
         "{msg}"
     );
 }
+
+/// Frames in flight outside 1..=16, and an arena limit below its capacity, are refused with
+/// their kinds; the bounds themselves are accepted.
+#[test]
+fn frame_options_out_of_range_are_refused() {
+    use jobsys::BuildErrorKind;
+    for k in [0, Builder::MAX_FRAMES_IN_FLIGHT + 1] {
+        let err = JobSystem::builder()
+            .workers(1)
+            .frames_in_flight(k)
+            .build()
+            .expect_err("refused");
+        assert!(
+            matches!(
+                err.kind(),
+                BuildErrorKind::FramesInFlight { requested, max: 16 } if *requested == k
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("between 1 and 16"), "{err}");
+    }
+    let err = JobSystem::builder()
+        .workers(1)
+        .frame_arena(4096, 4095)
+        .build()
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err.kind(),
+            BuildErrorKind::ArenaLimitBelowCapacity {
+                capacity: 4096,
+                limit: 4095
+            }
+        ),
+        "{err:?}"
+    );
+    for k in [1, Builder::MAX_FRAMES_IN_FLIGHT] {
+        let jobs = JobSystem::builder()
+            .workers(1)
+            .frames_in_flight(k)
+            .frame_arena(4096, 4096)
+            .build()
+            .unwrap();
+        assert_eq!(jobs.run(|ctx| ctx.frame(|f| *f.arena(ctx).alloc(k))), k);
+    }
+}

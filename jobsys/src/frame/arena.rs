@@ -125,12 +125,16 @@ impl WorkerArena {
         }
         // A new chunk: double the last one (at least the block, at least this request).
         let last = chunks.last().map_or(a.block_len, |c| c.1);
-        let want = (layout.size() + layout.align())
-            .max(last.saturating_mul(2))
-            .max(4096);
+        // Chunks are 64-aligned: only a stricter alignment needs slack.
+        let need = if layout.align() <= 64 {
+            layout.size()
+        } else {
+            layout.size().saturating_add(layout.align())
+        };
+        let want = need.max(last.saturating_mul(2)).max(4096);
         let room = a.limit.saturating_sub(a.reserved.get());
         let len = want.min(room);
-        if len < layout.size() + layout.align() || chunks.len() == MAX_CHUNKS {
+        if len < need || len == 0 || chunks.len() == MAX_CHUNKS {
             return Err(full());
         }
         let chunk_layout = Layout::from_size_align(len, 64).map_err(|_| full())?;
