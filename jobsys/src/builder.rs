@@ -288,8 +288,8 @@ impl Builder {
         self
     }
 
-    /// The budget of each worker's arena per frame in flight: `capacity` bytes reserved at
-    /// build time (default [`DEFAULT_ARENA_CAPACITY`](Self::DEFAULT_ARENA_CAPACITY)), and a
+    /// The budget of each worker's arena per frame in flight: `capacity` bytes (rounded up to
+    /// a multiple of 64) reserved at build time (default [`DEFAULT_ARENA_CAPACITY`](Self::DEFAULT_ARENA_CAPACITY)), and a
     /// `limit` it may grow to with heap chunks when a frame needs more (default 16 ×
     /// capacity). Growth is counted in [`FrameStats::arena_grown`](crate::FrameStats::arena_grown)
     /// and kept for later frames, so it happens once, not per frame. Past the limit,

@@ -922,3 +922,46 @@ fn a_pinned_later_job_runs_on_its_worker() {
         assert_eq!(ran.load(Ordering::Relaxed), 32, "{n} workers");
     }
 }
+
+/// The scheduler figures of a frame's stats count what ran in it: a frame of 100 scope jobs
+/// and one later job, with nothing else running, reports exactly 101 jobs (summed over the
+/// workers, and the per-worker shares add up), one more frame's worth each frame, and the
+/// index of the frame it describes.
+#[test]
+fn frame_stats_count_the_jobs_of_the_frame() {
+    for n in COUNTS {
+        let jobs = sys(n, 2);
+        let mut stats = FrameStats::new();
+        jobs.run(|ctx| {
+            assert!(!ctx.frame_stats(&mut stats), "no frame has completed yet");
+            for round in 0..3u64 {
+                let index = ctx.frame(|f| {
+                    ctx.scope(|s| {
+                        for _ in 0..100 {
+                            s.spawn(move |ctx| {
+                                f.arena(ctx).alloc(1u64);
+                            });
+                        }
+                    });
+                    f.later(ctx, |_| ());
+                    f.index()
+                });
+                // `frame` returned: the frame retired, and with no newer frame open its
+                // period ended at its retirement.
+                assert!(ctx.frame_stats(&mut stats), "{n} workers, round {round}");
+                assert_eq!(stats.index, index);
+                assert_eq!(stats.jobs_run, 101, "{n} workers, round {round}: {stats:?}");
+                let per_worker: u64 = stats.workers().iter().map(|w| w.jobs_run).sum();
+                assert_eq!(per_worker, stats.jobs_run);
+                assert_eq!(stats.workers().len(), n);
+                // 100 u64s and the later job's record, wherever they ran.
+                assert!(stats.arena_used >= 100 * 8, "{stats:?}");
+                let arena: usize = stats.workers().iter().map(|w| w.arena_used).sum();
+                assert_eq!(arena, stats.arena_used);
+                assert_eq!(stats.lost_wakeups, 0);
+                assert!(stats.fibers_high_water >= 1);
+            }
+        });
+        assert!(jobs.frame_stats(&mut stats));
+    }
+}
