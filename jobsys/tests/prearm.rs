@@ -259,6 +259,17 @@ fn a_refused_add_or_sub_keeps_a_parked_waiter() {
         while !started.load(SeqCst) {
             std::thread::yield_now();
         }
+        // If an assertion below fails, release the waiter first so the scope's join ends.
+        struct Release<'a>(&'a Counter);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let v = self.0.value();
+                if v > 1 {
+                    let _ = catch_unwind(AssertUnwindSafe(|| self.0.sub(v - 1)));
+                }
+            }
+        }
+        let _release = Release(&c);
         let _ = panic_message(catch_unwind(AssertUnwindSafe(|| c.add(2))));
         assert_eq!(c.value(), u32::MAX - 1);
         c.sub(u32::MAX - 3); // 2
