@@ -1,7 +1,8 @@
 //! loom models of the counter protocol: publication against the decrement that reaches the
 //! target, non-zero targets, several waiters, and the holds of pre-armed counters
 //! (`checked_add`/`checked_sub`, behind `Counter::add`/`sub`). Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p jobsys-fiber --lib --release counter::loom`.
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p jobsys-fiber --lib --release counter::loom`
+//! (the bound docs/testing.md uses; unbounded, the older models run for many minutes).
 
 use super::CounterCore;
 use loom::sync::Arc;
