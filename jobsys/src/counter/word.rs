@@ -108,6 +108,58 @@ impl CounterCore {
         }
     }
 
+    /// Adds `n` unless the count would pass 2³² − 1; on overflow the word is left as it was
+    /// and the count found is returned. Never wakes anyone (the count only rises). A CAS loop
+    /// rather than a `fetch_add`: an overflowing add must not carry into the trigger.
+    /// Relaxed, as [`add`](Self::add): later decrements are RMWs on the same word.
+    pub(crate) fn checked_add(&self, n: u32) -> Result<(), u32> {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if value_of(w).checked_add(n).is_none() {
+                return Err(value_of(w));
+            }
+            match self.word.compare_exchange_weak(
+                w,
+                w + u64::from(n),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(x) => w = x,
+            }
+        }
+    }
+
+    /// Subtracts `n` unless the count is below `n` (then the word is left as it was and the
+    /// count found is returned), and wakes every waiter whose target the new count reached —
+    /// the same wake rule as [`sub`](Self::sub), whose `fetch_sub` this CAS stands for: both
+    /// are RMWs on the word, so a waiter's publication is ordered before or after it (see
+    /// `counter/README.md`). After a successful CAS this function never touches `self` again:
+    /// the counter may already be freed.
+    pub(crate) fn checked_sub(&self, n: u32) -> Result<(), u32> {
+        crate::fault::inject(crate::fault::Site::CounterDecrement);
+        let this: *const CounterCore = self;
+        let mut w = self.word.load(Ordering::Relaxed);
+        let (old, new) = loop {
+            let Some(new) = value_of(w).checked_sub(n) else {
+                return Err(value_of(w));
+            };
+            match self.word.compare_exchange_weak(
+                w,
+                w - u64::from(n),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(old) => break (old, new),
+                Err(x) => w = x,
+            }
+        };
+        if new < trigger_of(old) {
+            wake_cold(this, new);
+        }
+        Ok(())
+    }
+
     /// Publishes `node` as a waiter on this counter. Returns `false` if the target is already
     /// reached (the node was not linked and the caller must not wait).
     ///
@@ -212,6 +264,90 @@ pub(crate) fn cancel(counter: *const CounterCore, node: *mut WaitNode, stamp: u6
 /// wait on it; the `unsafe` submit functions state that contract.
 ///
 /// Counters are 32-bit: at most 2³² − 1 jobs may be outstanding on one counter.
+///
+/// # Pre-armed counters
+///
+/// [`add`](Self::add) raises the count without submitting anything and
+/// [`sub`](Self::sub) lowers it, waking the waiters whose target it reaches exactly as a
+/// finishing job does. Together they *hold* a counter: a counter created with
+/// [`with_value(1)`](Self::with_value) (or raised with `add(1)`) reads 1 until the hold is
+/// released, so code can already wait on a batch that has not been submitted yet. That is how
+/// a frame lays out a DAG of systems up front ("kick batch B when counter A reaches 0"): a job
+/// waits on A, kicks B's batch on the held counter with [`Ctx::run_jobs`](crate::Ctx::run_jobs)
+/// (which adds the batch size), then releases the hold with `sub(1)`. Whoever waits on B —
+/// the next stage's kicker, a thread — may have started waiting long before; it returns only
+/// once the batch has run and the hold is gone.
+///
+/// ```
+/// use jobsys::{Counter, Ctx, JobDecl, JobSystem, job_meta};
+/// use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+///
+/// const JOBS: u32 = 4;
+/// /// Jobs of each stage that ran, and jobs that found the stage before them unfinished.
+/// static RAN: [AtomicU32; 3] = [const { AtomicU32::new(0) }; 3];
+/// static EARLY: AtomicU32 = AtomicU32::new(0);
+///
+/// /// A job of stage `data` (0, 1, 2 for A, B, C).
+/// fn work(_: &Ctx, data: *mut ()) {
+///     let stage = data.addr();
+///     if stage > 0 && RAN[stage - 1].load(SeqCst) != JOBS {
+///         EARLY.fetch_add(1, SeqCst);
+///     }
+///     RAN[stage].fetch_add(1, SeqCst);
+/// }
+///
+/// /// When `after` reaches 0, kick `decls` on the held `counter`, then release the hold.
+/// struct Kick<'a> {
+///     after: &'a Counter,
+///     decls: &'a [JobDecl],
+///     counter: &'a Counter,
+/// }
+///
+/// /// # Safety
+/// /// `data` points at a `Kick` whose fields outlive its `counter` reaching 0.
+/// unsafe fn kick(ctx: &Ctx, data: *mut ()) {
+///     // SAFETY: caller contract.
+///     let k = unsafe { &*data.cast::<Kick>() };
+///     ctx.wait_for_counter(k.after, 0);
+///     // SAFETY: `decls` and `counter` outlive the counter reaching 0 (caller contract),
+///     // which it cannot do before this batch has run: `work` is sound anywhere.
+///     unsafe { ctx.run_jobs(k.decls, k.counter) }; // the counter: 1 + JOBS
+///     k.counter.sub(1); // release the hold: now only the batch keeps it up
+/// }
+///
+/// let jobs = JobSystem::builder().workers(2).build().unwrap();
+/// jobs.run(|ctx| {
+///     let stage = |i: usize| -> Vec<JobDecl> {
+///         let data = std::ptr::without_provenance_mut(i);
+///         (0..JOBS).map(|_| JobDecl::new(job_meta!("work"), work, data)).collect()
+///     };
+///     let (decls_a, decls_b, decls_c) = (stage(0), stage(1), stage(2));
+///     // Held: each reads 1 until its batch is kicked and the hold released, so the
+///     // kickers may wait on A and B before anything is submitted.
+///     let (a, b, c) = (Counter::with_value(1), Counter::with_value(1), Counter::with_value(1));
+///     let kicks = [
+///         Kick { after: &a, decls: &decls_b, counter: &b },
+///         Kick { after: &b, decls: &decls_c, counter: &c },
+///     ];
+///     let kick_decls: Vec<JobDecl> = kicks
+///         .iter()
+///         .map(|k| JobDecl::new(job_meta!("kick"), kick, std::ptr::from_ref(k).cast_mut().cast()))
+///         .collect();
+///     let kicked = Counter::new();
+///     // SAFETY: everything lives in this frame until both waits below have returned.
+///     unsafe { ctx.run_jobs(&kick_decls, &kicked) };
+///     // SAFETY: as above; `work` is sound on any worker.
+///     unsafe { ctx.run_jobs(&decls_a, &a) };
+///     a.sub(1); // A is kicked: release its hold
+///     ctx.wait_for_counter(&c, 0); // the whole DAG: A, then B, then C
+///     assert_eq!(RAN[2].load(SeqCst), JOBS);
+///     ctx.wait_for_counter(&kicked, 0);
+/// });
+/// assert_eq!(EARLY.load(SeqCst), 0);
+/// ```
+///
+/// Subtract only what you added: a `sub` that takes off a batch's jobs lets a wait for that
+/// batch return while its jobs still run, which breaks the contract of its `run_jobs`.
 pub struct Counter {
     core: CachePadded<CounterCore>,
 }
@@ -223,6 +359,48 @@ impl Counter {
             Self {
                 core: CachePadded::new(CounterCore::new(0)),
             }
+        }
+    }
+
+    crate::shim::loom_const! {
+        /// A counter at `value`: a counter held (pre-armed) `value` times, which waits on it
+        /// see as unfinished until [`sub`](Self::sub) takes the holds off (see the type docs).
+        pub fn with_value(value: u32) -> Self {
+            Self {
+                core: CachePadded::new(CounterCore::new(value)),
+            }
+        }
+    }
+
+    /// Raises the count by `n` without submitting anything: *holds* the counter, so waits on
+    /// it do not return until a matching [`sub`](Self::sub) (see "Pre-armed counters" in the
+    /// type docs). Never wakes anyone.
+    ///
+    /// # Panics
+    /// If the count would pass 2³² − 1; the counter is left unchanged.
+    #[track_caller]
+    pub fn add(&self, n: u32) {
+        if let Err(value) = self.core.checked_add(n) {
+            panic!(
+                "Counter::add({n}) on a counter at {value} would overflow its 32-bit count (at most 2^32 - 1); the counter is unchanged"
+            );
+        }
+    }
+
+    /// Lowers the count by `n`, waking every fiber and thread waiting for a target the new
+    /// count reaches — exactly as finishing jobs do. Releases holds taken with
+    /// [`add`](Self::add) or [`with_value`](Self::with_value); take off only what you added
+    /// (see the type docs). Once the call has subtracted, it does not touch the counter again,
+    /// so a waiter it wakes may free the counter at once.
+    ///
+    /// # Panics
+    /// If the count is below `n`; the counter is left unchanged.
+    #[track_caller]
+    pub fn sub(&self, n: u32) {
+        if let Err(value) = self.core.checked_sub(n) {
+            panic!(
+                "Counter::sub({n}) on a counter at {value} would take it below zero (more subtracted than added?); the counter is unchanged"
+            );
         }
     }
 
