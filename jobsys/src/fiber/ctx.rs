@@ -201,7 +201,10 @@ impl Ctx {
     /// - `decls` and `counter` stay alive and unmoved until `counter` has dropped back by
     ///   `decls.len()` (wait for it before they go out of scope, and do not leak the wait);
     /// - the declarations are in no other batch in flight;
-    /// - each `entry(ctx, data)` is sound to call on any worker its affinity allows, once.
+    /// - each `entry(ctx, data)` is sound to call on any worker its affinity allows, once;
+    /// - until then, nothing lowers `counter` with [`Counter::sub`] by more than it raised it
+    ///   with [`Counter::add`] (a hold): a wait that relies on the count must not return
+    ///   while the batch's jobs still run.
     ///
     /// # Panics
     /// If a declaration is pinned to a worker index that does not exist (every declaration is
