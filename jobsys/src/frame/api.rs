@@ -262,7 +262,19 @@ fn run_frame<'f, 'scope: 'f, R>(
          (Builder::frames_in_flight): the innermost would wait for an outer one to retire",
         depth + 1
     );
-    let index = ring.claim();
+    // Opening may park (below): a no-suspend region refuses that, and must do so before an
+    // index is claimed — a claimed index that never opens would hold its slot's turn for good.
+    crate::fiber::check_no_suspend("Frames::frame");
+    let held = ctx.frame_slots.get();
+    let index = ring.claim_unless(held).unwrap_or_else(|index| {
+        panic!(
+            "frame {index} would take slot {} of {k}, held by a frame whose body encloses this \
+             call: it would wait for its own caller to retire (with {k} frames in flight, \
+             Builder::frames_in_flight, a frame opened inside a frame body must not be frame \
+             N + {k} or later of the enclosing frame N)",
+            index % k as u64
+        )
+    });
     wait_turn(ctx, ring.turn_of(index), index, false);
     shared.open_frame_counted();
     let slot = ring.begin(shared, index, state);
@@ -275,7 +287,9 @@ fn run_frame<'f, 'scope: 'f, R>(
         _scope: PhantomData,
     };
     ctx.frame_depth.set(depth + 1);
+    ctx.frame_slots.set(held | 1 << (index % k as u64));
     let result = catch(|| body(frame));
+    ctx.frame_slots.set(held);
     ctx.frame_depth.set(depth);
     ring.part_done(shared, slot);
     match result {
@@ -295,9 +309,13 @@ impl<'scope, 'env> Frames<'scope, 'env> {
     /// counts toward the K.
     ///
     /// # Panics
-    /// If this job already runs K frame bodies nested inside each other (the new frame would
-    /// wait for an outer one forever). Nesting through other jobs (a frame opened by a job
-    /// that a frame body waits for) is not detected: keep frames at most K deep.
+    /// If this job already runs K frame bodies nested inside each other, or if the new frame
+    /// would take the slot of a frame whose body encloses the call (frame N + K or later,
+    /// counted system-wide, inside frame N's body): it would wait for an outer one forever.
+    /// Nothing is claimed then, so later frames still open. Also in debug builds inside a
+    /// no-suspend region ([`Ctx::no_suspend`]), since opening a frame may park. Nesting
+    /// through other jobs (a frame opened by a job that a frame body waits for) is not
+    /// detected: keep frames at most K deep.
     pub fn frame<R>(&self, body: impl for<'f> FnOnce(Frame<'f, 'scope>) -> R) -> R {
         // SAFETY: see `Deref`.
         let ctx = unsafe { self.ctx.as_ref() };

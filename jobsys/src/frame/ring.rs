@@ -161,9 +161,26 @@ impl FrameRing {
         self.slot_of(index).turn.load(Ordering::Acquire) > index
     }
 
-    /// Claims the next frame index.
-    pub(crate) fn claim(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
+    /// Claims the next frame index, unless it falls in one of the slots in `held` (bit `s`:
+    /// slot `s`), the slots of frames whose bodies enclose the caller: that frame would wait
+    /// for its own caller to retire. Then nothing is claimed and the index is the error.
+    pub(crate) fn claim_unless(&self, held: u32) -> Result<u64, u64> {
+        let k = self.slots.len() as u64;
+        let mut next = self.next.load(Ordering::Relaxed);
+        loop {
+            if held & (1 << (next % k)) != 0 {
+                return Err(next);
+            }
+            match self.next.compare_exchange_weak(
+                next,
+                next + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(next),
+                Err(now) => next = now,
+            }
+        }
     }
 
     /// The turn word of `index`'s slot (what a waiter for that slot parks on).
