@@ -245,3 +245,56 @@ fn later_job_panics_with_a_panicking_payload_are_contained() {
         assert_eq!(jobs.run(|ctx| ctx.frame(|f| f.index())), 4, "k = {k}");
     }
 }
+
+/// K = 1: a later job of frame N that opens a frame (N + 1, which waits for frame N — the
+/// later job's own frame — to retire) or waits for its own frame to retire would never
+/// return. Both must panic instead, and the loop and later frames go on.
+#[test]
+fn a_later_job_waiting_for_its_own_frame_panics_instead_of_hanging() {
+    guarded(
+        "a_later_job_waiting_for_its_own_frame_panics_instead_of_hanging",
+        || {
+            let jobs = sys(2, 1);
+            let msgs = std::sync::Mutex::new(Vec::new());
+            let next = jobs.run(|ctx| {
+                ctx.frames(|frames| {
+                    frames.frame(|f| {
+                        let msgs = &msgs;
+                        f.later(ctx, move |ctx| {
+                            let r = catch_unwind(AssertUnwindSafe(|| ctx.frame(|g| g.index())));
+                            msgs.lock().unwrap().push(panic_message(r));
+                            let r =
+                                catch_unwind(AssertUnwindSafe(|| f.wait_retired(ctx, f.index())));
+                            msgs.lock().unwrap().push(panic_message(r));
+                        });
+                    });
+                });
+                ctx.frame(|f| f.index())
+            });
+            let msgs = msgs.into_inner().unwrap();
+            assert!(msgs[0].contains("in flight"), "{}", msgs[0]);
+            assert!(msgs[1].contains("never return"), "{}", msgs[1]);
+            assert_eq!(next, 1);
+        },
+    );
+}
+
+/// Waiting for a frame that already retired, from inside a later frame in the same slot,
+/// returns at once (no false refusal).
+#[test]
+fn waiting_for_a_retired_frame_of_the_same_slot_returns() {
+    let jobs = sys(2, 2);
+    jobs.run(|ctx| {
+        ctx.frames(|frames| {
+            for _ in 0..4 {
+                frames.frame(|f| {
+                    if f.index() >= 2 {
+                        f.wait_retired(ctx, f.index() - 2);
+                        assert!(f.is_retired(f.index() - 2));
+                        f.later(ctx, move |ctx| f.wait_retired(ctx, f.index() - 2));
+                    }
+                });
+            }
+        });
+    });
+}

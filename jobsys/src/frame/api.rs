@@ -182,9 +182,25 @@ impl<'f, 'scope> Frame<'f, 'scope> {
     }
 
     /// Parks until frame `index` has retired (the previous frame's render finished, say).
-    /// Waiting for this frame itself, or a later one, from inside it never returns.
+    ///
+    /// # Panics
+    /// If the wait could never end because the calling job itself keeps frame `index` from
+    /// retiring: it runs inside this frame (its body or a later job) or inside another frame
+    /// of the system's that `index` would have to wait for (this frame itself, or a later one,
+    /// from inside it). A wait for a frame held up only by other jobs is not detected.
     pub fn wait_retired(&self, ctx: &Ctx, index: u64) {
-        wait_turn(ctx, self.ring.turn_of(index), index, true);
+        let ring = self.ring;
+        if core::ptr::eq(&ctx.shared().frames, ring)
+            && !ring.is_retired(index)
+            && ctx.frame_slots.get() & ring.bit_of(index) != 0
+        {
+            panic!(
+                "Frame::wait_retired({index}) from inside a frame that frame {index} would have \
+                 to wait for (the frame itself, or one before it in its slot): it would never \
+                 return"
+            );
+        }
+        wait_turn(ctx, ring.turn_of(index), index, true);
     }
 }
 
@@ -195,10 +211,15 @@ unsafe fn execute_later<F: FnOnce(&Ctx) + Send>(header: NonNull<JobHeader>, ctx:
     // SAFETY: the record is alive (in the frame's arena, which outlives its live parts) and
     // ours: `f` is taken exactly once, here.
     let (f, slot) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).slot) };
+    let shared = ctx.shared();
+    // While it runs, the job holds its frame's slot: a frame it opened there would wait for
+    // this very job's frame to retire, so it is refused (see `run_frame`).
+    let held = ctx.frame_slots.get();
+    ctx.frame_slots.set(held | shared.frames.slot_bit(slot));
     if let Err(payload) = catch(|| f(ctx)) {
         FrameRing::owner(slot).panic.record(payload);
     }
-    let shared = ctx.shared();
+    ctx.frame_slots.set(held);
     shared.frames.part_done(shared, slot);
 }
 

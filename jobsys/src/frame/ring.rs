@@ -165,10 +165,9 @@ impl FrameRing {
     /// slot `s`), the slots of frames whose bodies enclose the caller: that frame would wait
     /// for its own caller to retire. Then nothing is claimed and the index is the error.
     pub(crate) fn claim_unless(&self, held: u32) -> Result<u64, u64> {
-        let k = self.slots.len() as u64;
         let mut next = self.next.load(Ordering::Relaxed);
         loop {
-            if held & (1 << (next % k)) != 0 {
+            if held & self.bit_of(next) != 0 {
                 return Err(next);
             }
             match self.next.compare_exchange_weak(
@@ -206,6 +205,17 @@ impl FrameRing {
             .lock()
             .opened(index, (index % k as u64) as usize, &Sample { shared });
         slot
+    }
+
+    /// The bit of `slot` in a fiber's held-slots mask (see [`claim_unless`](Self::claim_unless)),
+    /// for a caller that is a live part of the frame in it.
+    pub(crate) fn slot_bit(&self, slot: &FrameSlot) -> u32 {
+        self.bit_of(slot.index.load(Ordering::Relaxed))
+    }
+
+    /// The bit of frame `index`'s slot in a fiber's held-slots mask.
+    pub(crate) fn bit_of(&self, index: u64) -> u32 {
+        1 << (index % self.slots.len() as u64)
     }
 
     /// Counts one more live part (a later job) of the frame in `slot`. The caller is itself a
