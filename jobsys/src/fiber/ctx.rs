@@ -40,6 +40,9 @@ pub struct Ctx {
     /// Frame bodies running on this fiber (nested `Frames::frame` calls; see `frame/`).
     pub(crate) frame_depth: Cell<u32>,
     _not_send_sync: PhantomData<*mut ()>,
+    /// Frame slots held by the frame bodies running on this fiber (bit `s`: slot `s`), so a
+    /// frame that would wait for one of them — its own caller — is refused (see `frame/`).
+    pub(crate) frame_slots: Cell<u32>,
 }
 
 impl Ctx {
@@ -60,6 +63,7 @@ impl Ctx {
             stack,
             frame_depth: Cell::new(0),
             _not_send_sync: PhantomData,
+            frame_slots: Cell::new(0),
         }
     }
 

@@ -182,9 +182,25 @@ impl<'f, 'scope> Frame<'f, 'scope> {
     }
 
     /// Parks until frame `index` has retired (the previous frame's render finished, say).
-    /// Waiting for this frame itself, or a later one, from inside it never returns.
+    ///
+    /// # Panics
+    /// If the wait could never end because the calling job itself keeps frame `index` from
+    /// retiring: it runs inside this frame (its body or a later job) or inside another frame
+    /// of the system's that `index` would have to wait for (this frame itself, or a later one,
+    /// from inside it). A wait for a frame held up only by other jobs is not detected.
     pub fn wait_retired(&self, ctx: &Ctx, index: u64) {
-        wait_turn(ctx, self.ring.turn_of(index), index, true);
+        let ring = self.ring;
+        if core::ptr::eq(&ctx.shared().frames, ring)
+            && !ring.is_retired(index)
+            && ctx.frame_slots.get() & ring.bit_of(index) != 0
+        {
+            panic!(
+                "Frame::wait_retired({index}) from inside a frame that frame {index} would have \
+                 to wait for (the frame itself, or one before it in its slot): it would never \
+                 return"
+            );
+        }
+        wait_turn(ctx, ring.turn_of(index), index, true);
     }
 }
 
@@ -195,10 +211,15 @@ unsafe fn execute_later<F: FnOnce(&Ctx) + Send>(header: NonNull<JobHeader>, ctx:
     // SAFETY: the record is alive (in the frame's arena, which outlives its live parts) and
     // ours: `f` is taken exactly once, here.
     let (f, slot) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).slot) };
+    let shared = ctx.shared();
+    // While it runs, the job holds its frame's slot: a frame it opened there would wait for
+    // this very job's frame to retire, so it is refused (see `run_frame`).
+    let held = ctx.frame_slots.get();
+    ctx.frame_slots.set(held | shared.frames.slot_bit(slot));
     if let Err(payload) = catch(|| f(ctx)) {
         FrameRing::owner(slot).panic.record(payload);
     }
-    let shared = ctx.shared();
+    ctx.frame_slots.set(held);
     shared.frames.part_done(shared, slot);
 }
 
@@ -262,7 +283,19 @@ fn run_frame<'f, 'scope: 'f, R>(
          (Builder::frames_in_flight): the innermost would wait for an outer one to retire",
         depth + 1
     );
-    let index = ring.claim();
+    // Opening may park (below): a no-suspend region refuses that, and must do so before an
+    // index is claimed — a claimed index that never opens would hold its slot's turn for good.
+    crate::fiber::check_no_suspend("Frames::frame");
+    let held = ctx.frame_slots.get();
+    let index = ring.claim_unless(held).unwrap_or_else(|index| {
+        panic!(
+            "frame {index} would take slot {} of {k}, held by a frame whose body encloses this \
+             call: it would wait for its own caller to retire (with {k} frames in flight, \
+             Builder::frames_in_flight, a frame opened inside a frame body must not be frame \
+             N + {k} or later of the enclosing frame N)",
+            index % k as u64
+        )
+    });
     wait_turn(ctx, ring.turn_of(index), index, false);
     shared.open_frame_counted();
     let slot = ring.begin(shared, index, state);
@@ -275,7 +308,9 @@ fn run_frame<'f, 'scope: 'f, R>(
         _scope: PhantomData,
     };
     ctx.frame_depth.set(depth + 1);
+    ctx.frame_slots.set(held | 1 << (index % k as u64));
     let result = catch(|| body(frame));
+    ctx.frame_slots.set(held);
     ctx.frame_depth.set(depth);
     ring.part_done(shared, slot);
     match result {
@@ -295,9 +330,13 @@ impl<'scope, 'env> Frames<'scope, 'env> {
     /// counts toward the K.
     ///
     /// # Panics
-    /// If this job already runs K frame bodies nested inside each other (the new frame would
-    /// wait for an outer one forever). Nesting through other jobs (a frame opened by a job
-    /// that a frame body waits for) is not detected: keep frames at most K deep.
+    /// If this job already runs K frame bodies nested inside each other, or if the new frame
+    /// would take the slot of a frame whose body encloses the call (frame N + K or later,
+    /// counted system-wide, inside frame N's body): it would wait for an outer one forever.
+    /// Nothing is claimed then, so later frames still open. Also in debug builds inside a
+    /// no-suspend region ([`Ctx::no_suspend`]), since opening a frame may park. Nesting
+    /// through other jobs (a frame opened by a job that a frame body waits for) is not
+    /// detected: keep frames at most K deep.
     pub fn frame<R>(&self, body: impl for<'f> FnOnce(Frame<'f, 'scope>) -> R) -> R {
         // SAFETY: see `Deref`.
         let ctx = unsafe { self.ctx.as_ref() };

@@ -161,9 +161,25 @@ impl FrameRing {
         self.slot_of(index).turn.load(Ordering::Acquire) > index
     }
 
-    /// Claims the next frame index.
-    pub(crate) fn claim(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
+    /// Claims the next frame index, unless it falls in one of the slots in `held` (bit `s`:
+    /// slot `s`), the slots of frames whose bodies enclose the caller: that frame would wait
+    /// for its own caller to retire. Then nothing is claimed and the index is the error.
+    pub(crate) fn claim_unless(&self, held: u32) -> Result<u64, u64> {
+        let mut next = self.next.load(Ordering::Relaxed);
+        loop {
+            if held & self.bit_of(next) != 0 {
+                return Err(next);
+            }
+            match self.next.compare_exchange_weak(
+                next,
+                next + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(next),
+                Err(now) => next = now,
+            }
+        }
     }
 
     /// The turn word of `index`'s slot (what a waiter for that slot parks on).
@@ -189,6 +205,17 @@ impl FrameRing {
             .lock()
             .opened(index, (index % k as u64) as usize, &Sample { shared });
         slot
+    }
+
+    /// The bit of `slot` in a fiber's held-slots mask (see [`claim_unless`](Self::claim_unless)),
+    /// for a caller that is a live part of the frame in it.
+    pub(crate) fn slot_bit(&self, slot: &FrameSlot) -> u32 {
+        self.bit_of(slot.index.load(Ordering::Relaxed))
+    }
+
+    /// The bit of frame `index`'s slot in a fiber's held-slots mask.
+    pub(crate) fn bit_of(&self, index: u64) -> u32 {
+        1 << (index % self.slots.len() as u64)
     }
 
     /// Counts one more live part (a later job) of the frame in `slot`. The caller is itself a
