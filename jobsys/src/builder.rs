@@ -377,6 +377,15 @@ impl Builder {
                 limit: arena_limit,
             });
         }
+        if crate::frame::FrameConfig::checked_blocks(self.arena_capacity, k, self.worker_count())
+            .is_none()
+        {
+            return err(BuildErrorKind::ArenaTooLarge {
+                capacity: self.arena_capacity,
+                workers: self.worker_count(),
+                frames_in_flight: k,
+            });
+        }
         let mut frame_config = crate::frame::FrameConfig {
             in_flight: k,
             arena_capacity: self.arena_capacity,
@@ -421,7 +430,7 @@ impl Builder {
             idle_spins: self.idle_spins,
             migration: self.migration,
             stall: crate::worker::StallWatch::new(),
-            frames: crate::frame::FrameRing::new(frame_config, workers),
+            frames: crate::frame::FrameRing::new(frame_config, workers)?,
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
         crate::profile::worker_start(0);

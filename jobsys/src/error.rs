@@ -81,6 +81,21 @@ pub enum BuildErrorKind {
         /// The growth limit asked for.
         limit: usize,
     },
+    /// The frame arenas (`frame_arena`'s capacity × workers × frames in flight) do not fit in
+    /// the address space.
+    ArenaTooLarge {
+        /// Bytes asked for per arena.
+        capacity: usize,
+        /// Workers.
+        workers: usize,
+        /// Frames in flight.
+        frames_in_flight: usize,
+    },
+    /// Allocating the frame arenas' blocks failed (memory limits).
+    ArenaAlloc {
+        /// Bytes asked for.
+        bytes: usize,
+    },
     /// Mapping a fiber stack failed (address space or memory limits).
     StackAlloc {
         /// Which class.
@@ -183,6 +198,18 @@ impl fmt::Display for BuildError {
             ArenaLimitBelowCapacity { capacity, limit } => write!(
                 f,
                 "frame_arena({capacity}, {limit}): the limit must be at least the capacity (equal: a strict budget that never grows)"
+            ),
+            ArenaTooLarge {
+                capacity,
+                workers,
+                frames_in_flight,
+            } => write!(
+                f,
+                "frame_arena({capacity}, _) for {workers} workers and {frames_in_flight} frames in flight does not fit in the address space; lower the capacity"
+            ),
+            ArenaAlloc { bytes } => write!(
+                f,
+                "allocating {bytes} bytes of frame arenas failed; lower frame_arena's capacity, or supply the memory with Builder::frame_arena_memory"
             ),
             StackAlloc {
                 class,

@@ -260,6 +260,23 @@ fn frame_options_out_of_range_are_refused() {
         ),
         "{err:?}"
     );
+    // Arenas that cannot fit in the address space are refused, not wrapped or panicked on.
+    for capacity in [usize::MAX, usize::MAX / 4] {
+        let err = JobSystem::builder()
+            .workers(2)
+            .frame_arena(capacity, capacity)
+            .build()
+            .expect_err("refused");
+        assert!(
+            matches!(err.kind(), BuildErrorKind::ArenaTooLarge { capacity: c, workers: 2, frames_in_flight: 2 } if *c == capacity),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("does not fit in the address space"),
+            "{err}"
+        );
+    }
     for k in [1, Builder::MAX_FRAMES_IN_FLIGHT] {
         let jobs = JobSystem::builder()
             .workers(1)

@@ -82,10 +82,23 @@ impl FrameConfig {
     }
 
     fn blocks(capacity: usize, in_flight: usize, workers: usize) -> usize {
+        Self::checked_blocks(capacity, in_flight, workers).unwrap_or(usize::MAX)
+    }
+
+    /// The arena blocks' bytes, or `None` if they do not fit in one allocation (the builder
+    /// refuses such a configuration).
+    pub(crate) fn checked_blocks(
+        capacity: usize,
+        in_flight: usize,
+        workers: usize,
+    ) -> Option<usize> {
         capacity
-            .next_multiple_of(64)
-            .saturating_mul(workers)
-            .saturating_mul(in_flight)
+            .checked_next_multiple_of(64)?
+            .checked_mul(workers)?
+            .checked_mul(in_flight)?
+            .checked_add(63)
+            .filter(|&n| n <= isize::MAX as usize)
+            .map(|n| n - 63)
     }
 
     /// Bytes a user block must have for these arenas: the blocks plus the slack to align
@@ -101,7 +114,7 @@ impl FrameConfig {
 impl FrameRing {
     /// Reserves every arena block (from `config.memory`, or one allocation of its own).
     /// The caller checked that a user block is large enough (`arena_bytes + 63`).
-    pub(crate) fn new(config: FrameConfig, workers: usize) -> Self {
+    pub(crate) fn new(config: FrameConfig, workers: usize) -> Result<Self, crate::BuildError> {
         let k = config.in_flight;
         let block = config.arena_capacity.next_multiple_of(64);
         let total = config.arena_bytes(workers);
@@ -112,10 +125,12 @@ impl FrameRing {
             }
             None if total == 0 => (NonNull::<u8>::dangling().as_ptr(), Backing::None),
             None => {
-                let layout = Layout::from_size_align(total, 64).expect("arena layout");
+                let refused =
+                    || crate::BuildError::new(crate::BuildErrorKind::ArenaAlloc { bytes: total });
+                // The builder checked that `total` fits in an allocation.
+                let layout = Layout::from_size_align(total, 64).map_err(|_| refused())?;
                 // SAFETY: `total > 0`.
-                let p = NonNull::new(unsafe { std::alloc::alloc(layout) })
-                    .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+                let p = NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or_else(refused)?;
                 (p.as_ptr(), Backing::Managed(p, layout))
             }
         };
@@ -139,12 +154,12 @@ impl FrameRing {
                     .collect(),
             })
             .collect();
-        Self {
+        Ok(Self {
             slots,
             next: AtomicU64::new(0),
             book: SpinLock::new(StatsBook::new(k, workers)),
             backing,
-        }
+        })
     }
 
     /// Frames in flight (K).
