@@ -682,6 +682,45 @@ fn an_event_nobody_sets_in_a_later_job_of_a_frame_is_reported_as_a_stall() {
     );
 }
 
+/// A frame waiting for a frame that waits for it through another job (one frame in flight:
+/// a job the frame body waits for opens a frame, which waits for the body's frame to
+/// retire). Opening does not detect nesting through other jobs, and nothing can end this
+/// wait, but it is no silent spin: the stall is reported, naming the job that waits for its
+/// turn. The child never ends by itself; the test kills it once the report is out.
+#[test]
+fn a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_stall() {
+    if is_child() {
+        // Hang guard, not a timing assertion: a child that never reports ends here.
+        common::hang_guard(300, "no stall report");
+        let jobs = JobSystem::builder()
+            .workers(2)
+            .frames_in_flight(1)
+            .build()
+            .unwrap();
+        jobs.run(|ctx| {
+            ctx.frame(|_| {
+                ctx.scope(|s| {
+                    s.spawn_with(job_meta!("inner frame"), |s| s.frame(|_| ()));
+                })
+            })
+        });
+        println!("unreachable: the inner frame opened");
+        return;
+    }
+    let report = common::child_stderr(
+        "a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_stall",
+        "JOBSYS_CHILD",
+        "Check that every Barrier",
+    );
+    assert!(
+        report.contains("jobsys: stall: no progress for")
+            && report.contains("every worker is idle while 1 frame(s) are open")
+            && report.contains("1 fiber(s) are parked on jobsys::sync primitives")
+            && report.contains("in job 'inner frame' ("),
+        "no stall report:\n{report}"
+    );
+}
+
 /// A `Barrier(2)` with a third participant inside `wait` at the same time: debug builds panic
 /// in the extra caller, before it arrives, instead of mixing generations.
 ///
