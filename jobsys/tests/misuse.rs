@@ -601,7 +601,9 @@ fn assert_stall_in_frame_reported(test: &str, job: &str, waits: &str, count: usi
     );
     assert!(
         out.contains("every worker is idle while 1 frame(s) are open (idle workers are spinning)")
-            && out.contains(&format!("{count} fiber(s) are parked on jobsys::sync primitives"))
+            && out.contains(&format!(
+                "{count} fiber(s) are parked on jobsys::sync primitives"
+            ))
             && out.contains(&format!("in job '{job}' (")),
         "the report does not say what stalls, or that a frame is open:\n{out}"
     );
