@@ -686,9 +686,9 @@ fn an_event_nobody_sets_in_a_later_job_of_a_frame_is_reported_as_a_stall() {
 
 /// A frame waiting for a frame that waits for it through another job (one frame in flight:
 /// a job the frame body waits for opens a frame, which waits for the body's frame to
-/// retire). Opening does not detect nesting through other jobs, and nothing can end this
-/// wait, but it is no silent spin: the stall is reported, naming the job that waits for its
-/// turn. The child never ends by itself; the test kills it once the report is out.
+/// retire). Opening does not detect nesting through another job's fiber, and nothing can end
+/// this wait, but it is no silent spin: the stall is reported, naming the job that waits for
+/// its turn. The child never ends by itself; the test kills it once the report is out.
 #[test]
 fn a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_stall() {
     if is_child() {
@@ -702,7 +702,12 @@ fn a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_st
         jobs.run(|ctx| {
             ctx.frame(|_| {
                 ctx.scope(|s| {
-                    s.spawn_with(job_meta!("inner frame"), |s| s.frame(|_| ()));
+                    // Pinned to worker 1, so that it runs on a fiber of its own (run inline
+                    // on the body's fiber, the nesting would be refused with a panic).
+                    s.spawn_with(
+                        job_meta!("inner frame", affinity(jobsys::Affinity::Worker(1))),
+                        |s| s.frame(|_| ()),
+                    );
                 })
             })
         });
