@@ -579,6 +579,155 @@ fn a_barrier_short_of_participants_is_reported_as_a_stall() {
     assert_eq!(report.matches("waits at a Barrier").count(), 3, "{report}");
 }
 
+/// Checks the stall report a child of [`child_stderr_released`](common::child_stderr_released)
+/// printed inside one frame: printed once, saying that a frame is open, naming `job` and
+/// `waits` (`waits` times `count`), before the child was released and ended well.
+fn assert_stall_in_frame_reported(test: &str, job: &str, waits: &str, count: usize) {
+    let (status, out) =
+        common::child_stderr_released(test, "JOBSYS_CHILD", "Check that every Barrier");
+    assert!(
+        status.success() && out.contains("child: released"),
+        "the child did not report the stall, get released and end ({status:?}):\n{out}"
+    );
+    let header = out.find("jobsys: stall: no progress for");
+    assert!(
+        header.is_some() && header < out.find("child: released"),
+        "no stall report before the release:\n{out}"
+    );
+    assert_eq!(
+        out.matches("jobsys: stall:").count(),
+        1,
+        "one report per stall:\n{out}"
+    );
+    assert!(
+        out.contains("every worker is idle while 1 frame(s) are open (idle workers are spinning)")
+            && out.contains(&format!(
+                "{count} fiber(s) are parked on jobsys::sync primitives"
+            ))
+            && out.contains(&format!("in job '{job}' (")),
+        "the report does not say what stalls, or that a frame is open:\n{out}"
+    );
+    assert_eq!(out.matches(waits).count(), count, "{out}");
+}
+
+/// The stall of [`a_barrier_short_of_participants_is_reported_as_a_stall`] inside a frame:
+/// while a frame is open idle workers spin instead of sleeping, and the stall is reported all
+/// the same. Then a plain thread, told by the parent once it read the report, arrives as the
+/// fourth participant, and the frame retires.
+#[test]
+fn a_barrier_short_of_participants_inside_a_frame_is_reported_as_a_stall() {
+    if is_child() {
+        // Hang guard, not a timing assertion: a child that never reports ends here.
+        common::hang_guard(300, "no stall report");
+        let barrier = jobsys::sync::Barrier::new(4);
+        let jobs = JobSystem::builder().workers(2).build().unwrap();
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                common::wait_for_parent();
+                barrier.wait(&jobsys::sync::ThisThread);
+            });
+            jobs.run(|ctx| {
+                ctx.frame(|_| {
+                    ctx.scope(|s| {
+                        for _ in 0..3 {
+                            s.spawn_with(job_meta!("party"), |s| {
+                                barrier.wait(s);
+                            });
+                        }
+                    })
+                })
+            });
+        });
+        eprintln!("child: released");
+        return;
+    }
+    assert_stall_in_frame_reported(
+        "a_barrier_short_of_participants_inside_a_frame_is_reported_as_a_stall",
+        "party",
+        "waits at a Barrier for 4 participants, 3 arrived",
+        3,
+    );
+}
+
+/// An event nobody sets, waited on by a later job of a frame of a `frames` loop (the body
+/// has returned; the frame stays open until the later job ends): reported as a stall, then
+/// released by a plain thread once the parent read the report.
+#[test]
+fn an_event_nobody_sets_in_a_later_job_of_a_frame_is_reported_as_a_stall() {
+    use jobsys::sync::{Event, EventKind};
+    if is_child() {
+        // Hang guard, not a timing assertion: a child that never reports ends here.
+        common::hang_guard(300, "no stall report");
+        let event = Event::new(EventKind::Manual);
+        let jobs = JobSystem::builder().workers(2).build().unwrap();
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                common::wait_for_parent();
+                event.set();
+            });
+            jobs.run(|ctx| {
+                ctx.frames(|frames| {
+                    frames.frame(|f| {
+                        f.later_with(ctx, job_meta!("stalled"), |ctx| event.wait(ctx));
+                    });
+                })
+            });
+        });
+        eprintln!("child: released");
+        return;
+    }
+    assert_stall_in_frame_reported(
+        "an_event_nobody_sets_in_a_later_job_of_a_frame_is_reported_as_a_stall",
+        "stalled",
+        "in job 'stalled' (",
+        1,
+    );
+}
+
+/// A frame waiting for a frame that waits for it through another job (one frame in flight:
+/// a job the frame body waits for opens a frame, which waits for the body's frame to
+/// retire). Opening does not detect nesting through another job's fiber, and nothing can end
+/// this wait, but it is no silent spin: the stall is reported, naming the job that waits for
+/// its turn. The child never ends by itself; the test kills it once the report is out.
+#[test]
+fn a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_stall() {
+    if is_child() {
+        // Hang guard, not a timing assertion: a child that never reports ends here.
+        common::hang_guard(300, "no stall report");
+        let jobs = JobSystem::builder()
+            .workers(2)
+            .frames_in_flight(1)
+            .build()
+            .unwrap();
+        jobs.run(|ctx| {
+            ctx.frame(|_| {
+                ctx.scope(|s| {
+                    // Pinned to worker 1, so that it runs on a fiber of its own (run inline
+                    // on the body's fiber, the nesting would be refused with a panic).
+                    s.spawn_with(
+                        job_meta!("inner frame", affinity(jobsys::Affinity::Worker(1))),
+                        |s| s.frame(|_| ()),
+                    );
+                })
+            })
+        });
+        println!("unreachable: the inner frame opened");
+        return;
+    }
+    let report = common::child_stderr(
+        "a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_stall",
+        "JOBSYS_CHILD",
+        "Check that every Barrier",
+    );
+    assert!(
+        report.contains("jobsys: stall: no progress for")
+            && report.contains("every worker is idle while 1 frame(s) are open")
+            && report.contains("1 fiber(s) are parked on jobsys::sync primitives")
+            && report.contains("in job 'inner frame' ("),
+        "no stall report:\n{report}"
+    );
+}
+
 /// A `Barrier(2)` with a third participant inside `wait` at the same time: debug builds panic
 /// in the extra caller, before it arrives, instead of mixing generations.
 ///

@@ -101,6 +101,11 @@ pub(crate) fn main_loop(
             // so stay awake — spinning, with a yield now and then so that a descheduled
             // thread of this process (or another) can run on an oversubscribed core.
             if idle_rounds.is_multiple_of(FRAME_YIELD_EVERY) {
+                // Idle workers never sleep in a frame, so this is where a stall inside one is
+                // noticed (see `worker/stall.rs`): the worker counts as idle from now until it
+                // finds work, and looks.
+                idle.spinning_in_frame();
+                shared.check_stall();
                 crate::shim::thread::yield_now();
             } else {
                 crate::shim::spin_loop();

@@ -43,6 +43,11 @@ pub(crate) struct Worker {
     pub(crate) thread: OnceLock<Thread>,
     /// Running totals (see `stats.rs`), written only by this worker's thread.
     pub(crate) stats: CachePadded<super::stats::StatCells>,
+    /// True while this worker spins idle inside a frame (set at its periodic yield there,
+    /// cleared when its idle run ends: it found work, or goes to sleep). Written only by this
+    /// worker's thread (`IdleRounds`); read relaxed by the stall check (`stall.rs`), which
+    /// counts such a worker idle like a sleeping one.
+    pub(crate) frame_idle: AtomicBool,
 }
 
 // The queue block's size assumes as many rings per worker as `Worker::rings` holds.
@@ -62,6 +67,7 @@ impl Worker {
             bed: crate::wake::Bed::new(),
             thread: OnceLock::new(),
             stats: CachePadded::default(),
+            frame_idle: AtomicBool::new(false),
         }
     }
 

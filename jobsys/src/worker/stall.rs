@@ -3,10 +3,17 @@
 //! The deadlock abort (`Shared::fiber_parked`) cannot fire while a fiber is parked on a
 //! primitive: a plain thread may still release it. But a `Barrier` waited on by fewer
 //! participants than it was built for, or an `Event` nobody sets, stalls the system all the
-//! same. So when every worker has been asleep with such fibers parked, no timer armed and no
-//! progress in between for [`STALL_AFTER`], the first worker whose sleep watchdog notices
-//! prints, once per stall, which jobs wait and on what. It never aborts: the stall may still
-//! end (a thread may set the event).
+//! same. So when every worker has been idle with such fibers parked, no timer armed and no
+//! progress in between for [`STALL_AFTER`], the first worker whose look notices prints, once
+//! per stall, which jobs wait and on what. It never aborts: the stall may still end (a thread
+//! may set the event).
+//!
+//! Idle means asleep, or — while a frame is open, when idle workers spin instead of sleeping —
+//! spinning idle in the frame (`Worker::frame_idle`, set at the spinner's periodic yield and
+//! cleared when it finds work). The looks are made by sleeping workers at their watchdog wakes
+//! and by workers spinning idle in a frame at their periodic yield, so a stall inside a frame
+//! is reported the same way. A worker running a job is never idle: a frame that is merely busy
+//! is no stall.
 //!
 //! The same holds for a class of fibers run dry: jobs of one stack class queued while every
 //! fiber that could run them is parked (a chain of nested `Large` waits deeper than the large
@@ -23,7 +30,8 @@
 //! strike a program that proves it allocates nothing per frame while it waits).
 //!
 //! Cost: a few atomic loads at each watchdog wake of a sleeping worker (every 20 ms while
-//! asleep); nothing on the hot paths, no extra thread.
+//! asleep) and at each periodic yield of a worker spinning idle in a frame (every 1,024 idle
+//! rounds, beside a `yield_now`); nothing on the hot paths, no extra thread.
 
 use super::Shared;
 use crate::job::StackClass;
@@ -97,7 +105,8 @@ impl core::fmt::Write for StderrWriter {
 }
 
 impl Shared {
-    /// Called by a sleeping worker each time its park returns: starts, continues or ends the
+    /// Called by a sleeping worker each time its park returns, and by a worker spinning idle
+    /// in a frame at its periodic yield: starts, continues or ends the
     /// quiet spell, and reports it once when it has lasted [`STALL_AFTER`]. Approximate by
     /// design (its reads are not one snapshot): it only decides whether to print.
     pub(crate) fn check_stall(&self) {
@@ -115,16 +124,19 @@ impl Shared {
         }
     }
 
-    /// Whether the system looks stalled: fibers parked on `jobsys::sync` primitives (or a
-    /// stack class run dry), every worker asleep, and no timer armed.
+    /// Whether the system looks stalled: every worker idle (asleep, or spinning idle in a
+    /// frame), no timer armed, and fibers parked on `jobsys::sync` primitives (or a stack
+    /// class run dry). The cheap loads first: spinners look often.
     fn stalled(&self) -> bool {
-        let on_sync = self.parked.load(Ordering::Relaxed) >> 32;
-        let all_asleep = self.workers.iter().enumerate().all(|(i, w)| {
+        let all_idle = self.workers.iter().enumerate().all(|(i, w)| {
             w.bed.sleeping.load(Ordering::Relaxed)
+                || w.frame_idle.load(Ordering::Relaxed)
                 // Worker 0 outside `run` is no worker: it runs nothing, so it is not missing.
                 || (i == 0 && !self.in_run.load(Ordering::Relaxed))
         });
-        (on_sync != 0 || self.starved_class().is_some()) && all_asleep && !self.timers.armed()
+        all_idle
+            && !self.timers.armed()
+            && (self.parked.load(Ordering::Relaxed) >> 32 != 0 || self.starved_class().is_some())
     }
 
     /// What moves whenever the system makes progress: the wake epoch (every claim of a
@@ -161,11 +173,12 @@ impl Shared {
         quiet_ns: u64,
     ) -> core::fmt::Result {
         let ms = quiet_ns / 1_000_000;
+        let idle = Idle(self.frames_open.load(Ordering::Relaxed));
         if let Some(class) = self.starved_class() {
             let (small, small_size, large, large_size) = self.fibers.shape();
             writeln!(
                 out,
-                "jobsys: stall: no progress for {ms} ms: every worker is asleep and {class:?} \
+                "jobsys: stall: no progress for {ms} ms: {idle} and {class:?} \
                  jobs are queued, but no fiber that can run them is free ({small} small of \
                  {small_size} bytes, {large} large of {large_size} bytes). Fibers out of the \
                  pool:"
@@ -187,7 +200,7 @@ impl Shared {
         }
         writeln!(
             out,
-            "jobsys: stall: no progress for {ms} ms: every worker is asleep and {n} fiber(s) are \
+            "jobsys: stall: no progress for {ms} ms: {idle} and {n} fiber(s) are \
              parked on jobsys::sync primitives that nothing has released (a plain thread still \
              could, so this is no deadlock abort; the system goes on waiting):"
         )?;
@@ -197,6 +210,21 @@ impl Shared {
             "Check that every Barrier has as many participants as it was built for, and that \
              whatever sets, releases or sends to these primitives runs."
         )
+    }
+}
+
+/// How the stall report says that every worker is idle, given the frames open.
+struct Idle(usize);
+
+impl core::fmt::Display for Idle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => f.write_str("every worker is asleep"),
+            n => write!(
+                f,
+                "every worker is idle while {n} frame(s) are open (idle workers are spinning)"
+            ),
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! reads them to decide anything, and they are neither loom-modelled nor simulation steps.
 
 use super::{Shared, Worker};
-use crate::shim::StatCounter;
+use crate::shim::{AtomicBool, Ordering, StatCounter};
 
 /// Running totals of one worker since the system was built.
 ///
@@ -110,6 +110,10 @@ pub(crate) struct IdleRounds<'a> {
     /// When the current run of idle rounds began (valid while `rounds != 0`).
     since: u64,
     cells: &'a StatCells,
+    /// This worker's `Worker::frame_idle`, and whether this run set it (so that ending a run
+    /// that never spun in a frame touches nothing shared).
+    frame_idle: &'a AtomicBool,
+    flagged: bool,
 }
 
 impl<'a> IdleRounds<'a> {
@@ -118,6 +122,8 @@ impl<'a> IdleRounds<'a> {
             rounds: 0,
             since: 0,
             cells: &worker.stats,
+            frame_idle: &worker.frame_idle,
+            flagged: false,
         }
     }
 
@@ -143,6 +149,21 @@ impl<'a> IdleRounds<'a> {
     fn end_run(&mut self, now: u64) {
         self.cells.idle_ns.add(now.saturating_sub(self.since));
         self.rounds = 0;
+        if self.flagged {
+            self.flagged = false;
+            self.frame_idle.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// This idle run is spinning inside a frame: from now until it ends, the stall check
+    /// counts the worker idle (see `Worker::frame_idle`). Called at the in-frame branch's
+    /// periodic yield; stores only once per run.
+    #[inline]
+    pub(crate) fn spinning_in_frame(&mut self) {
+        if !self.flagged {
+            self.flagged = true;
+            self.frame_idle.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Runs `sleep` (the worker's sleep) as the end of the idle run, counting its time as

@@ -58,6 +58,47 @@ pub(crate) fn child_stderr(test: &str, env: &str, stop: &str) -> String {
     out
 }
 
+/// Runs this test binary's `test` in a child process with the variable `env` set, reading its
+/// stderr until it ends; once a line containing `stop` was read, tells the child to go on (a
+/// line on its stdin, then the pipe closes: see [`wait_for_parent`]). Returns how the child
+/// ended and its whole stderr.
+pub(crate) fn child_stderr_released(
+    test: &str,
+    env: &str,
+    stop: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take();
+    let mut out = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains(stop) {
+            // Dropping the pipe closes it, which ends the child's read as well.
+            if let Some(mut pipe) = stdin.take() {
+                let _ = pipe.write_all(b"go\n");
+            }
+        }
+    }
+    (child.wait().unwrap(), out)
+}
+
+/// In the child of [`child_stderr_released`]: returns once the parent has read the line it
+/// waited for (or has gone).
+pub(crate) fn wait_for_parent() {
+    use std::io::Read;
+    let _ = std::io::stdin().lock().read(&mut [0u8; 1]);
+}
+
 /// In a child process: ends it after `secs` if the test has not (a hang guard, not a timing
 /// assertion), saying `what` on stderr.
 pub(crate) fn hang_guard(secs: u64, what: &'static str) {
