@@ -16,6 +16,9 @@ const IDLE_YIELDS: u32 = 16;
 /// While a frame is open, an idle worker yields once every this many rounds and spins the
 /// rest; picked.
 const FRAME_YIELD_EVERY: u32 = 1024;
+// An idle run's count steps back by 2^30 past 2^31 rounds (`IdleRounds::next`), which keeps
+// its place in this period only if the period divides 2^30.
+const _: () = assert!((1u32 << 30).is_multiple_of(FRAME_YIELD_EVERY));
 
 /// Most jobs a worker takes from the injector at once; picked (half a default ring), tune with
 /// data.

@@ -132,6 +132,12 @@ impl<'a> IdleRounds<'a> {
     pub(crate) fn next(&mut self) -> u32 {
         if self.rounds == 0 {
             self.since = crate::deadline::now();
+        } else if self.rounds >= 1 << 31 {
+            // Minutes of spinning in one open frame (a stalled one never closes): step back
+            // by 2^30 rather than overflow. The count stays far past the spin and yield
+            // thresholds, keeps its place in the in-frame yield period (a power of two below
+            // 2^30), and the run goes on (`since` kept).
+            self.rounds -= 1 << 30;
         }
         self.rounds += 1;
         self.rounds
@@ -249,5 +255,34 @@ mod tests {
             });
         });
         assert_eq!(jobs.fibers_in_use(), 0);
+    }
+
+    /// An idle run counts its rounds in a `u32`, and inside a frame an idle worker spins for
+    /// as long as the frame stays open (a stall inside a frame never ends by itself): past
+    /// 2^32 rounds — minutes of spinning — the count must neither overflow (a panic in debug
+    /// builds, which aborts the scheduler loop) nor wrap to 0 (which would drop the worker
+    /// back to the short spin and skew its idle time), and it must keep hitting the in-frame
+    /// yield period (every 1,024 rounds), where the stall check runs.
+    #[test]
+    fn an_idle_run_of_more_than_2_to_the_32_rounds_keeps_counting() {
+        let cells = super::StatCells::default();
+        let flag = crate::shim::AtomicBool::new(false);
+        let mut idle = super::IdleRounds {
+            rounds: u32::MAX - 2047,
+            since: 1,
+            cells: &cells,
+            frame_idle: &flag,
+            flagged: false,
+        };
+        let mut yields = 0;
+        for _ in 0..4096 {
+            let r = idle.next();
+            assert!(r > 1 << 29, "the idle run dropped back to {r} rounds");
+            if r.is_multiple_of(1024) {
+                yields += 1;
+            }
+        }
+        assert_eq!(yields, 4, "the in-frame yield period was lost");
+        assert_eq!(idle.since, 1, "the idle run restarted");
     }
 }
