@@ -728,6 +728,57 @@ fn a_frame_waiting_for_its_own_enclosing_frame_through_a_job_is_reported_as_a_st
     );
 }
 
+/// A frame that is merely busy is no stall: one worker runs a long job (past the stall
+/// report's one second) that ends by setting the event the frame body is parked on, while the
+/// other worker spins idle in the frame, looking for a stall at its periodic yields. One
+/// fiber parked on a `jobsys::sync` primitive, no timer, no progress counted meanwhile — but a
+/// worker is busy, so nothing is reported. (Stopped early by an overloaded host, the child
+/// shows nothing either way; it never reports falsely.)
+#[test]
+fn a_busy_frame_with_an_idle_worker_is_not_reported_as_a_stall() {
+    use jobsys::sync::{Event, EventKind};
+    if is_child() {
+        // Hang guard, not a timing assertion.
+        common::hang_guard(300, "the busy frame never ended");
+        let event = Event::new(EventKind::Manual);
+        let jobs = JobSystem::builder().workers(2).build().unwrap();
+        jobs.run(|ctx| {
+            ctx.frame(|_| {
+                ctx.scope(|s| {
+                    s.spawn_with(
+                        job_meta!("long", affinity(jobsys::Affinity::Worker(1))),
+                        |_| {
+                            // Busy for three stall periods: a worker idle-flagged while it
+                            // runs this would let the idle one report.
+                            let start = std::time::Instant::now();
+                            while start.elapsed() < std::time::Duration::from_secs(3) {
+                                std::hint::spin_loop();
+                            }
+                            event.set();
+                        },
+                    );
+                    event.wait(s);
+                })
+            })
+        });
+        eprintln!("child: done");
+        return;
+    }
+    let out = common::child_stderr(
+        "a_busy_frame_with_an_idle_worker_is_not_reported_as_a_stall",
+        "JOBSYS_CHILD",
+        "child: done",
+    );
+    assert!(
+        out.contains("child: done"),
+        "the child did not end well:\n{out}"
+    );
+    assert!(
+        !out.contains("jobsys: stall"),
+        "a busy frame was reported as a stall:\n{out}"
+    );
+}
+
 /// A `Barrier(2)` with a third participant inside `wait` at the same time: debug builds panic
 /// in the extra caller, before it arrives, instead of mixing generations.
 ///
