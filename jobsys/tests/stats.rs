@@ -61,10 +61,13 @@ fn jobs_run_sums_to_the_jobs_run_across_workers() {
             ran + 1,
             "{n} workers: jobs_run summed over workers"
         );
-        assert_eq!(
-            jobs.fibers_in_use(),
-            0,
-            "{n} workers: fibers left out after run"
+        // Every job finished, but a worker other than the caller may still be handing back the
+        // fiber of the job it finished last (released after its switch back, which `run` does
+        // not wait for): at most one fiber per other worker.
+        assert!(
+            jobs.fibers_in_use() < n,
+            "{n} workers: {} fibers left out after run",
+            jobs.fibers_in_use()
         );
     });
 }
