@@ -184,10 +184,20 @@ fn memory_requirements_follow_the_configuration() {
 fn a_memory_block_too_small_is_refused_naming_the_builder_call() {
     let builder = JobSystem::builder().workers(2).small_fibers(4, 64 * 1024);
     let needs = builder.memory_requirements();
-    let block: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    // Blocks owned by the test (not leaked, so the leak checker of the sanitizer runs stays
+    // quiet): a refused build drops the builder, and with it the block's use.
+    let mut stacks = vec![0u8; 4096];
+    let mut rings = vec![0u8; 64];
+    let block = |v: &mut Vec<u8>| {
+        // SAFETY: the vector outlives the builder it is handed to, which `build` drops when it
+        // refuses the block; nothing else touches the vector meanwhile.
+        unsafe {
+            jobsys::Memory::from_raw_parts(std::ptr::NonNull::new(v.as_mut_ptr()).unwrap(), v.len())
+        }
+    };
     let err = builder
         .clone()
-        .fiber_stack_memory(jobsys::Memory::new(block))
+        .fiber_stack_memory(block(&mut stacks))
         .build()
         .expect_err("refused");
     assert!(matches!(
@@ -204,9 +214,8 @@ fn a_memory_block_too_small_is_refused_naming_the_builder_call() {
             && msg.contains(&format!("at least {} bytes", needs.fiber_stacks)),
         "{msg}"
     );
-    let block: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
     let err = builder
-        .queue_memory(jobsys::Memory::new(block))
+        .queue_memory(block(&mut rings))
         .build()
         .expect_err("refused");
     assert!(matches!(
