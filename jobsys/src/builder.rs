@@ -515,8 +515,12 @@ impl Builder {
     /// let builder = JobSystem::builder().workers(2).small_fibers(16, 64 * 1024).large_fibers(2, 256 * 1024);
     /// let bytes = builder.memory_requirements().fiber_stacks;
     /// let block: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
+    /// # let raw: *mut [u8] = &mut *block; // (the example gives the block back at its end)
     /// let jobs = builder.fiber_stack_memory(Memory::new(block)).build()?;
     /// assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+    /// # drop(jobs);
+    /// # // SAFETY: the system that used the block is gone; it came from `Box::leak`.
+    /// # unsafe { drop(Box::from_raw(raw)) };
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     pub fn fiber_stack_memory(mut self, memory: Memory) -> Self {
@@ -541,8 +545,12 @@ impl Builder {
     /// let builder = JobSystem::builder().workers(2).queue_capacity(128);
     /// let bytes = builder.memory_requirements().queues;
     /// let block: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
+    /// # let raw: *mut [u8] = &mut *block; // (the example gives the block back at its end)
     /// let jobs = builder.queue_memory(Memory::new(block)).build()?;
     /// assert_eq!(jobs.run(|ctx| ctx.join(|_| 1, |_| 2)), (1, 2));
+    /// # drop(jobs);
+    /// # // SAFETY: the system that used the block is gone; it came from `Box::leak`.
+    /// # unsafe { drop(Box::from_raw(raw)) };
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     pub fn queue_memory(mut self, memory: Memory) -> Self {
@@ -567,9 +575,13 @@ impl Builder {
     /// let builder = JobSystem::builder().workers(2).frame_arena(64 * 1024, 64 * 1024);
     /// let bytes = builder.memory_requirements().frame_arenas;
     /// let block: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
+    /// # let raw: *mut [u8] = &mut *block; // (the example gives the block back at its end)
     /// let jobs = builder.frame_arena_memory(Memory::new(block)).build()?;
     /// let sum = jobs.run(|ctx| ctx.frame(|f| f.arena(ctx).alloc_slice_fill_copy(100, 2u32).iter().sum::<u32>()));
     /// assert_eq!(sum, 200);
+    /// # drop(jobs);
+    /// # // SAFETY: the system that used the block is gone; it came from `Box::leak`.
+    /// # unsafe { drop(Box::from_raw(raw)) };
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     pub fn frame_arena_memory(mut self, memory: Memory) -> Self {

@@ -18,8 +18,12 @@ use core::ptr::NonNull;
 /// # use jobsys::Memory;
 /// // Memory that lives for the rest of the program: a leaked buffer, or a `static`.
 /// let block: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
+/// # let raw: *mut [u8] = &mut *block; // (the example gives the block back at its end)
 /// let memory = Memory::new(block);
 /// assert_eq!(memory.len(), 1 << 20);
+/// # drop(memory);
+/// # // SAFETY: nothing uses the block any more; it came from `Box::leak`.
+/// # unsafe { drop(Box::from_raw(raw)) };
 /// ```
 #[derive(Debug)]
 pub struct Memory {
