@@ -36,6 +36,8 @@ use std::time::Instant;
 pub struct ChromeTrace {
     epoch: Instant,
     buffers: Box<[Buffer]>,
+    /// Frame openings and retirements (any thread), for the frame marks.
+    frames: Buffer,
     /// Events for worker indexes that have no buffer.
     unknown_worker: AtomicU64,
 }
@@ -51,6 +53,7 @@ impl ChromeTrace {
             buffers: (0..workers)
                 .map(|_| Buffer::new(events_per_worker))
                 .collect(),
+            frames: Buffer::new(FRAME_EVENTS),
             unknown_worker: AtomicU64::new(0),
         }
     }
@@ -83,6 +86,7 @@ impl ChromeTrace {
     /// Events not stored: their worker's buffer was full, or their worker had no buffer.
     pub fn dropped(&self) -> u64 {
         self.unknown_worker.load(Ordering::Relaxed)
+            + self.frames.dropped.load(Ordering::Relaxed)
             + self
                 .buffers
                 .iter()
@@ -108,6 +112,14 @@ impl ChromeTrace {
             out.metadata("thread_name", worker, "name", &format!("worker {worker}"))?;
             Replay::new(worker).run(buffer.events(), &mut out)?;
         }
+        for Event { ns, kind } in self.frames.events() {
+            let (what, index) = match kind {
+                Kind::FrameBegin(i) => ("begin", i),
+                Kind::FrameRetired(i) => ("retired", i),
+                _ => continue,
+            };
+            out.frame_mark(ns, what, index)?;
+        }
         write!(
             out.w,
             "\n],\"otherData\":{{\"recorded\":{},\"dropped\":{}}}}}\n",
@@ -115,6 +127,12 @@ impl ChromeTrace {
             self.dropped()
         )?;
         out.w.flush()
+    }
+
+    /// Stores a frame event.
+    fn record_frame(&self, kind: Kind) {
+        let ns = self.epoch.elapsed().as_nanos() as u64;
+        self.frames.push(Event { ns, kind });
     }
 
     /// Stores one event of `worker`.
@@ -180,7 +198,16 @@ impl ProfileHooks for ChromeTrace {
     fn sleep_end(&self, worker: usize) {
         self.record(worker, Kind::SleepEnd);
     }
+    fn frame_begin(&self, index: u64) {
+        self.record_frame(Kind::FrameBegin(index));
+    }
+    fn frame_retired(&self, index: u64) {
+        self.record_frame(Kind::FrameRetired(index));
+    }
 }
+
+/// Frame events kept (two per frame); later ones are counted in `dropped`.
+const FRAME_EVENTS: usize = 1 << 16;
 
 // ── Recording ───────────────────────────────────────────────────────────────────────────────
 
@@ -197,6 +224,8 @@ enum Kind {
     Steal { victim: u32, count: u32 },
     SleepBegin,
     SleepEnd,
+    FrameBegin(u64),
+    FrameRetired(u64),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -329,15 +358,11 @@ impl Replay {
         }
     }
 
-    fn run<W: Write>(
-        mut self,
-        events: impl Iterator<Item = Event>,
-        out: &mut Json<W>,
-    ) -> io::Result<()> {
+    fn run(mut self, events: impl Iterator<Item = Event>, out: &mut impl Sink) -> io::Result<()> {
         for Event { ns, kind } in events {
             self.last_ns = self.last_ns.max(ns);
             match kind {
-                Kind::WorkerStart => {}
+                Kind::WorkerStart | Kind::FrameBegin(_) | Kind::FrameRetired(_) => {}
                 Kind::FiberEnter(fiber) => {
                     self.fiber = Some(fiber);
                     for slice in self.parked.remove(&fiber).unwrap_or_default() {
@@ -407,9 +432,9 @@ impl Replay {
         Ok(())
     }
 
-    fn begin<W: Write>(
+    fn begin(
         &mut self,
-        out: &mut Json<W>,
+        out: &mut impl Sink,
         ns: u64,
         slice: Slice,
         resumed: bool,
@@ -419,11 +444,75 @@ impl Replay {
         Ok(())
     }
 
-    fn end<W: Write>(&mut self, out: &mut Json<W>, ns: u64) -> io::Result<()> {
+    fn end(&mut self, out: &mut impl Sink, ns: u64) -> io::Result<()> {
         match self.open.pop() {
             Some((fiber, slice)) => out.slice(b'E', self.worker, ns, slice, fiber, false),
             None => Ok(()),
         }
+    }
+}
+
+/// Where a [`Replay`] sends the well-nested slices, waits and instants it finds.
+trait Sink {
+    /// A slice begins (`ph == b'B'`) or ends (`b'E'`) on `worker`'s track.
+    fn slice(
+        &mut self,
+        ph: u8,
+        worker: usize,
+        ns: u64,
+        slice: Slice,
+        fiber: Option<u32>,
+        resumed: bool,
+    ) -> io::Result<()>;
+    /// `fiber` parks (`b'b'`, with the job that waits) or resumes (`b'e'`).
+    fn wait(
+        &mut self,
+        ph: u8,
+        worker: usize,
+        ns: u64,
+        fiber: u32,
+        job: Option<&str>,
+    ) -> io::Result<()>;
+    /// A wake or a steal.
+    fn instant(
+        &mut self,
+        worker: usize,
+        ns: u64,
+        name: &str,
+        steal: Option<(u32, u32)>,
+    ) -> io::Result<()>;
+}
+
+impl<W: Write> Sink for Json<W> {
+    fn slice(
+        &mut self,
+        ph: u8,
+        worker: usize,
+        ns: u64,
+        slice: Slice,
+        fiber: Option<u32>,
+        resumed: bool,
+    ) -> io::Result<()> {
+        Json::slice(self, ph, worker, ns, slice, fiber, resumed)
+    }
+    fn wait(
+        &mut self,
+        ph: u8,
+        worker: usize,
+        ns: u64,
+        fiber: u32,
+        job: Option<&str>,
+    ) -> io::Result<()> {
+        Json::wait(self, ph, worker, ns, fiber, job)
+    }
+    fn instant(
+        &mut self,
+        worker: usize,
+        ns: u64,
+        name: &str,
+        steal: Option<(u32, u32)>,
+    ) -> io::Result<()> {
+        Json::instant(self, worker, ns, name, steal)
     }
 }
 
@@ -541,6 +630,17 @@ impl<W: Write> Json<W> {
         self.w.write_all(b"}")
     }
 
+    /// A frame opening or retirement: a global instant, `"frame N begin"` / `"frame N retired"`.
+    fn frame_mark(&mut self, ns: u64, what: &str, index: u64) -> io::Result<()> {
+        self.next()?;
+        write!(
+            self.w,
+            "{{\"name\":\"frame {index} {what}\",\"cat\":\"frame\",\"ph\":\"i\",\"s\":\"g\",\"args\":{{\"frame\":{index}}},"
+        )?;
+        self.when_where(ns, 0)?;
+        self.w.write_all(b"}")
+    }
+
     /// A JSON string literal.
     fn string(&mut self, s: &str) -> io::Result<()> {
         self.w.write_all(b"\"")?;
@@ -553,5 +653,305 @@ impl<W: Write> Json<W> {
             }
         }
         self.w.write_all(b"\"")
+    }
+}
+
+// ── SVG timeline ────────────────────────────────────────────────────────────────────────────
+
+/// One bar of the SVG timeline.
+struct Bar {
+    worker: usize,
+    start: u64,
+    end: u64,
+    /// Slices open below it on its track when it began.
+    depth: usize,
+    slice: Slice,
+    resumed: bool,
+    fiber: Option<u32>,
+}
+
+/// A slice open on a track: start, slice, resumed, fiber.
+type OpenSlice = (u64, Slice, bool, Option<u32>);
+
+/// A [`Sink`] that keeps the slices and waits as bars.
+#[derive(Default)]
+struct Bars {
+    bars: Vec<Bar>,
+    /// Per worker: the slices open now (start, slice, resumed, fiber).
+    open: HashMap<usize, Vec<OpenSlice>>,
+    /// Parked spans: worker, fiber, start, end.
+    waits: Vec<(usize, u32, u64, u64)>,
+    open_waits: HashMap<(usize, u32), u64>,
+}
+
+impl Sink for Bars {
+    fn slice(
+        &mut self,
+        ph: u8,
+        worker: usize,
+        ns: u64,
+        slice: Slice,
+        fiber: Option<u32>,
+        resumed: bool,
+    ) -> io::Result<()> {
+        let open = self.open.entry(worker).or_default();
+        if ph == b'B' {
+            open.push((ns, slice, resumed, fiber));
+        } else if let Some((start, slice, resumed, fiber)) = open.pop() {
+            self.bars.push(Bar {
+                worker,
+                start,
+                end: ns,
+                depth: open.len(),
+                slice,
+                resumed,
+                fiber,
+            });
+        }
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        ph: u8,
+        worker: usize,
+        ns: u64,
+        fiber: u32,
+        _job: Option<&str>,
+    ) -> io::Result<()> {
+        if ph == b'b' {
+            self.open_waits.insert((worker, fiber), ns);
+        } else if let Some(start) = self.open_waits.remove(&(worker, fiber)) {
+            self.waits.push((worker, fiber, start, ns));
+        }
+        Ok(())
+    }
+
+    fn instant(&mut self, _: usize, _: u64, _: &str, _: Option<(u32, u32)>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Text escaped for SVG (XML) content and attributes.
+struct Xml<'a>(&'a str);
+
+impl fmt::Display for Xml<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '<' => f.write_str("&lt;")?,
+                '>' => f.write_str("&gt;")?,
+                '&' => f.write_str("&amp;")?,
+                '"' => f.write_str("&quot;")?,
+                '\'' => f.write_str("&apos;")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stable colour per job name (its "system"): a hue from the name's FNV hash.
+fn hue(name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h % 360
+}
+
+impl ChromeTrace {
+    /// Writes an SVG timeline: one row per worker, time left to right, one bar per job slice
+    /// coloured by job name (its system), nested jobs (run inline or as children) stacked
+    /// inside their parent, the part of a job after a wait drawn dashed (`class="job resumed"`),
+    /// parked spans as a grey line under the row, sleep in light grey, and frame openings and
+    /// retirements as vertical lines. `frame: Some(n)` draws frame `n` only, from its opening
+    /// to its retirement (job bars that began before it are drawn clipped, `class="job
+    /// clipped"`); `None` the whole trace. Every job that began in the window has exactly one
+    /// `class="job"` bar. Write after the job system has been dropped, like
+    /// [`write_json`](Self::write_json).
+    ///
+    /// # Errors
+    /// An I/O error of `w`, or `InvalidInput` if frame `n` did not both open and retire in the
+    /// trace.
+    pub fn write_svg(&self, w: impl Write, frame: Option<u64>) -> io::Result<()> {
+        let mut bars = Bars::default();
+        for (worker, buffer) in self.buffers.iter().enumerate() {
+            Replay::new(worker).run(buffer.events(), &mut bars)?;
+        }
+        let marks: Vec<(u64, bool, u64)> = self
+            .frames
+            .events()
+            .filter_map(|Event { ns, kind }| match kind {
+                Kind::FrameBegin(i) => Some((ns, true, i)),
+                Kind::FrameRetired(i) => Some((ns, false, i)),
+                _ => None,
+            })
+            .collect();
+        let (from, to) = match frame {
+            Some(n) => {
+                let at = |begin: bool| {
+                    marks
+                        .iter()
+                        .find(|&&(_, b, i)| b == begin && i == n)
+                        .map(|&(ns, _, _)| ns)
+                };
+                match (at(true), at(false)) {
+                    (Some(a), Some(b)) if a <= b => (a, b),
+                    _ => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("frame {n} did not both open and retire in this trace"),
+                        ));
+                    }
+                }
+            }
+            None => (
+                bars.bars.iter().map(|b| b.start).min().unwrap_or(0),
+                bars.bars.iter().map(|b| b.end).max().unwrap_or(0),
+            ),
+        };
+        let span = (to - from).max(1) as f64;
+        let workers = self.buffers.len();
+        let (left, width, row, top) = (120.0, 1200.0, 40.0, 40.0);
+        let x = |ns: u64| left + (ns.clamp(from, to) - from) as f64 / span * width;
+        let height = top + row * workers as f64 + 60.0;
+        let mut w = BufWriter::new(w);
+        writeln!(
+            w,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
+            left + width + 20.0
+        )?;
+        let title = match frame {
+            Some(n) => format!("frame {n}: {:.1} µs", span / 1000.0),
+            None => format!("trace: {:.1} µs", span / 1000.0),
+        };
+        writeln!(
+            w,
+            r#"<text x="4" y="14" font-size="13">{}</text>"#,
+            Xml(&title)
+        )?;
+        // Time axis: ten ticks.
+        for t in 0..=10 {
+            let at = left + width * f64::from(t) / 10.0;
+            writeln!(
+                w,
+                r##"<line x1="{at:.1}" y1="{}" x2="{at:.1}" y2="{}" stroke="#ddd"/><text x="{at:.1}" y="{}" text-anchor="middle" fill="#666">{:.0} µs</text>"##,
+                top - 6.0,
+                top + row * workers as f64,
+                top - 10.0,
+                span / 1000.0 * f64::from(t) / 10.0
+            )?;
+        }
+        for worker in 0..workers {
+            let y = top + row * worker as f64;
+            writeln!(
+                w,
+                r##"<text x="4" y="{:.1}">worker {worker}</text><line x1="{left}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#eee"/>"##,
+                y + row / 2.0 + 4.0,
+                y + row,
+                left + width,
+                y + row
+            )?;
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for bar in &bars.bars {
+            if bar.end < from || bar.start > to {
+                continue;
+            }
+            let (x0, x1) = (x(bar.start), x(bar.end));
+            let inset = (bar.depth as f64 * 4.0).min(row / 2.0 - 6.0);
+            let y = top + row * bar.worker as f64 + 2.0 + inset;
+            let h = row - 10.0 - 2.0 * inset;
+            let micros = (bar.end - bar.start) as f64 / 1000.0;
+            match bar.slice {
+                Slice::Sleep => writeln!(
+                    w,
+                    r##"<rect class="sleep" x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{h:.1}" fill="#eeeeee"><title>sleep {micros:.1} µs</title></rect>"##,
+                    (x1 - x0).max(0.5)
+                )?,
+                Slice::Job(meta) => {
+                    if !names.contains(&meta.name) {
+                        names.push(meta.name);
+                    }
+                    let class = if bar.resumed {
+                        "job resumed"
+                    } else if bar.start < from {
+                        "job clipped"
+                    } else {
+                        "job"
+                    };
+                    let dash = if bar.resumed {
+                        r#" stroke-dasharray="3,2""#
+                    } else {
+                        ""
+                    };
+                    let fiber = bar.fiber.map_or(String::new(), |f| format!(", fiber {f}"));
+                    writeln!(
+                        w,
+                        r##"<rect class="{class}" data-job="{}" x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{h:.1}" fill="hsl({},65%,60%)" stroke="#333" stroke-width="0.5"{dash}><title>{} ({}:{}{fiber}) {micros:.1} µs</title></rect>"##,
+                        Xml(meta.name),
+                        (x1 - x0).max(0.5),
+                        hue(meta.name),
+                        Xml(meta.name),
+                        Xml(meta.file),
+                        meta.line
+                    )?;
+                }
+            }
+        }
+        for &(worker, fiber, start, end) in &bars.waits {
+            if end < from || start > to {
+                continue;
+            }
+            let y = top + row * worker as f64 + row - 5.0;
+            writeln!(
+                w,
+                r##"<line class="parked" x1="{:.2}" y1="{y:.1}" x2="{:.2}" y2="{y:.1}" stroke="#888" stroke-width="3"><title>fiber {fiber} parked {:.1} µs</title></line>"##,
+                x(start),
+                x(end).max(x(start) + 0.5),
+                (end - start) as f64 / 1000.0
+            )?;
+        }
+        for &(ns, begin, index) in &marks {
+            if ns < from || ns > to {
+                continue;
+            }
+            let (colour, label) = if begin {
+                ("#c00", format!("frame {index}"))
+            } else {
+                ("#06c", format!("{index} retired"))
+            };
+            writeln!(
+                w,
+                r#"<line class="frame" x1="{0:.2}" y1="{1}" x2="{0:.2}" y2="{2:.1}" stroke="{colour}"/><text x="{0:.2}" y="{3:.1}" fill="{colour}">{4}</text>"#,
+                x(ns),
+                top - 4.0,
+                top + row * workers as f64,
+                top + row * workers as f64 + 12.0,
+                Xml(&label)
+            )?;
+        }
+        // Legend: one swatch per system.
+        let mut lx = left;
+        let ly = top + row * workers as f64 + 30.0;
+        for name in names {
+            writeln!(
+                w,
+                r##"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="hsl({},65%,60%)" stroke="#333" stroke-width="0.5"/><text x="{:.1}" y="{ly:.1}">{}</text>"##,
+                ly - 9.0,
+                hue(name),
+                lx + 14.0,
+                Xml(name)
+            )?;
+            lx += 24.0 + 7.0 * name.chars().count() as f64;
+        }
+        writeln!(
+            w,
+            r##"<text x="{left}" y="{:.1}" fill="#666">dashed: a job's part after a wait; grey line: fiber parked; light grey: worker asleep; red/blue lines: frame opened/retired</text>"##,
+            ly + 18.0
+        )?;
+        writeln!(w, "</svg>")?;
+        w.flush()
     }
 }
