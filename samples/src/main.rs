@@ -34,6 +34,7 @@
 //! ```
 
 use jobsys::{Affinity, Counter, Ctx, JobDecl, JobSystem, job_meta};
+use jobsys_profiling::ChromeTrace;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -324,9 +325,30 @@ fn main() -> ExitCode {
         jobs.worker_count(),
         args.frames
     );
+    // `--trace` / `--svg`: record every scheduler event (fixed buffers, nothing allocated
+    // while recording), written out after the run.
+    let trace: Option<&'static ChromeTrace> =
+        (args.trace.is_some() || args.svg.is_some()).then(|| {
+            let trace = Box::leak(Box::new(ChromeTrace::new(
+                jobs.worker_count(),
+                args.frames * 1024 + 4096,
+            )));
+            if !trace.install() {
+                eprintln!(
+                    "game-frame: profile hooks were already installed; the trace stays empty"
+                );
+            }
+            &*trace
+        });
 
     let run = simulate(&jobs, args.frames);
     drop(jobs);
+    if let Some(trace) = trace
+        && let Err(e) = write_trace(trace, &args)
+    {
+        eprintln!("game-frame: {e}");
+        return ExitCode::FAILURE;
+    }
 
     // The reference: the same frames on this thread, with plain loops.
     let start = Instant::now();
@@ -360,13 +382,37 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: game-frame [--frames N] [--workers T]
-  --frames N   frames to simulate (default 300)
-  --workers T  worker threads, the main thread included (default: one per physical core)";
+/// Writes the `--trace` JSON and the `--svg` timeline of the last frame.
+fn write_trace(trace: &ChromeTrace, args: &Args) -> std::io::Result<()> {
+    if let Some(path) = &args.trace {
+        trace.write_json(std::fs::File::create(path)?)?;
+        println!("trace: {path} (open in https://ui.perfetto.dev or chrome://tracing)");
+    }
+    if let Some(path) = &args.svg {
+        let last = args.frames.max(1) as u64 - 1;
+        trace.write_svg(std::fs::File::create(path)?, Some(last))?;
+        println!("svg: {path} (frame {last}: workers x time, one bar per job)");
+    }
+    if trace.dropped() > 0 {
+        eprintln!(
+            "game-frame: {} trace events did not fit and were dropped",
+            trace.dropped()
+        );
+    }
+    Ok(())
+}
+
+const USAGE: &str = "usage: game-frame [--frames N] [--workers T] [--trace FILE] [--svg FILE]
+  --frames N    frames to simulate (default 300)
+  --workers T   worker threads, the main thread included (default: one per physical core)
+  --trace FILE  write a Chrome/Perfetto trace (JSON) of the whole run
+  --svg FILE    write an SVG timeline of the last frame";
 
 struct Args {
     frames: usize,
     workers: Option<usize>,
+    trace: Option<String>,
+    svg: Option<String>,
 }
 
 impl Args {
@@ -374,6 +420,8 @@ impl Args {
         let mut parsed = Args {
             frames: 300,
             workers: None,
+            trace: None,
+            svg: None,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> Result<usize, String> {
@@ -384,6 +432,8 @@ impl Args {
             match arg.as_str() {
                 "--frames" => parsed.frames = value("--frames")?,
                 "--workers" => parsed.workers = Some(value("--workers")?),
+                "--trace" => parsed.trace = Some(args.next().ok_or("--trace needs a file")?),
+                "--svg" => parsed.svg = Some(args.next().ok_or("--svg needs a file")?),
                 "-h" | "--help" => return Err("help".into()),
                 other => return Err(format!("unknown argument '{other}'")),
             }
