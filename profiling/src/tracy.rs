@@ -20,7 +20,8 @@ use tracy_client_sys as sys;
 ///
 /// Shows a zone per job (named after its [`JobMeta`], at its source location), a `wait` zone
 /// around each wait (split like the job's), and a `sleep` zone while a worker sleeps; names
-/// worker threads `jobsys worker N`. Built with Tracy's on-demand mode: until the profiler
+/// worker threads `jobsys worker N` (worker 0, the thread that calls `run`,
+/// `jobsys worker 0 (main)` where jobsys reports its `worker_start`). Built with Tracy's on-demand mode: until the profiler
 /// connects, the hooks cost little and nothing is kept.
 ///
 /// Zones are not fiber-aware tracks (Tracy's fiber mode serialises every event): a job that
@@ -280,7 +281,11 @@ fn with_zones(f: impl FnOnce(&mut ThreadZones)) {
 impl ProfileHooks for Tracy {
     fn worker_start(&self, worker: usize) {
         if let Some(client) = Client::running() {
-            client.set_thread_name(&format!("jobsys worker {worker}"));
+            if worker == 0 {
+                client.set_thread_name("jobsys worker 0 (main)");
+            } else {
+                client.set_thread_name(&format!("jobsys worker {worker}"));
+            }
         }
     }
 
