@@ -9,14 +9,19 @@
 use jobsys::JobMeta;
 use jobsys::profile::ProfileHooks;
 use std::cell::RefCell;
+use std::ffi::c_char;
+use std::ptr;
 use std::sync::OnceLock;
-use tracy_client::{Client, Span};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use tracy_client::Client;
+use tracy_client_sys as sys;
 
 /// A [`ProfileHooks`] back-end for the [Tracy profiler](https://github.com/wolfpld/tracy).
 ///
 /// Shows a zone per job (named after its [`JobMeta`], at its source location), a `wait` zone
 /// around each wait (split like the job's), and a `sleep` zone while a worker sleeps; names
-/// worker threads `jobsys worker N`. Built with Tracy's on-demand mode: until the profiler
+/// worker threads `jobsys worker N` (worker 0, the thread that calls `run`,
+/// `jobsys worker 0 (main)` where jobsys reports its `worker_start`). Built with Tracy's on-demand mode: until the profiler
 /// connects, the hooks cost little and nothing is kept.
 ///
 /// Zones are not fiber-aware tracks (Tracy's fiber mode serialises every event): a job that
@@ -59,15 +64,157 @@ enum Zone {
     Sleep,
 }
 
+/// A Tracy source location that lives for the rest of the process.
+struct StaticLoc(sys::___tracy_source_location_data);
+
+// SAFETY: the pointers in a `StaticLoc` point to `'static`, never-written text (string
+// literals, or text leaked by `loc_of`); sharing them between threads only reads them.
+unsafe impl Sync for StaticLoc {}
+
+static WAIT_LOC: StaticLoc = StaticLoc(sys::___tracy_source_location_data {
+    name: c"wait".as_ptr(),
+    function: c"wait_for_counter".as_ptr(),
+    file: c"jobsys".as_ptr(),
+    line: 0,
+    color: 0,
+});
+
+static SLEEP_LOC: StaticLoc = StaticLoc(sys::___tracy_source_location_data {
+    name: c"sleep".as_ptr(),
+    function: c"sleep".as_ptr(),
+    file: c"jobsys".as_ptr(),
+    line: 0,
+    color: 0,
+});
+
+/// A job's source location, built once per distinct `JobMeta` (by address) and never freed.
+struct MetaLoc {
+    meta: *const JobMeta,
+    loc: StaticLoc,
+    /// `name\0file\0`: the text `loc` points to (leaked with the `MetaLoc`).
+    _text: Box<[u8]>,
+}
+
+/// Slots of the location table (a power of two). Metas past it fall back to Tracy's
+/// allocated source locations.
+const LOC_SLOTS: usize = 1024;
+
+/// Open-addressed table from a `JobMeta`'s address to its location. A slot goes from null to
+/// a leaked `MetaLoc` once and never changes again, so readers need no lock.
+static LOCS: [AtomicPtr<MetaLoc>; LOC_SLOTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; LOC_SLOTS];
+
+/// The `'static` Tracy source location of `meta`: built (two allocations) the first time this
+/// meta is seen, looked up without allocating after that. `None` when the table is full.
+fn loc_of(meta: &'static JobMeta) -> Option<&'static sys::___tracy_source_location_data> {
+    let key: *const JobMeta = meta;
+    // Fibonacci hashing of the address; the low bits of a pointer to an aligned struct are 0.
+    let start = ((key as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
+    let mut fresh: Option<Box<MetaLoc>> = None;
+    for i in 0..LOC_SLOTS {
+        let slot = &LOCS[(start + i) % LOC_SLOTS];
+        let mut seen = slot.load(Ordering::Acquire);
+        if seen.is_null() {
+            let new = Box::into_raw(fresh.take().unwrap_or_else(|| new_loc(meta)));
+            match slot.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+                // SAFETY: published `MetaLoc`s are leaked: never freed nor written again.
+                Ok(_) => return Some(unsafe { &(*new).loc.0 }),
+                Err(now) => {
+                    // SAFETY: `new` came from `Box::into_raw` above and was not published.
+                    fresh = Some(unsafe { Box::from_raw(new) });
+                    seen = now;
+                }
+            }
+        }
+        // SAFETY: non-null slots hold leaked `MetaLoc`s published with Release (see above).
+        let entry = unsafe { &*seen };
+        if ptr::eq(entry.meta, key) {
+            return Some(&entry.loc.0);
+        }
+    }
+    None
+}
+
+fn new_loc(meta: &'static JobMeta) -> Box<MetaLoc> {
+    // Interior NULs would cut the C strings short: keep the text before them.
+    let name = meta.name.split('\0').next().unwrap_or_default();
+    let file = meta.file.split('\0').next().unwrap_or_default();
+    let text: Box<[u8]> = [name.as_bytes(), b"\0", file.as_bytes(), b"\0"]
+        .concat()
+        .into();
+    let name_ptr = text.as_ptr().cast::<c_char>();
+    // SAFETY: `name.len() + 1 < text.len()`: the file's text starts after the name's NUL.
+    let file_ptr = unsafe { name_ptr.add(name.len() + 1) };
+    Box::new(MetaLoc {
+        meta,
+        loc: StaticLoc(sys::___tracy_source_location_data {
+            name: name_ptr,
+            function: name_ptr,
+            file: file_ptr,
+            line: meta.line,
+            color: 0,
+        }),
+        // Moving the box moves the pointer, not the bytes: `name_ptr` stays valid.
+        _text: text,
+    })
+}
+
+/// An open Tracy zone; dropping it ends the zone (on the thread that began it: the zones
+/// live in a thread-local).
+struct OpenZone(sys::___tracy_c_zone_context);
+
+impl OpenZone {
+    fn begin(zone: Zone) -> Self {
+        let ctx = match zone {
+            Zone::Job(meta) => match loc_of(meta) {
+                // SAFETY: the location is `'static` with NUL-terminated text; the client is
+                // running (checked by the caller).
+                Some(loc) => unsafe { sys::___tracy_emit_zone_begin(loc, 1) },
+                // SAFETY: the pointers and lengths describe `'static` strs; Tracy copies
+                // them into its own allocation, which the zone's end frees.
+                None => unsafe {
+                    let loc = sys::___tracy_alloc_srcloc_name(
+                        meta.line,
+                        meta.file.as_ptr().cast(),
+                        meta.file.len(),
+                        meta.name.as_ptr().cast(),
+                        meta.name.len(),
+                        meta.name.as_ptr().cast(),
+                        meta.name.len(),
+                        0,
+                    );
+                    sys::___tracy_emit_zone_begin_alloc(loc, 1)
+                },
+            },
+            // SAFETY: as for a job's location.
+            Zone::Wait => unsafe { sys::___tracy_emit_zone_begin(&WAIT_LOC.0, 1) },
+            // SAFETY: as for a job's location.
+            Zone::Sleep => unsafe { sys::___tracy_emit_zone_begin(&SLEEP_LOC.0, 1) },
+        };
+        Self(ctx)
+    }
+}
+
+impl Drop for OpenZone {
+    fn drop(&mut self) {
+        // SAFETY: the context came from a zone begin on this thread and is ended once.
+        unsafe { sys::___tracy_emit_zone_end(self.0) }
+    }
+}
+
 /// One thread's zones. Only hooks running on this thread touch it.
 struct ThreadZones {
     /// Open zones, innermost last, with the fiber they belong to (`None`: the worker's own).
-    open: Vec<(Option<u32>, Zone, Span)>,
+    open: Vec<(Option<u32>, Zone, OpenZone)>,
     /// The fiber running on this thread now, if any.
     fiber: Option<u32>,
-    /// Zones of fibers switched out in the middle of them, outermost first.
-    parked: Vec<(u32, Vec<Zone>)>,
+    /// Zones of fibers switched out in the middle of them; each fiber's outermost first.
+    /// One flat list, so a switch allocates nothing once it has grown to its high-water mark.
+    parked: Vec<(u32, Zone)>,
 }
+
+/// Zones each thread's lists have room for from their first use.
+const RESERVED_ZONES: usize = 256;
 
 thread_local! {
     static ZONES: RefCell<ThreadZones> = const { RefCell::new(ThreadZones { open: Vec::new(), fiber: None, parked: Vec::new() }) };
@@ -75,24 +222,49 @@ thread_local! {
 
 impl ThreadZones {
     fn begin(&mut self, zone: Zone) {
-        let Some(client) = Client::running() else {
+        if Client::running().is_none() {
             return;
-        };
-        let span = match zone {
-            Zone::Job(meta) => {
-                client.span_alloc(Some(meta.name), meta.name, meta.file, meta.line, 0)
-            }
-            Zone::Wait => client.span_alloc(Some("wait"), "wait_for_counter", file!(), line!(), 0),
-            Zone::Sleep => client.span_alloc(Some("sleep"), "sleep", file!(), line!(), 0),
-        };
-        self.open.push((self.fiber, zone, span));
+        }
+        if self.open.capacity() == 0 {
+            // Once per thread: room enough that the lists rarely grow later.
+            self.open.reserve(RESERVED_ZONES);
+            self.parked.reserve(RESERVED_ZONES);
+        }
+        self.open.push((self.fiber, zone, OpenZone::begin(zone)));
     }
 
-    /// Ends the innermost zone if `is_it` says it is the one ending (dropping a `Span` ends it).
+    /// Ends the innermost zone if `is_it` says it is the one ending (dropping it ends it).
     fn end(&mut self, is_it: impl FnOnce(Zone) -> bool) {
         if self.open.last().is_some_and(|&(_, zone, _)| is_it(zone)) {
             self.open.pop();
         }
+    }
+
+    /// `fiber` comes back: begins its parked zones again, outermost first.
+    fn resume(&mut self, fiber: u32) {
+        self.fiber = Some(fiber);
+        let mut i = 0;
+        while i < self.parked.len() {
+            let (f, zone) = self.parked[i];
+            if f == fiber {
+                self.begin(zone);
+            }
+            i += 1;
+        }
+        self.parked.retain(|&(f, _)| f != fiber);
+    }
+
+    /// `fiber` leaves: ends its open zones, innermost first, and parks them outermost first.
+    fn suspend(&mut self, fiber: u32) {
+        let from = self.parked.len();
+        while let Some(&(Some(f), zone, _)) = self.open.last()
+            && f == fiber
+        {
+            self.open.pop(); // ends the zone
+            self.parked.push((fiber, zone));
+        }
+        self.parked[from..].reverse();
+        self.fiber = None;
     }
 }
 
@@ -109,7 +281,11 @@ fn with_zones(f: impl FnOnce(&mut ThreadZones)) {
 impl ProfileHooks for Tracy {
     fn worker_start(&self, worker: usize) {
         if let Some(client) = Client::running() {
-            client.set_thread_name(&format!("jobsys worker {worker}"));
+            if worker == 0 {
+                client.set_thread_name("jobsys worker 0 (main)");
+            } else {
+                client.set_thread_name(&format!("jobsys worker {worker}"));
+            }
         }
     }
 
@@ -122,32 +298,11 @@ impl ProfileHooks for Tracy {
     }
 
     fn fiber_enter(&self, _worker: usize, fiber: u32) {
-        with_zones(|z| {
-            z.fiber = Some(fiber);
-            if let Some(i) = z.parked.iter().position(|&(f, _)| f == fiber) {
-                let (_, zones) = z.parked.swap_remove(i);
-                for zone in zones {
-                    z.begin(zone);
-                }
-            }
-        });
+        with_zones(|z| z.resume(fiber));
     }
 
     fn fiber_leave(&self, _worker: usize, fiber: u32) {
-        with_zones(|z| {
-            let mut suspended = Vec::new();
-            while let Some(&(Some(f), zone, _)) = z.open.last()
-                && f == fiber
-            {
-                z.open.pop(); // ends the zone, innermost first
-                suspended.push(zone);
-            }
-            if !suspended.is_empty() {
-                suspended.reverse();
-                z.parked.push((fiber, suspended));
-            }
-            z.fiber = None;
-        });
+        with_zones(|z| z.suspend(fiber));
     }
 
     fn wait_begin(&self, _worker: usize) {
@@ -164,5 +319,28 @@ impl ProfileHooks for Tracy {
 
     fn sleep_end(&self, _worker: usize) {
         with_zones(|z| z.end(|zone| matches!(zone, Zone::Sleep)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn a_meta_gets_one_static_location_with_its_name_file_and_line() {
+        static A: JobMeta = JobMeta::new("physics", "src/game.rs", 12);
+        static B: JobMeta = JobMeta::new("physics", "src/game.rs", 12);
+        let a = loc_of(&A).expect("room in the table");
+        assert!(ptr::eq(a, loc_of(&A).unwrap()), "built twice");
+        // Same text, other meta: its own location.
+        assert!(!ptr::eq(a, loc_of(&B).unwrap()));
+        // SAFETY: `loc_of` builds NUL-terminated text that lives for the process.
+        let (name, file) = unsafe { (CStr::from_ptr(a.name), CStr::from_ptr(a.file)) };
+        assert_eq!(
+            (name.to_str(), file.to_str()),
+            (Ok("physics"), Ok("src/game.rs"))
+        );
+        assert_eq!(a.line, 12);
     }
 }
