@@ -330,13 +330,13 @@ fn a_plain_thread_waiting_on_a_mutex_is_reported_as_no_worker() {
         assert!(report.contains("child: done"), "{report}");
         return;
     }
-    common::hang_guard(300, "the waiting thread's lock_wait_begin never came");
+    common::hang_guard(120, "the waiting thread's lock_wait_begin never came");
     let _serial = serial();
     let m = Mutex::named((), "test-thread-mutex");
     let held = m.lock(&ThisThread);
     std::thread::scope(|s| {
         s.spawn(|| drop(m.lock(&ThisThread)));
-        while SECOND.thread_mutex.wait.load(SeqCst) == 0 {
+        while FIRST.thread_mutex.wait.load(SeqCst) == 0 {
             std::thread::yield_now();
         }
         drop(held);
