@@ -131,7 +131,9 @@ static CLAIMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 
 /// Adds a process-wide hook set; returns whether it was installed.
 ///
-/// Up to [`MAX_HOOK_SETS`] sets may be installed; later calls return `false`. Every event goes
+/// Up to [`MAX_HOOK_SETS`] sets may be installed; later calls return `false`, and so does
+/// adding a set that is already installed (the same object: a back-end's second `install`
+/// does not double its events; not checked against a concurrent add of it). Every event goes
 /// to every installed set, in installation order. Sets cannot be removed. Install before
 /// building the `JobSystem` (or `worker_start` events are missed); a set added while events
 /// are being reported receives them from some point on. Without the `profile` feature the
@@ -143,6 +145,11 @@ pub fn add_hooks(hooks: &'static dyn ProfileHooks) -> bool {
     #[cfg(feature = "profile")]
     {
         use std::sync::atomic::Ordering;
+        let mut installed = false;
+        for_each(|h| installed |= core::ptr::addr_eq(h, hooks));
+        if installed {
+            return false;
+        }
         let slot = CLAIMED.fetch_add(1, Ordering::Relaxed);
         // Each slot is claimed by exactly one call, so `set` cannot find it full.
         slot < MAX_HOOK_SETS && HOOKS[slot].set(hooks).is_ok()
@@ -155,8 +162,8 @@ pub fn add_hooks(hooks: &'static dyn ProfileHooks) -> bool {
 }
 
 /// The same as [`add_hooks`] (kept for back-ends written when one set was the limit): it adds
-/// `hooks` next to any set already installed, and returns `false` only when
-/// [`MAX_HOOK_SETS`] are installed or the `profile` feature is off.
+/// `hooks` next to any set already installed, and returns `false` only when it is installed
+/// already, [`MAX_HOOK_SETS`] are installed or the `profile` feature is off.
 pub fn set_hooks(hooks: &'static dyn ProfileHooks) -> bool {
     add_hooks(hooks)
 }

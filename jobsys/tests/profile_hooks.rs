@@ -161,6 +161,9 @@ fn serial() -> MutexGuard<'static, ()> {
     INSTALL.call_once(|| {
         assert!(profile::add_hooks(&*FIRST));
         assert!(profile::set_hooks(&*SECOND), "set_hooks adds a second set");
+        // A set already installed is refused, so a second `install` does not double events.
+        assert!(!profile::add_hooks(&*FIRST));
+        assert!(!profile::set_hooks(&*SECOND));
     });
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -386,12 +389,14 @@ fn a_zone_spans_waits_and_reaches_both_sets_in_installation_order() {
 #[test]
 fn at_most_max_hook_sets_are_installed() {
     let _serial = serial();
-    struct Nothing;
+    // Distinct objects (a zero-sized type's `&'static`s may share an address).
+    struct Nothing(#[allow(dead_code)] u8);
     impl ProfileHooks for Nothing {}
+    static MORE: [Nothing; MAX_HOOK_SETS] = [const { Nothing(0) }; MAX_HOOK_SETS];
     // This binary installed two; no other test adds any.
-    for _ in 2..MAX_HOOK_SETS {
-        assert!(profile::add_hooks(&Nothing));
+    for more in &MORE[2..] {
+        assert!(profile::add_hooks(more));
     }
-    assert!(!profile::add_hooks(&Nothing));
-    assert!(!profile::set_hooks(&Nothing));
+    assert!(!profile::add_hooks(&MORE[0]));
+    assert!(!profile::set_hooks(&MORE[1]));
 }
