@@ -71,7 +71,7 @@
 //!
 //! ## Features
 //! - `profile`: turns the scheduler's profiler call sites into calls to the hooks installed
-//!   with [`profile::set_hooks`] (see the `jobsys-profiling` crate for Tracy and Chrome trace).
+//!   with [`profile::add_hooks`] (see the `jobsys-profiling` crate for Tracy and Chrome trace).
 //! - `fault-injection`: seeded fault injection at the scheduler's racy points (spins, yields,
 //!   short sleeps, spurious CAS failures), seeded from `JOBSYS_FAULT_SEED`. For tests only.
 //! - `simulation`: deterministic simulation (`jobsys::sim`): every atomic operation, fault site, spin

@@ -107,6 +107,35 @@ impl Ctx {
         self.at.get().index
     }
 
+    /// The pool index of the fiber this job runs on (the `fiber` of the profile hooks).
+    #[inline]
+    pub(crate) fn fiber_index(&self) -> u32 {
+        self.fiber
+    }
+
+    /// Opens a profiler zone named `name` until the guard drops: the
+    /// [`ProfileHooks`](crate::profile::ProfileHooks) `zone_begin` / `zone_end` hooks of every
+    /// installed hook set. Without the `profile` feature it does nothing and costs nothing.
+    ///
+    /// Unlike a thread-bound profiler span, a zone may stay open across waits (`join`, `scope`,
+    /// `wait_for_counter`, a contended lock): both hooks name the fiber, so a back-end keys the
+    /// zone by fiber while other jobs run on the worker. With the default (non-migrating) mode
+    /// the zone begins and ends on the same worker.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// jobs.run(|ctx| {
+    ///     let _zone = ctx.zone("physics");
+    ///     let (a, b) = ctx.join(|_| 1, |_| 2); // may park: the zone stays open
+    ///     assert_eq!(a + b, 3);
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    #[inline(always)]
+    pub fn zone(&self, name: &'static str) -> crate::profile::Zone<'_> {
+        crate::profile::Zone::open(self, name)
+    }
+
     /// How many workers the system has, the calling thread of `run` included.
     pub fn worker_count(&self) -> usize {
         self.shared().workers.len()

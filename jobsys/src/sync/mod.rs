@@ -111,6 +111,13 @@ pub trait Blocker: private::Sealed {
     #[doc(hidden)]
     #[allow(private_interfaces)]
     fn describe_wait(&self, _what: crate::fiber::WaitWhat) {}
+
+    /// The `worker` the lock profile hooks report for this blocker
+    /// ([`profile::NO_WORKER`](crate::profile::NO_WORKER) for a plain thread).
+    #[doc(hidden)]
+    fn profile_worker(&self) -> usize {
+        crate::profile::NO_WORKER
+    }
 }
 
 /// Blocks the calling OS thread (one that is not a jobsys worker): for code outside jobs —
@@ -148,6 +155,10 @@ macro_rules! fiber_blocker {
             #[allow(private_interfaces)]
             fn describe_wait(&self, what: crate::fiber::WaitWhat) {
                 Ctx::describe_wait(self, what)
+            }
+
+            fn profile_worker(&self) -> usize {
+                Ctx::worker_index(self)
             }
 
             #[allow(private_interfaces)]
@@ -191,6 +202,69 @@ impl Blocker for ThisThread {
         Self::refuse_on_worker();
         // SAFETY: forwarded contract.
         unsafe { crate::park::park_thread_group(group, nodes.as_mut_ptr(), nodes.len()) }
+    }
+}
+
+/// A lock acquisition that had to wait, as reported to the profile hooks: `lock_wait_begin`
+/// when it starts waiting, `lock_obtained` when it gets the lock, `lock_released` when its guard
+/// drops. An acquisition that gets the lock at once reports nothing (its guard carries
+/// [`Contention::NONE`]), so the uncontended path costs the same with the `profile` feature.
+/// Zero-sized, and every method empty, without the feature.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Contention {
+    /// The worker that waited, when hooks were installed at the time.
+    #[cfg(feature = "profile")]
+    worker: Option<usize>,
+}
+
+impl Contention {
+    /// Nothing reported: the lock was free.
+    pub(crate) const NONE: Self = Self {
+        #[cfg(feature = "profile")]
+        worker: None,
+    };
+
+    /// `blocker` found the lock `name` at `addr` held and is about to wait for it.
+    #[inline(always)]
+    pub(crate) fn begin<B: Blocker + ?Sized>(blocker: &B, name: &'static str, addr: usize) -> Self {
+        #[cfg(feature = "profile")]
+        {
+            if !crate::profile::active() {
+                return Self::NONE;
+            }
+            let worker = blocker.profile_worker();
+            crate::profile::lock_wait_begin(worker, name, addr);
+            Self {
+                worker: Some(worker),
+            }
+        }
+        #[cfg(not(feature = "profile"))]
+        {
+            let _ = (blocker, name, addr);
+            Self::NONE
+        }
+    }
+
+    /// The waiter got the lock.
+    #[inline(always)]
+    pub(crate) fn obtained(self, name: &'static str, addr: usize) {
+        #[cfg(feature = "profile")]
+        if let Some(worker) = self.worker {
+            crate::profile::lock_obtained(worker, name, addr);
+        }
+        #[cfg(not(feature = "profile"))]
+        let _ = (name, addr);
+    }
+
+    /// The guard of a reported acquisition dropped.
+    #[inline(always)]
+    pub(crate) fn released(self, name: &'static str, addr: usize) {
+        #[cfg(feature = "profile")]
+        if let Some(worker) = self.worker {
+            crate::profile::lock_released(worker, name, addr);
+        }
+        #[cfg(not(feature = "profile"))]
+        let _ = (name, addr);
     }
 }
 

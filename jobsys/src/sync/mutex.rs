@@ -1,6 +1,6 @@
 //! `Mutex<T>`: a short spin, then the waiter parks; FIFO hand-off on unlock.
 
-use super::{Blocker, HANDOFF, SPINS, Woken, key_of, park_with_bit};
+use super::{Blocker, Contention, HANDOFF, SPINS, Woken, key_of, park_with_bit};
 use crate::shim::{AtomicU8, Ordering};
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -22,8 +22,17 @@ const PARKED: u8 = 2;
 /// `std::sync::MutexGuard`.
 ///
 /// No poisoning: a job that panics while holding the guard unlocks it as the guard drops.
+///
+/// With the `profile` feature, a `lock` that finds the mutex held reports `lock_wait_begin`,
+/// `lock_obtained` and (when its guard drops) `lock_released` to the
+/// [`ProfileHooks`](crate::profile::ProfileHooks), under the name given to
+/// [`named`](Self::named) (`"Mutex"` by default) and the mutex's address. Uncontended locks
+/// report nothing.
 pub struct Mutex<T: ?Sized> {
     state: AtomicU8,
+    /// The name the lock profile hooks report.
+    #[cfg(feature = "profile")]
+    name: &'static str,
     data: UnsafeCell<T>,
 }
 
@@ -36,6 +45,8 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 /// Proof of holding a [`Mutex`]; unlocks on drop. `!Send`.
 pub struct MutexGuard<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
+    /// Whether this acquisition waited (and was reported): its release is reported too.
+    contention: Contention,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -45,8 +56,18 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
     pub fn new(value: T) -> Self {
+        Self::named(value, "Mutex")
+    }
+
+    /// An unlocked mutex holding `value`, reported to the lock profile hooks as `name`.
+    /// Without the `profile` feature the name is not stored.
+    pub fn named(value: T, name: &'static str) -> Self {
+        #[cfg(not(feature = "profile"))]
+        let _ = name;
         Self {
             state: AtomicU8::new(0),
+            #[cfg(feature = "profile")]
+            name,
             data: UnsafeCell::new(value),
         }
     }
@@ -61,15 +82,18 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks, parking `blocker` (a job's `Ctx`/`Scope`, or [`ThisThread`](super::ThisThread))
     /// while another holder has it.
     pub fn lock<B: Blocker + ?Sized>(&self, blocker: &B) -> MutexGuard<'_, T> {
-        if self
+        let contention = if self
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            self.lock_slow(blocker);
-        }
+            self.lock_slow(blocker)
+        } else {
+            Contention::NONE
+        };
         MutexGuard {
             mutex: self,
+            contention,
             _not_send: PhantomData,
         }
     }
@@ -81,6 +105,7 @@ impl<T: ?Sized> Mutex<T> {
             .ok()
             .map(|_| MutexGuard {
                 mutex: self,
+                contention: Contention::NONE,
                 _not_send: PhantomData,
             })
     }
@@ -90,8 +115,26 @@ impl<T: ?Sized> Mutex<T> {
         self.data.get_mut()
     }
 
+    /// The name and address the lock profile hooks report.
+    #[inline(always)]
+    fn profile_id(&self) -> (&'static str, usize) {
+        #[cfg(feature = "profile")]
+        let name = self.name;
+        #[cfg(not(feature = "profile"))]
+        let name = "Mutex";
+        (name, (self as *const Self).cast::<()>() as usize)
+    }
+
     #[cold]
-    fn lock_slow<B: Blocker + ?Sized>(&self, blocker: &B) {
+    fn lock_slow<B: Blocker + ?Sized>(&self, blocker: &B) -> Contention {
+        let (name, addr) = self.profile_id();
+        let contention = Contention::begin(blocker, name, addr);
+        self.wait_for_lock(blocker);
+        contention.obtained(name, addr);
+        contention
+    }
+
+    fn wait_for_lock<B: Blocker + ?Sized>(&self, blocker: &B) {
         let mut spins = 0;
         loop {
             let s = self.state.load(Ordering::Relaxed);
@@ -183,7 +226,9 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
+        let (name, addr) = self.mutex.profile_id();
         self.mutex.unlock();
+        self.contention.released(name, addr);
     }
 }
 

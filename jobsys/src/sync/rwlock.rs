@@ -1,7 +1,7 @@
 //! `RwLock<T>`: many readers or one writer, admitted strictly in arrival order (tickets);
 //! consecutive readers share the lock.
 
-use super::{Blocker, key_of};
+use super::{Blocker, Contention, key_of};
 use crate::shim::{AtomicU32, Ordering, SpinLock};
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -42,10 +42,19 @@ struct State {
 /// assert_eq!(config.into_inner(), 32);
 /// # Ok::<(), jobsys::BuildError>(())
 /// ```
+///
+/// With the `profile` feature, a `read` or `write` that cannot enter at once reports
+/// `lock_wait_begin`, `lock_obtained` and (when its guard drops) `lock_released` to the
+/// [`ProfileHooks`](crate::profile::ProfileHooks), under the name given to
+/// [`named`](Self::named) (`"RwLock"` by default) and the lock's address. Acquisitions that
+/// enter at once report nothing.
 pub struct RwLock<T: ?Sized> {
     state: SpinLock<State>,
     /// Waiters parked or about to park (a release skips the wake-up when zero).
     waiters: AtomicU32,
+    /// The name the lock profile hooks report.
+    #[cfg(feature = "profile")]
+    name: &'static str,
     data: UnsafeCell<T>,
 }
 
@@ -57,12 +66,16 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 /// Shared access to an [`RwLock`]; `!Send`.
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
+    /// Whether this acquisition waited (and was reported): its release is reported too.
+    contention: Contention,
     _not_send: PhantomData<*const ()>,
 }
 
 /// Exclusive access to an [`RwLock`]; `!Send`.
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
+    /// Whether this acquisition waited (and was reported): its release is reported too.
+    contention: Contention,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -109,6 +122,14 @@ impl Turn<'_> {
 impl<T> RwLock<T> {
     /// An unlocked lock holding `value`.
     pub fn new(value: T) -> Self {
+        Self::named(value, "RwLock")
+    }
+
+    /// An unlocked lock holding `value`, reported to the lock profile hooks as `name`.
+    /// Without the `profile` feature the name is not stored.
+    pub fn named(value: T, name: &'static str) -> Self {
+        #[cfg(not(feature = "profile"))]
+        let _ = name;
         Self {
             state: SpinLock::new(State {
                 next: 0,
@@ -117,6 +138,8 @@ impl<T> RwLock<T> {
                 writer: false,
             }),
             waiters: AtomicU32::new(0),
+            #[cfg(feature = "profile")]
+            name,
             data: UnsafeCell::new(value),
         }
     }
@@ -136,11 +159,12 @@ impl<T: ?Sized> RwLock<T> {
     /// Shared access, parking `blocker` until every earlier ticket is served and no writer is
     /// inside.
     pub fn read<B: Blocker + ?Sized>(&self, blocker: &B) -> RwLockReadGuard<'_, T> {
-        self.enter(blocker, false);
+        let contention = self.enter(blocker, false);
         // A reader admitted may let the next ticket in too, if it is a reader.
         self.wake_all();
         RwLockReadGuard {
             lock: self,
+            contention,
             _not_send: PhantomData,
         }
     }
@@ -148,14 +172,26 @@ impl<T: ?Sized> RwLock<T> {
     /// Exclusive access, parking `blocker` until every earlier ticket is served and the lock
     /// is free.
     pub fn write<B: Blocker + ?Sized>(&self, blocker: &B) -> RwLockWriteGuard<'_, T> {
-        self.enter(blocker, true);
+        let contention = self.enter(blocker, true);
         RwLockWriteGuard {
             lock: self,
+            contention,
             _not_send: PhantomData,
         }
     }
 
-    fn enter<B: Blocker + ?Sized>(&self, blocker: &B, write: bool) {
+    /// The name and address the lock profile hooks report.
+    #[inline(always)]
+    fn profile_id(&self) -> (&'static str, usize) {
+        #[cfg(feature = "profile")]
+        let name = self.name;
+        #[cfg(not(feature = "profile"))]
+        let name = "RwLock";
+        (name, (self as *const Self).cast::<()>() as usize)
+    }
+
+    /// Takes a ticket and enters on its turn; reports the wait if it had one.
+    fn enter<B: Blocker + ?Sized>(&self, blocker: &B, write: bool) -> Contention {
         let ticket = {
             let mut s = self.state.lock();
             let t = s.next;
@@ -168,8 +204,10 @@ impl<T: ?Sized> RwLock<T> {
             write,
         };
         if turn.try_enter() {
-            return;
+            return Contention::NONE;
         }
+        let (name, addr) = self.profile_id();
+        let contention = Contention::begin(blocker, name, addr);
         self.waiters.fetch_add(1, Ordering::SeqCst);
         loop {
             // SAFETY: `validate` reads `turn`, on this stack for the whole park.
@@ -186,6 +224,8 @@ impl<T: ?Sized> RwLock<T> {
             }
         }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+        contention.obtained(name, addr);
+        contention
     }
 
     /// Wakes every waiter to re-check its turn, if any waits.
@@ -232,7 +272,9 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
+        let (name, addr) = self.lock.profile_id();
         self.lock.read_unlock();
+        self.contention.released(name, addr);
     }
 }
 
@@ -253,7 +295,9 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
+        let (name, addr) = self.lock.profile_id();
         self.lock.write_unlock();
+        self.contention.released(name, addr);
     }
 }
 
