@@ -58,9 +58,11 @@ impl ChromeTrace {
         }
     }
 
-    /// Installs this trace as jobsys' process-wide hooks. Returns `false` if hooks were
-    /// already installed (only the first installation wins), and always `false` when jobsys
-    /// was built without its `profile` feature. Install before building the job system.
+    /// Adds this trace to jobsys' process-wide hook sets (`jobsys::profile::add_hooks`; up to
+    /// `MAX_HOOK_SETS` sets receive every event, so a trace and a game's own stats hook can run
+    /// together). Returns `false` if this trace is already installed or every set is taken,
+    /// and always `false` when jobsys was built without its `profile` feature. Install before
+    /// building the job system.
     pub fn install(&'static self) -> bool {
         jobsys::profile::set_hooks(self)
     }

@@ -10,7 +10,8 @@
 //! - `Tracy` (cargo feature `tracy`) emits a Tracy zone per job over `tracy-client`, with
 //!   on-demand connection: nothing is recorded until the Tracy profiler connects.
 //!
-//! Hooks are process-wide and the first installation wins, so install one back-end, once,
+//! Hooks are process-wide; up to `jobsys::profile::MAX_HOOK_SETS` sets receive every event
+//! (a back-end beside a game's own stats hook, say). Install each back-end once,
 //! before building the job system.
 //!
 //! ```

@@ -46,7 +46,8 @@ impl Tracy {
     }
 
     /// Starts the Tracy client and installs this back-end as jobsys' process-wide hooks.
-    /// Returns `false` if hooks were already installed (the first installation wins).
+    /// Returns `false` if this back-end is already installed or every hook set
+    /// (`jobsys::profile::MAX_HOOK_SETS`) is taken.
     pub fn install(&'static self) -> bool {
         // Kept for the rest of the process: with tracy-client's `manual-lifetime` feature the
         // client stops when its last handle drops.
