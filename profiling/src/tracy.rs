@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::ffi::c_char;
 use std::ptr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering};
 use tracy_client::Client;
 use tracy_client_sys as sys;
 
@@ -279,7 +279,113 @@ fn with_zones(f: impl FnOnce(&mut ThreadZones)) {
     });
 }
 
+/// Frame lanes: each frame, from its opening to its retirement, is a discontinuous frame of
+/// the lowest lane free at its opening, so frames in flight that overlap land on different
+/// frame sets ("jobsys frames (lane 0)", "(lane 1)", …) and no set has overlapping frames.
+/// jobsys allows at most 16 frames in flight, so 16 lanes always suffice.
+const LANES: usize = 16;
+static LANE_NAMES: [&std::ffi::CStr; LANES] = [
+    c"jobsys frames (lane 0)",
+    c"jobsys frames (lane 1)",
+    c"jobsys frames (lane 2)",
+    c"jobsys frames (lane 3)",
+    c"jobsys frames (lane 4)",
+    c"jobsys frames (lane 5)",
+    c"jobsys frames (lane 6)",
+    c"jobsys frames (lane 7)",
+    c"jobsys frames (lane 8)",
+    c"jobsys frames (lane 9)",
+    c"jobsys frames (lane 10)",
+    c"jobsys frames (lane 11)",
+    c"jobsys frames (lane 12)",
+    c"jobsys frames (lane 13)",
+    c"jobsys frames (lane 14)",
+    c"jobsys frames (lane 15)",
+];
+/// Lanes in use (bit `l`: lane `l`).
+static LANES_BUSY: AtomicU32 = AtomicU32::new(0);
+/// The lane of frame `index` (at `index % LANES`), plus one; 0: none. Frames `n` and
+/// `n + 16` are never open together (at most 16 in flight), so the slots never collide.
+static LANE_OF: [AtomicU8; LANES] = [const { AtomicU8::new(0) }; LANES];
+
 impl ProfileHooks for Tracy {
+    fn frame_begin(&self, index: u64) {
+        let Some(client) = Client::running() else {
+            return;
+        };
+        // The main frame set: one mark per opening, so Tracy's frame view shows frame times.
+        client.frame_mark();
+        let mut busy = LANES_BUSY.load(Ordering::Relaxed);
+        let lane = loop {
+            let lane = (!busy).trailing_zeros() as usize;
+            if lane >= LANES {
+                return;
+            }
+            match LANES_BUSY.compare_exchange_weak(
+                busy,
+                busy | 1 << lane,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break lane,
+                Err(now) => busy = now,
+            }
+        };
+        LANE_OF[(index % LANES as u64) as usize].store(lane as u8 + 1, Ordering::Relaxed);
+        // SAFETY: a `'static`, NUL-terminated name; Tracy keeps the pointer as the set's key.
+        unsafe { sys::___tracy_emit_frame_mark_start(LANE_NAMES[lane].as_ptr()) };
+    }
+
+    fn frame_retired(&self, index: u64) {
+        let lane = LANE_OF[(index % LANES as u64) as usize].swap(0, Ordering::Relaxed);
+        if lane == 0 || Client::running().is_none() {
+            return;
+        }
+        let lane = usize::from(lane - 1);
+        // SAFETY: as in `frame_begin`.
+        unsafe { sys::___tracy_emit_frame_mark_end(LANE_NAMES[lane].as_ptr()) };
+        LANES_BUSY.fetch_and(!(1 << lane), Ordering::Relaxed);
+    }
+
+    fn frame_stats(&self, stats: &jobsys::FrameStats) {
+        let Some(client) = Client::running() else {
+            return;
+        };
+        client.plot(
+            tracy_client::plot_name!("jobsys jobs run"),
+            stats.jobs_run as f64,
+        );
+        client.plot(
+            tracy_client::plot_name!("jobsys parked waits"),
+            stats.parked_waits as f64,
+        );
+        client.plot(
+            tracy_client::plot_name!("jobsys steals"),
+            stats.steals as f64,
+        );
+        client.plot(
+            tracy_client::plot_name!("jobsys fibers high-water"),
+            stats.fibers_high_water as f64,
+        );
+        client.plot(
+            tracy_client::plot_name!("jobsys arena bytes"),
+            stats.arena_used as f64,
+        );
+        client.plot(
+            tracy_client::plot_name!("jobsys arena grown bytes"),
+            stats.arena_grown as f64,
+        );
+        let idle: u64 = stats
+            .workers()
+            .iter()
+            .map(|w| w.idle_ns + w.asleep_ns)
+            .sum();
+        client.plot(
+            tracy_client::plot_name!("jobsys idle ms (all workers)"),
+            idle as f64 / 1e6,
+        );
+    }
+
     fn worker_start(&self, worker: usize) {
         if let Some(client) = Client::running() {
             if worker == 0 {
@@ -327,6 +433,32 @@ impl ProfileHooks for Tracy {
 mod tests {
     use super::*;
     use std::ffi::CStr;
+
+    /// Overlapping frames take the lowest free lane and give it back when they retire, so no
+    /// lane ever has two frames open.
+    #[test]
+    fn overlapping_frames_take_distinct_lanes_and_give_them_back() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        let lane = |index: u64| LANE_OF[(index % LANES as u64) as usize].load(Ordering::Relaxed);
+        tracy.frame_begin(100);
+        tracy.frame_begin(101);
+        assert_eq!(
+            (lane(100), lane(101)),
+            (1, 2),
+            "lanes 0 and 1, stored plus one"
+        );
+        tracy.frame_retired(100);
+        assert_eq!(lane(100), 0);
+        tracy.frame_begin(102);
+        assert_eq!(lane(102), 1, "the lowest free lane again");
+        tracy.frame_retired(101);
+        tracy.frame_retired(102);
+        assert_eq!(LANES_BUSY.load(Ordering::Relaxed), 0);
+        // A retirement of a frame that never took a lane changes nothing.
+        tracy.frame_retired(7);
+        assert_eq!(LANES_BUSY.load(Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn a_meta_gets_one_static_location_with_its_name_file_and_line() {

@@ -183,5 +183,41 @@ fn main() {
         "jobs under the Tracy hooks allocated; {}",
         first_alloc()
     );
+
+    // Frames: a frame mark per opening, a lane's discontinuous frame from opening to retirement
+    // (two frames in flight overlap through a later job), and the per-frame plots.
+    let frames = |jobs: &JobSystem| {
+        jobs.run(|ctx| {
+            ctx.frames(|frames| {
+                for _ in 0..4 {
+                    frames.frame(|f| {
+                        ctx.scope(|s| {
+                            for _ in 0..32 {
+                                s.spawn_with(job_meta!("frame job"), move |ctx| {
+                                    std::hint::black_box(f.arena(ctx).alloc(1u64));
+                                });
+                            }
+                        });
+                        f.later_with(ctx, job_meta!("render"), |_| {});
+                    });
+                }
+            })
+        })
+    };
+    for _ in 0..10 {
+        frames(&jobs);
+    }
+    let n = count_allocs(|| {
+        for _ in 0..50 {
+            frames(&jobs);
+        }
+    });
+    println!("200 frames (two in flight) under Tracy hooks: {n} allocations");
+    assert_eq!(
+        n,
+        0,
+        "frames under the Tracy hooks allocated; {}",
+        first_alloc()
+    );
     println!("tracy_alloc: ok");
 }
