@@ -226,12 +226,18 @@ impl ThreadZones {
         if Client::running().is_none() {
             return;
         }
+        self.prepare();
+        self.open.push((self.fiber, zone, OpenZone::begin(zone)));
+    }
+
+    /// Once per thread: room enough that the lists rarely grow later. Done when a worker
+    /// starts (so a worker's first zone, whenever it comes, allocates nothing), or at the
+    /// first zone of a thread the back-end saw no start of.
+    fn prepare(&mut self) {
         if self.open.capacity() == 0 {
-            // Once per thread: room enough that the lists rarely grow later.
             self.open.reserve(RESERVED_ZONES);
             self.parked.reserve(RESERVED_ZONES);
         }
-        self.open.push((self.fiber, zone, OpenZone::begin(zone)));
     }
 
     /// Ends the innermost zone if `is_it` says it is the one ending (dropping it ends it).
@@ -387,6 +393,7 @@ impl ProfileHooks for Tracy {
     }
 
     fn worker_start(&self, worker: usize) {
+        with_zones(ThreadZones::prepare);
         if let Some(client) = Client::running() {
             if worker == 0 {
                 client.set_thread_name("jobsys worker 0 (main)");
