@@ -357,30 +357,35 @@ impl ProfileHooks for Tracy {
         let Some(client) = Client::running() else {
             return;
         };
-        client.plot(
-            tracy_client::plot_name!("jobsys jobs run"),
-            stats.jobs_run as f64,
-        );
-        client.plot(
-            tracy_client::plot_name!("jobsys parked waits"),
-            stats.parked_waits as f64,
-        );
-        client.plot(
-            tracy_client::plot_name!("jobsys steals"),
-            stats.steals as f64,
-        );
-        client.plot(
-            tracy_client::plot_name!("jobsys fibers high-water"),
-            stats.fibers_high_water as f64,
-        );
-        client.plot(
-            tracy_client::plot_name!("jobsys arena bytes"),
-            stats.arena_used as f64,
-        );
-        client.plot(
-            tracy_client::plot_name!("jobsys arena grown bytes"),
-            stats.arena_grown as f64,
-        );
+        let plots = [
+            (
+                tracy_client::plot_name!("jobsys jobs run"),
+                stats.jobs_run as f64,
+            ),
+            (
+                tracy_client::plot_name!("jobsys parked waits"),
+                stats.parked_waits as f64,
+            ),
+            (
+                tracy_client::plot_name!("jobsys steals"),
+                stats.steals as f64,
+            ),
+            (
+                tracy_client::plot_name!("jobsys fibers high-water"),
+                stats.fibers_high_water as f64,
+            ),
+            (
+                tracy_client::plot_name!("jobsys arena bytes"),
+                stats.arena_used as f64,
+            ),
+            (
+                tracy_client::plot_name!("jobsys arena grown bytes"),
+                stats.arena_grown as f64,
+            ),
+        ];
+        for (name, value) in plots {
+            client.plot(name, value);
+        }
         let idle: u64 = stats
             .workers()
             .iter()

@@ -47,10 +47,9 @@ pub(crate) struct FiberStack {
     _mapped: Option<DefaultStack>,
 }
 
-// SAFETY: `base` and `limit` come either from a `DefaultStack` (which keeps them) or from a
-// user-block stack whose bounds `Coro::in_block`'s caller vouches for: page-aligned (so
-// aligned to STACK_ALIGNMENT), a PROT_NONE guard page at `limit`, and more than
-// MIN_STACK_SIZE usable bytes above it (the builder's MIN_STACK_SIZE is larger).
+// SAFETY: `base`/`limit` come from a `DefaultStack` (which keeps them) or from a user-block
+// stack that `Coro::in_block`'s caller vouches for: page-aligned, a PROT_NONE guard page at
+// `limit`, more than corosensei's MIN_STACK_SIZE usable above it (the builder's is larger).
 unsafe impl Stack for FiberStack {
     #[inline]
     fn base(&self) -> StackPointer {

@@ -395,17 +395,7 @@ impl Ctx {
             _env: PhantomData,
         };
         let result = catch(|| f(&frames));
-        self.wait_core(&state.pending, 0);
-        if let Some(payload) = state.panic.take() {
-            if let Err(body) = result {
-                drop_payload(body);
-            }
-            resume_unwind(payload);
-        }
-        match result {
-            Ok(r) => r,
-            Err(payload) => resume_unwind(payload),
-        }
+        self.finish_loop(&state, result)
     }
 
     /// Runs `body` as one frame (see [`frames`](Self::frames)) and returns once it retired,
@@ -438,6 +428,12 @@ impl Ctx {
         crate::fiber::check_no_suspend("Ctx::frame");
         let state = LoopState::new();
         let result = catch(|| run_frame(self, &state, body));
+        self.finish_loop(&state, result)
+    }
+
+    /// The end of a loop of frames: waits until every frame it opened retired, then re-raises
+    /// the first later-job panic (else the body's), as a scope does.
+    fn finish_loop<R>(&self, state: &LoopState, result: Result<R, crate::panic::Payload>) -> R {
         self.wait_core(&state.pending, 0);
         if let Some(payload) = state.panic.take() {
             if let Err(body) = result {

@@ -376,10 +376,8 @@ impl<'f> FrameArena<'f> {
             .alloc(Layout::for_value(src))
             .unwrap_or_else(|e| exhausted(e))
             .cast::<T>();
-        // SAFETY: `alloc` handed out fresh, aligned room for `src.len()` `T`s
-        // (`Layout::for_value`), which cannot overlap `src` (bump allocation never hands out
-        // memory in use); `T: Copy`, so a bitwise copy makes valid values; the memory lives
-        // until the frame retires (`'f`) and is handed out once.
+        // SAFETY: `alloc` gave fresh room for `src.len()` `T`s (`for_value`), not overlapping
+        // `src`, handed out once and alive until the frame retires; `T: Copy` copies bitwise.
         unsafe {
             core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
             core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
@@ -443,10 +441,9 @@ fn exhausted(e: ArenaFull) -> ! {
     panic!("{e}")
 }
 
-// SAFETY: blocks handed out stay valid until the frame retires, which is after every
-// `FrameArena<'f>` (and every collection holding one) is gone, since they cannot outlive `'f`;
-// a block is never handed out twice (bump allocation; `resize_last` only moves the top for the
-// last block); `deallocate` gives back only the last block.
+// SAFETY: blocks stay valid until the frame retires, after every `FrameArena<'f>` and its
+// collections are gone (they cannot outlive `'f`); bump allocation never hands a block out
+// twice, and `resize_last`/`deallocate` only move the top for the last block.
 unsafe impl allocator_api2::alloc::Allocator for FrameArena<'_> {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
