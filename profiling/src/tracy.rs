@@ -2,9 +2,16 @@
 //!
 //! Tracy zones must nest per thread, and a zone (`tracy_client::Span`) may not leave its
 //! thread. Fibers break both: a job that waits is switched out with its zone open, and the
-//! worker goes on to run other jobs. So zones end when their fiber leaves the worker and begin
-//! again — as a new zone with the same name — when it comes back. The open zones live in a
-//! thread-local, touched only by hooks running on that thread.
+//! worker goes on to run other jobs. Without the `tracy-fibers` feature, zones end when their
+//! fiber leaves the worker and begin again — as a new zone with the same name — when it comes
+//! back. With it, each pooled fiber is a Tracy fiber track (`___tracy_fiber_enter` /
+//! `___tracy_fiber_leave` at every switch) and zones stay open across switches: a job's zone
+//! spans its waits on its fiber's track. The open zones live in a thread-local, touched only by
+//! hooks running on that thread, each tagged with the fiber it belongs to.
+//!
+//! Contended [`jobsys::sync::Mutex`] / `RwLock` acquisitions of named locks go to Tracy's lock
+//! view through its lockable-context API, one context per lock (announced at its first
+//! contention); user zones (`Ctx::zone`) are zones with a static source location per name.
 
 use jobsys::JobMeta;
 use jobsys::profile::ProfileHooks;
@@ -24,8 +31,14 @@ use tracy_client_sys as sys;
 /// `jobsys worker 0 (main)` where jobsys reports its `worker_start`). Built with Tracy's on-demand mode: until the profiler
 /// connects, the hooks cost little and nothing is kept.
 ///
-/// Zones are not fiber-aware tracks (Tracy's fiber mode serialises every event): a job that
-/// waits shows as two or more zones on its worker's thread, one per stretch it ran.
+/// Also: a zone per user zone (`Ctx::zone(name)`), the contended acquisitions of named
+/// `jobsys::sync` locks in Tracy's lock view, a frame mark per frame, each frame in flight as a
+/// discontinuous frame on a "jobsys frames (lane N)" set, and plots from each frame's stats.
+///
+/// By default zones are not fiber-aware tracks: a job that waits shows as two or more zones on
+/// its worker's thread, one per stretch it ran. With the `tracy-fibers` feature each pooled
+/// fiber gets a track "fiber N" and a job's zone spans its waits (Tracy's fiber mode
+/// serialises every event through one queue, so it costs more per event).
 ///
 /// ```no_run
 /// static TRACY: jobsys_profiling::Tracy = jobsys_profiling::Tracy::new();
@@ -53,7 +66,39 @@ impl Tracy {
         // client stops when its last handle drops.
         static CLIENT: OnceLock<Client> = OnceLock::new();
         CLIENT.get_or_init(Client::start);
-        jobsys::profile::set_hooks(self)
+        // The first fibers' track names, built now rather than at the first switch.
+        #[cfg(feature = "tracy-fibers")]
+        let _ = fiber_name(0);
+        jobsys::profile::add_hooks(self)
+    }
+
+    /// Whether a Tracy profiler is connected to this process now. `false` before the client
+    /// starts ([`install`](Self::install) starts it).
+    pub fn is_connected() -> bool {
+        // SAFETY: only reads the profiler's connection flag; a no-op query while the client is
+        // not running is guarded by the `running` check.
+        Client::running().is_some() && unsafe { sys::___tracy_connected() } != 0
+    }
+
+    /// Waits until a Tracy profiler connects or `timeout` passes; returns whether one is
+    /// connected. For short runs: in on-demand mode nothing is recorded before the profiler
+    /// connects. Call after [`install`](Self::install) (returns `false` at once before it).
+    /// Polls every 10 ms.
+    pub fn wait_for_connection(timeout: std::time::Duration) -> bool {
+        if Client::running().is_none() {
+            return false;
+        }
+        let start = std::time::Instant::now();
+        loop {
+            if Self::is_connected() {
+                return true;
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(10)));
+        }
     }
 }
 
@@ -61,6 +106,8 @@ impl Tracy {
 #[derive(Clone, Copy, Debug)]
 enum Zone {
     Job(&'static JobMeta),
+    /// A user zone (`Ctx::zone`).
+    User(&'static str),
     Wait,
     Sleep,
 }
@@ -88,19 +135,34 @@ static SLEEP_LOC: StaticLoc = StaticLoc(sys::___tracy_source_location_data {
     color: 0,
 });
 
-/// A job's source location, built once per distinct `JobMeta` (by address) and never freed.
+/// A source location, built once per distinct `JobMeta` (by address) or per distinct
+/// `&'static str` name (by address and length) and never freed.
 struct MetaLoc {
-    meta: *const JobMeta,
+    key: LocKey,
     loc: StaticLoc,
     /// `name\0file\0`: the text `loc` points to (leaked with the `MetaLoc`).
     _text: Box<[u8]>,
 }
 
-/// Slots of the location table (a power of two). Metas past it fall back to Tracy's
-/// allocated source locations.
+/// What a location belongs to: a `JobMeta` (its address, `usize::MAX`) or a name (its text's
+/// address and length; no `str` is `usize::MAX` bytes long, so the two never collide).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct LocKey(usize, usize);
+
+impl LocKey {
+    fn meta(meta: &'static JobMeta) -> Self {
+        Self(ptr::from_ref(meta) as usize, usize::MAX)
+    }
+    fn name(name: &'static str) -> Self {
+        Self(name.as_ptr() as usize, name.len())
+    }
+}
+
+/// Slots of the location table (a power of two). Metas and names past it fall back to
+/// Tracy's allocated source locations (zones) or to no lock context (locks).
 const LOC_SLOTS: usize = 1024;
 
-/// Open-addressed table from a `JobMeta`'s address to its location. A slot goes from null to
+/// Open-addressed table from a location's key to the location. A slot goes from null to
 /// a leaked `MetaLoc` once and never changes again, so readers need no lock.
 static LOCS: [AtomicPtr<MetaLoc>; LOC_SLOTS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; LOC_SLOTS];
@@ -108,15 +170,37 @@ static LOCS: [AtomicPtr<MetaLoc>; LOC_SLOTS] =
 /// The `'static` Tracy source location of `meta`: built (two allocations) the first time this
 /// meta is seen, looked up without allocating after that. `None` when the table is full.
 fn loc_of(meta: &'static JobMeta) -> Option<&'static sys::___tracy_source_location_data> {
-    let key: *const JobMeta = meta;
-    // Fibonacci hashing of the address; the low bits of a pointer to an aligned struct are 0.
-    let start = ((key as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
+    loc_for(LocKey::meta(meta), meta.name, meta.file, meta.line)
+}
+
+/// The `'static` source location of the user zone or lock `name`, as for [`loc_of`].
+fn name_loc(name: &'static str) -> Option<&'static sys::___tracy_source_location_data> {
+    loc_for(LocKey::name(name), name, "jobsys", 0)
+}
+
+/// Open-addressed slot index sequence start for a key: Fibonacci hashing (the low bits of a
+/// pointer to an aligned struct are 0).
+fn slot_start(key: usize, bits: u32) -> usize {
+    ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+}
+
+fn loc_for(
+    key: LocKey,
+    name: &'static str,
+    file: &'static str,
+    line: u32,
+) -> Option<&'static sys::___tracy_source_location_data> {
+    let start = slot_start(key.0 ^ key.1.rotate_left(32), LOC_SLOTS.trailing_zeros());
     let mut fresh: Option<Box<MetaLoc>> = None;
     for i in 0..LOC_SLOTS {
         let slot = &LOCS[(start + i) % LOC_SLOTS];
         let mut seen = slot.load(Ordering::Acquire);
         if seen.is_null() {
-            let new = Box::into_raw(fresh.take().unwrap_or_else(|| new_loc(meta)));
+            let new = Box::into_raw(
+                fresh
+                    .take()
+                    .unwrap_or_else(|| new_loc(key, name, file, line)),
+            );
             match slot.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
                 // SAFETY: published `MetaLoc`s are leaked: never freed nor written again.
                 Ok(_) => return Some(unsafe { &(*new).loc.0 }),
@@ -129,17 +213,17 @@ fn loc_of(meta: &'static JobMeta) -> Option<&'static sys::___tracy_source_locati
         }
         // SAFETY: non-null slots hold leaked `MetaLoc`s published with Release (see above).
         let entry = unsafe { &*seen };
-        if ptr::eq(entry.meta, key) {
+        if entry.key == key {
             return Some(&entry.loc.0);
         }
     }
     None
 }
 
-fn new_loc(meta: &'static JobMeta) -> Box<MetaLoc> {
+fn new_loc(key: LocKey, name: &str, file: &str, line: u32) -> Box<MetaLoc> {
     // Interior NULs would cut the C strings short: keep the text before them.
-    let name = meta.name.split('\0').next().unwrap_or_default();
-    let file = meta.file.split('\0').next().unwrap_or_default();
+    let name = name.split('\0').next().unwrap_or_default();
+    let file = file.split('\0').next().unwrap_or_default();
     let text: Box<[u8]> = [name.as_bytes(), b"\0", file.as_bytes(), b"\0"]
         .concat()
         .into();
@@ -147,17 +231,150 @@ fn new_loc(meta: &'static JobMeta) -> Box<MetaLoc> {
     // SAFETY: `name.len() + 1 < text.len()`: the file's text starts after the name's NUL.
     let file_ptr = unsafe { name_ptr.add(name.len() + 1) };
     Box::new(MetaLoc {
-        meta,
+        key,
         loc: StaticLoc(sys::___tracy_source_location_data {
             name: name_ptr,
             function: name_ptr,
             file: file_ptr,
-            line: meta.line,
+            line,
             color: 0,
         }),
         // Moving the box moves the pointer, not the bytes: `name_ptr` stays valid.
         _text: text,
     })
+}
+
+/// Tracy's lock context of one named `jobsys::sync` lock, announced at its first contention
+/// and never terminated (a lock's address may be reused; the context stays for the process).
+struct LockEntry {
+    addr: usize,
+    name: LocKey,
+    ctx: *mut sys::__tracy_lockable_context_data,
+}
+
+/// Slots of the lock table (a power of two). Locks past it are not shown in Tracy.
+const LOCK_SLOTS: usize = 4096;
+
+/// Open-addressed table from a lock's address and name to its Tracy context; slots go from
+/// null to a leaked `LockEntry` once, as in [`LOCS`].
+static LOCKS: [AtomicPtr<LockEntry>; LOCK_SLOTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; LOCK_SLOTS];
+
+/// The lock context of the lock at `addr` named `name`. With `announce`, the first call for a
+/// lock announces it to Tracy (one allocation here, one in Tracy's own allocator); without,
+/// `None` if it was never announced. `None` too when the table is full or `name` has no
+/// location.
+fn lock_ctx(
+    addr: usize,
+    name: &'static str,
+    announce: bool,
+) -> Option<*mut sys::__tracy_lockable_context_data> {
+    let key = LocKey::name(name);
+    let start = slot_start(addr ^ key.0.rotate_left(17), LOCK_SLOTS.trailing_zeros());
+    for i in 0..LOCK_SLOTS {
+        let slot = &LOCKS[(start + i) % LOCK_SLOTS];
+        let mut seen = slot.load(Ordering::Acquire);
+        if seen.is_null() {
+            if !announce {
+                return None;
+            }
+            let loc = name_loc(name)?;
+            // SAFETY: `loc` is `'static` (leaked in the location table); Tracy keeps its
+            // address as the lock's source location.
+            let ctx = unsafe { sys::___tracy_announce_lockable_ctx(loc) };
+            let new = Box::into_raw(Box::new(LockEntry {
+                addr,
+                name: key,
+                ctx,
+            }));
+            match slot.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(ctx),
+                Err(now) => {
+                    // SAFETY: `new` came from `Box::into_raw` above and was not published;
+                    // `ctx` was announced here and never used: terminating it frees it.
+                    unsafe {
+                        drop(Box::from_raw(new));
+                        sys::___tracy_terminate_lockable_ctx(ctx);
+                    }
+                    seen = now;
+                }
+            }
+        }
+        // SAFETY: non-null slots hold leaked `LockEntry`s published with Release (see above).
+        let entry = unsafe { &*seen };
+        if entry.addr == addr && entry.name == key {
+            return Some(entry.ctx);
+        }
+    }
+    None
+}
+
+/// Tracy fiber track names "fiber N\0", `FIBER_NAME_LEN` bytes apart, built a chunk of
+/// `FIBERS_PER_CHUNK` at a time the first time a fiber of the chunk is entered (chunk 0 at
+/// install) and never freed: Tracy keeps the pointer as the fiber's key.
+#[cfg(feature = "tracy-fibers")]
+const FIBER_NAME_LEN: usize = 12; // "fiber 65535\0"
+#[cfg(feature = "tracy-fibers")]
+const FIBERS_PER_CHUNK: usize = 1024;
+#[cfg(feature = "tracy-fibers")]
+const FIBER_CHUNKS: usize = 64;
+#[cfg(feature = "tracy-fibers")]
+static FIBER_NAMES: [AtomicPtr<u8>; FIBER_CHUNKS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; FIBER_CHUNKS];
+/// The one track of every fiber past the named ones (a pool of over 65536 fibers).
+#[cfg(feature = "tracy-fibers")]
+static FIBER_OVERFLOW: &std::ffi::CStr = c"fiber 65536+";
+
+/// The `'static`, NUL-terminated Tracy track name of pooled fiber `fiber`.
+#[cfg(feature = "tracy-fibers")]
+fn fiber_name(fiber: u32) -> *const c_char {
+    let index = fiber as usize;
+    let chunk = index / FIBERS_PER_CHUNK;
+    if chunk >= FIBER_CHUNKS {
+        return FIBER_OVERFLOW.as_ptr();
+    }
+    let mut base = FIBER_NAMES[chunk].load(Ordering::Acquire);
+    if base.is_null() {
+        base = fiber_chunk(chunk);
+    }
+    // SAFETY: a chunk holds `FIBERS_PER_CHUNK` names of `FIBER_NAME_LEN` bytes.
+    unsafe { base.add(index % FIBERS_PER_CHUNK * FIBER_NAME_LEN) }.cast()
+}
+
+/// Builds (or finds, if another thread won) the names of fibers chunk `chunk`.
+#[cfg(feature = "tracy-fibers")]
+#[cold]
+fn fiber_chunk(chunk: usize) -> *mut u8 {
+    use std::io::Write;
+    let mut text = vec![0u8; FIBERS_PER_CHUNK * FIBER_NAME_LEN].into_boxed_slice();
+    for (i, name) in text.chunks_mut(FIBER_NAME_LEN).enumerate() {
+        // At most "fiber 65535" (11 bytes): the last byte stays 0, the terminator.
+        let _ = write!(
+            &mut name[..FIBER_NAME_LEN - 1],
+            "fiber {}",
+            chunk * FIBERS_PER_CHUNK + i
+        );
+    }
+    let new = Box::into_raw(text).cast::<u8>();
+    match FIBER_NAMES[chunk].compare_exchange(
+        ptr::null_mut(),
+        new,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => new,
+        Err(now) => {
+            // SAFETY: `new` came from `Box::into_raw` of a slice of this length above and
+            // was not published.
+            drop(unsafe {
+                Box::from_raw(ptr::slice_from_raw_parts_mut(
+                    new,
+                    FIBERS_PER_CHUNK * FIBER_NAME_LEN,
+                ))
+            });
+            now
+        }
+    }
 }
 
 /// An open Tracy zone; dropping it ends the zone (on the thread that began it: the zones
@@ -171,21 +388,12 @@ impl OpenZone {
                 // SAFETY: the location is `'static` with NUL-terminated text; the client is
                 // running (checked by the caller).
                 Some(loc) => unsafe { sys::___tracy_emit_zone_begin(loc, 1) },
-                // SAFETY: the pointers and lengths describe `'static` strs; Tracy copies
-                // them into its own allocation, which the zone's end frees.
-                None => unsafe {
-                    let loc = sys::___tracy_alloc_srcloc_name(
-                        meta.line,
-                        meta.file.as_ptr().cast(),
-                        meta.file.len(),
-                        meta.name.as_ptr().cast(),
-                        meta.name.len(),
-                        meta.name.as_ptr().cast(),
-                        meta.name.len(),
-                        0,
-                    );
-                    sys::___tracy_emit_zone_begin_alloc(loc, 1)
-                },
+                None => alloc_zone(meta.name, meta.file, meta.line),
+            },
+            Zone::User(name) => match name_loc(name) {
+                // SAFETY: as for a job's location.
+                Some(loc) => unsafe { sys::___tracy_emit_zone_begin(loc, 1) },
+                None => alloc_zone(name, "jobsys", 0),
             },
             // SAFETY: as for a job's location.
             Zone::Wait => unsafe { sys::___tracy_emit_zone_begin(&WAIT_LOC.0, 1) },
@@ -193,6 +401,26 @@ impl OpenZone {
             Zone::Sleep => unsafe { sys::___tracy_emit_zone_begin(&SLEEP_LOC.0, 1) },
         };
         Self(ctx)
+    }
+}
+
+/// A zone with a source location Tracy allocates (the location table is full).
+#[cold]
+fn alloc_zone(name: &str, file: &str, line: u32) -> sys::___tracy_c_zone_context {
+    // SAFETY: the pointers and lengths describe live strs; Tracy copies them into its own
+    // allocation, which the zone's end frees. The client is running (checked by the caller).
+    unsafe {
+        let loc = sys::___tracy_alloc_srcloc_name(
+            line,
+            file.as_ptr().cast(),
+            file.len(),
+            name.as_ptr().cast(),
+            name.len(),
+            name.as_ptr().cast(),
+            name.len(),
+            0,
+        );
+        sys::___tracy_emit_zone_begin_alloc(loc, 1)
     }
 }
 
@@ -206,28 +434,46 @@ impl Drop for OpenZone {
 /// One thread's zones. Only hooks running on this thread touch it.
 struct ThreadZones {
     /// Open zones, innermost last, with the fiber they belong to (`None`: the worker's own).
+    /// Without `tracy-fibers` only the running fiber's zones (and the worker's) are open; with
+    /// it, switched-out fibers keep theirs open too, interleaved, each fiber's nesting in order.
     open: Vec<(Option<u32>, Zone, OpenZone)>,
     /// The fiber running on this thread now, if any.
     fiber: Option<u32>,
-    /// Zones of fibers switched out in the middle of them; each fiber's outermost first.
-    /// One flat list, so a switch allocates nothing once it has grown to its high-water mark.
+    /// Without `tracy-fibers`: zones of fibers switched out in the middle of them; each fiber's
+    /// outermost first. One flat list, so a switch allocates nothing once it has grown to its
+    /// high-water mark.
     parked: Vec<(u32, Zone)>,
+    /// Contended lock acquisitions in progress on this thread's fibers: the fiber, the lock's
+    /// address, and whether Tracy recorded the wait (then it gets the obtain).
+    lock_waits: Vec<(Option<u32>, usize, bool)>,
 }
 
 /// Zones each thread's lists have room for from their first use.
 const RESERVED_ZONES: usize = 256;
 
 thread_local! {
-    static ZONES: RefCell<ThreadZones> = const { RefCell::new(ThreadZones { open: Vec::new(), fiber: None, parked: Vec::new() }) };
+    static ZONES: RefCell<ThreadZones> = const {
+        RefCell::new(ThreadZones {
+            open: Vec::new(),
+            fiber: None,
+            parked: Vec::new(),
+            lock_waits: Vec::new(),
+        })
+    };
 }
 
 impl ThreadZones {
+    /// Opens `zone` on the running fiber (or the worker's own stack).
     fn begin(&mut self, zone: Zone) {
+        self.begin_on(self.fiber, zone);
+    }
+
+    fn begin_on(&mut self, fiber: Option<u32>, zone: Zone) {
         if Client::running().is_none() {
             return;
         }
         self.prepare();
-        self.open.push((self.fiber, zone, OpenZone::begin(zone)));
+        self.open.push((fiber, zone, OpenZone::begin(zone)));
     }
 
     /// Once per thread: room enough that the lists rarely grow later. Done when a worker
@@ -237,41 +483,114 @@ impl ThreadZones {
         if self.open.capacity() == 0 {
             self.open.reserve(RESERVED_ZONES);
             self.parked.reserve(RESERVED_ZONES);
+            self.lock_waits.reserve(RESERVED_ZONES);
         }
     }
 
-    /// Ends the innermost zone if `is_it` says it is the one ending (dropping it ends it).
+    /// Ends the innermost zone of the running fiber if `is_it` says it is the one ending.
     fn end(&mut self, is_it: impl FnOnce(Zone) -> bool) {
-        if self.open.last().is_some_and(|&(_, zone, _)| is_it(zone)) {
-            self.open.pop();
+        self.end_on(self.fiber, is_it);
+    }
+
+    /// Ends `fiber`'s innermost open zone if `is_it` says it is the one ending (removing it
+    /// ends it; without `tracy-fibers` it is the last one).
+    fn end_on(&mut self, fiber: Option<u32>, is_it: impl FnOnce(Zone) -> bool) {
+        if let Some(i) = self.open.iter().rposition(|&(f, _, _)| f == fiber)
+            && is_it(self.open[i].1)
+        {
+            self.open.remove(i);
         }
     }
 
-    /// `fiber` comes back: begins its parked zones again, outermost first.
+    /// `fiber` comes back: enters its Tracy fiber track (`tracy-fibers`), or begins its parked
+    /// zones again, outermost first.
     fn resume(&mut self, fiber: u32) {
         self.fiber = Some(fiber);
-        let mut i = 0;
-        while i < self.parked.len() {
-            let (f, zone) = self.parked[i];
-            if f == fiber {
-                self.begin(zone);
-            }
-            i += 1;
+        #[cfg(feature = "tracy-fibers")]
+        if Client::running().is_some() {
+            // SAFETY: a `'static`, NUL-terminated name, one per fiber; Tracy keeps the pointer.
+            unsafe { sys::___tracy_fiber_enter(fiber_name(fiber)) };
         }
-        self.parked.retain(|&(f, _)| f != fiber);
+        #[cfg(not(feature = "tracy-fibers"))]
+        {
+            let mut i = 0;
+            while i < self.parked.len() {
+                let (f, zone) = self.parked[i];
+                if f == fiber {
+                    self.begin(zone);
+                }
+                i += 1;
+            }
+            self.parked.retain(|&(f, _)| f != fiber);
+        }
     }
 
-    /// `fiber` leaves: ends its open zones, innermost first, and parks them outermost first.
+    /// `fiber` leaves: leaves its Tracy fiber track, its zones staying open (`tracy-fibers`),
+    /// or ends its open zones, innermost first, and parks them outermost first.
     fn suspend(&mut self, fiber: u32) {
-        let from = self.parked.len();
-        while let Some(&(Some(f), zone, _)) = self.open.last()
-            && f == fiber
+        #[cfg(feature = "tracy-fibers")]
         {
-            self.open.pop(); // ends the zone
-            self.parked.push((fiber, zone));
+            let _ = fiber;
+            if Client::running().is_some() {
+                // SAFETY: no arguments; back to the thread's own track.
+                unsafe { sys::___tracy_fiber_leave() };
+            }
         }
-        self.parked[from..].reverse();
+        #[cfg(not(feature = "tracy-fibers"))]
+        {
+            let from = self.parked.len();
+            while let Some(&(Some(f), zone, _)) = self.open.last()
+                && f == fiber
+            {
+                self.open.pop(); // ends the zone
+                self.parked.push((fiber, zone));
+            }
+            self.parked[from..].reverse();
+        }
         self.fiber = None;
+    }
+
+    /// A contended acquisition of the lock at `addr` begins on the running fiber.
+    fn lock_wait(&mut self, addr: usize, name: &'static str) {
+        if Client::running().is_none() {
+            return;
+        }
+        let Some(ctx) = lock_ctx(addr, name, true) else {
+            return;
+        };
+        self.prepare();
+        // SAFETY: a context from `lock_ctx`, never freed. Every `before_lock` is paired with
+        // one `after_unlock` (at `lock_released`), as Tracy's on-demand lock count needs.
+        let recorded = unsafe { sys::___tracy_before_lock_lockable_ctx(ctx) } != 0;
+        self.lock_waits.push((self.fiber, addr, recorded));
+    }
+
+    /// The running fiber's contended acquisition of the lock at `addr` got it.
+    fn lock_obtained(&mut self, addr: usize, name: &'static str) {
+        let fiber = self.fiber;
+        let Some(i) = self
+            .lock_waits
+            .iter()
+            .rposition(|&(f, a, _)| f == fiber && a == addr)
+        else {
+            return;
+        };
+        let (_, _, recorded) = self.lock_waits.swap_remove(i);
+        if recorded && let Some(ctx) = lock_ctx(addr, name, false) {
+            // SAFETY: as in `lock_wait`; Tracy recorded this waiter's wait.
+            unsafe { sys::___tracy_after_lock_lockable_ctx(ctx) };
+        }
+    }
+}
+
+/// The lock at `addr`, obtained after a reported contention, was released.
+fn lock_released(addr: usize, name: &'static str) {
+    if Client::running().is_none() {
+        return;
+    }
+    if let Some(ctx) = lock_ctx(addr, name, false) {
+        // SAFETY: as in `ThreadZones::lock_wait`: pairs that acquisition's `before_lock`.
+        unsafe { sys::___tracy_after_unlock_lockable_ctx(ctx) };
     }
 }
 
@@ -438,6 +757,31 @@ impl ProfileHooks for Tracy {
 
     fn sleep_end(&self, _worker: usize) {
         with_zones(|z| z.end(|zone| matches!(zone, Zone::Sleep)));
+    }
+
+    fn lock_wait_begin(&self, _worker: usize, name: &'static str, addr: usize) {
+        with_zones(|z| z.lock_wait(addr, name));
+    }
+
+    fn lock_obtained(&self, _worker: usize, name: &'static str, addr: usize) {
+        with_zones(|z| z.lock_obtained(addr, name));
+    }
+
+    fn lock_released(&self, _worker: usize, name: &'static str, addr: usize) {
+        lock_released(addr, name);
+    }
+
+    fn zone_begin(&self, _worker: usize, fiber: u32, name: &'static str) {
+        with_zones(|z| z.begin_on(Some(fiber), Zone::User(name)));
+    }
+
+    fn zone_end(&self, _worker: usize, fiber: u32, name: &'static str) {
+        with_zones(|z| {
+            z.end_on(
+                Some(fiber),
+                |zone| matches!(zone, Zone::User(n) if ptr::eq(n, name)),
+            )
+        });
     }
 }
 
