@@ -832,4 +832,87 @@ mod tests {
         );
         assert_eq!(a.line, 12);
     }
+
+    /// A user zone keeps one static location per name; a fiber's zones end in its own nesting
+    /// order, whatever another fiber did meanwhile; with `tracy-fibers` a switched-out fiber's
+    /// zones stay open (one zone spans the wait), without it they are parked and reopened.
+    #[test]
+    fn user_zones_are_keyed_by_fiber_and_span_switches_with_fiber_tracks() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        static NAME: &str = "user zone";
+        let a = name_loc(NAME).expect("room in the table");
+        assert!(ptr::eq(a, name_loc(NAME).unwrap()), "built twice");
+        // Same address, shorter text: another name.
+        assert!(!ptr::eq(a, name_loc(&NAME[..4]).unwrap()));
+        let open = || ZONES.with(|z| z.borrow().open.len());
+        let parked = || ZONES.with(|z| z.borrow().parked.len());
+        let before = open();
+        tracy.fiber_enter(0, 5);
+        tracy.zone_begin(0, 5, NAME);
+        tracy.fiber_leave(0, 5);
+        if cfg!(feature = "tracy-fibers") {
+            assert_eq!((open(), parked()), (before + 1, 0), "the zone stays open");
+        } else {
+            assert_eq!((open(), parked()), (before, 1), "the zone is parked");
+        }
+        tracy.fiber_enter(0, 6);
+        tracy.zone_begin(0, 6, "other");
+        tracy.zone_end(0, 6, "other");
+        tracy.fiber_leave(0, 6);
+        tracy.fiber_enter(0, 5);
+        assert_eq!((open(), parked()), (before + 1, 0));
+        // A zone_end that names another zone than the fiber's innermost ends nothing.
+        tracy.zone_end(0, 5, "other");
+        assert_eq!(open(), before + 1);
+        tracy.zone_end(0, 5, NAME);
+        tracy.fiber_leave(0, 5);
+        assert_eq!((open(), parked()), (before, 0));
+    }
+
+    /// One Tracy lock context per (address, name), announced at the first contention only;
+    /// a contended acquisition's wait is matched with its obtain on the same fiber.
+    #[test]
+    fn a_lock_gets_one_context_per_address_and_name() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        let addr = 0x1000_usize;
+        assert!(
+            lock_ctx(addr, "lock", false).is_none(),
+            "announced before contention"
+        );
+        tracy.lock_wait_begin(0, "lock", addr);
+        let ctx = lock_ctx(addr, "lock", false).expect("announced at the first contention");
+        assert_eq!(lock_ctx(addr, "lock", true), Some(ctx));
+        assert_ne!(lock_ctx(addr + 64, "lock", true), Some(ctx));
+        let waits = || ZONES.with(|z| z.borrow().lock_waits.len());
+        assert_eq!(waits(), 1);
+        tracy.lock_obtained(0, "lock", addr);
+        assert_eq!(waits(), 0);
+        tracy.lock_released(0, "lock", addr);
+        // Another waiter later: the same context.
+        tracy.lock_wait_begin(0, "lock", addr);
+        tracy.lock_obtained(0, "lock", addr);
+        tracy.lock_released(0, "lock", addr);
+        assert_eq!(lock_ctx(addr, "lock", false), Some(ctx));
+    }
+
+    #[cfg(feature = "tracy-fibers")]
+    #[test]
+    fn each_fiber_has_one_static_track_name() {
+        use std::ffi::CStr;
+        let name = |f| {
+            // SAFETY: `fiber_name` returns NUL-terminated text that lives for the process.
+            unsafe { CStr::from_ptr(fiber_name(f)) }.to_str().unwrap()
+        };
+        assert_eq!(name(17), "fiber 17");
+        assert_eq!(name(0), "fiber 0");
+        assert_eq!(name(1023), "fiber 1023");
+        assert_eq!(name(1024), "fiber 1024");
+        assert_eq!(name(65535), "fiber 65535");
+        assert_eq!(name(65536), "fiber 65536+");
+        assert_eq!(name(u32::MAX), "fiber 65536+");
+        assert!(ptr::eq(fiber_name(17), fiber_name(17)), "built twice");
+        assert!(!ptr::eq(fiber_name(17), fiber_name(18)));
+    }
 }
