@@ -6,10 +6,16 @@
 //! thread-local zone lists grow to their high-water mark during the warm-up. After that, a
 //! zone, a wait, and a fiber switch with zones open allocate nothing.
 //!
+//! User zones (`Ctx::zone`) and contended named `jobsys::sync::Mutex` locks (Tracy lock
+//! contexts, announced at a lock's first contention) allocate nothing after warm-up either;
+//! built with `--features tracy,tracy-fibers`, neither do fiber switches on fiber tracks (each
+//! fiber's track name is built once).
+//!
 //! The count is process-wide: a `harness = false` binary (see `profiling/Cargo.toml`) whose
 //! `main` runs the checks one after another on the main thread. Only built with `--features tracy`.
 use jobsys::profile::ProfileHooks;
-use jobsys::{JobMeta, JobSystem, job_meta};
+use jobsys::sync::Mutex as JobMutex;
+use jobsys::{Ctx, JobMeta, JobSystem, job_meta};
 use jobsys_profiling::Tracy;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::backtrace::Backtrace;
@@ -67,6 +73,18 @@ static GLOBAL: Counting = Counting;
 
 static TRACY: Tracy = Tracy::new();
 
+/// A second hook set, beside Tracy's: counts lock contentions, so the lock checks know their
+/// locks were contended (only contended acquisitions reach the lock hooks).
+struct LockWaits(AtomicUsize);
+
+impl ProfileHooks for LockWaits {
+    fn lock_wait_begin(&self, _worker: usize, _name: &'static str, _addr: usize) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+static LOCK_WAITS: LockWaits = LockWaits(AtomicUsize::new(0));
+
 /// Heap allocations (and reallocations) that `f` makes, on any thread.
 fn count_allocs(f: impl FnOnce()) -> usize {
     ALLOCS.store(0, Ordering::Relaxed);
@@ -116,8 +134,57 @@ fn switch_with_zones_open(tracy: &Tracy) {
     tracy.fiber_leave(0, 1);
 }
 
+/// Hook by hook: user zones on two fibers, one open across a switch, and a lock contended on
+/// one fiber while the other holds it, on two locks of the same name.
+fn zones_and_locks(tracy: &Tracy) {
+    let [outer, ..] = METAS;
+    for addr in [0x1000, 0x2000] {
+        tracy.fiber_enter(0, 3);
+        tracy.job_begin(0, outer);
+        tracy.zone_begin(0, 3, "update");
+        tracy.lock_wait_begin(0, "world lock", addr);
+        tracy.wait_begin(0);
+        tracy.fiber_leave(0, 3); // parked on the lock, zones open
+        tracy.fiber_enter(0, 4);
+        tracy.zone_begin(0, 4, "render");
+        tracy.zone_end(0, 4, "render");
+        tracy.lock_released(0, "world lock", addr); // the holder lets go
+        tracy.fiber_leave(0, 4);
+        tracy.fiber_enter(0, 3);
+        tracy.wait_end(0);
+        tracy.lock_obtained(0, "world lock", addr);
+        tracy.lock_released(0, "world lock", addr);
+        tracy.zone_end(0, 3, "update");
+        tracy.job_end(0, outer);
+        tracy.fiber_leave(0, 3);
+    }
+}
+
+/// One contended acquisition of `lock` on `ctx`: holds it, spawns a job that locks it, yields
+/// until that job reported its wait (the lock hooks), then lets go. Inside user zones.
+fn contend(ctx: &Ctx, lock: &JobMutex<u64>) {
+    let _zone = ctx.zone("contend");
+    let held = lock.lock(ctx);
+    let before = LOCK_WAITS.0.load(Ordering::SeqCst);
+    ctx.scope(|s| {
+        s.spawn_with(job_meta!("waiter"), |c| {
+            let _zone = c.zone("waiter zone");
+            *lock.lock(c) += 1;
+        });
+        // The waiter may need this worker: yield rather than spin.
+        while LOCK_WAITS.0.load(Ordering::SeqCst) == before {
+            s.yield_now();
+        }
+        drop(held);
+    });
+}
+
 fn main() {
     assert!(TRACY.install(), "hooks were already installed");
+    assert!(
+        jobsys::profile::add_hooks(&LOCK_WAITS),
+        "no room for a second hook set"
+    );
     let jobs = JobSystem::builder().workers(2).build().expect("job system");
 
     // The counter sees allocations made on worker threads.
@@ -218,6 +285,61 @@ fn main() {
         0,
         "frames under the Tracy hooks allocated; {}",
         first_alloc()
+    );
+
+    // User zones and contended locks, hook by hook (the first round announces the two locks
+    // and builds the zones' locations).
+    zones_and_locks(&TRACY);
+    let n = count_allocs(|| {
+        for _ in 0..1000 {
+            zones_and_locks(&TRACY);
+        }
+    });
+    println!("1000 rounds of user zones and 2 contended locks, hook by hook: {n} allocations");
+    assert_eq!(
+        n,
+        0,
+        "user zones or contended locks allocated; {}",
+        first_alloc()
+    );
+
+    // The same with real jobs: user zones that span waits, and named locks contended for
+    // real (each round's waits counted by the second hook set).
+    let locks = [
+        JobMutex::named(0u64, "lock a"),
+        JobMutex::named(0u64, "lock b"),
+    ];
+    let contended = |jobs: &JobSystem| {
+        jobs.run(|ctx| {
+            let _zone = ctx.zone("round");
+            for lock in &locks {
+                contend(ctx, lock);
+            }
+        })
+    };
+    for _ in 0..10 {
+        contended(&jobs);
+    }
+    let waits_before = LOCK_WAITS.0.load(Ordering::SeqCst);
+    let n = count_allocs(|| {
+        for _ in 0..100 {
+            contended(&jobs);
+        }
+    });
+    let waits = LOCK_WAITS.0.load(Ordering::SeqCst) - waits_before;
+    println!("100 runs with user zones and {waits} contended lock waits: {n} allocations");
+    assert!(waits >= 200, "the locks were not contended: {waits} waits");
+    assert_eq!(
+        n,
+        0,
+        "user zones or contended locks in jobs allocated; {}",
+        first_alloc()
+    );
+    drop(jobs);
+    assert_eq!(
+        locks.map(|l| l.into_inner()),
+        [110, 110],
+        "every waiter got its lock"
     );
     println!("tracy_alloc: ok");
 }
