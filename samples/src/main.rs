@@ -309,6 +309,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `--features tracy`: the Tracy back-end, installed before the workers start (so they are
+    // named); it runs beside `--trace` (every hook set gets every event).
+    #[cfg(feature = "tracy")]
+    if !start_tracy(args.wait_for_profiler) {
+        return ExitCode::FAILURE;
+    }
     let mut builder = JobSystem::builder();
     if let Some(workers) = args.workers {
         builder = builder.workers(workers);
@@ -382,6 +388,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// The Tracy back-end of `--features tracy`, in a static as the hooks need.
+#[cfg(feature = "tracy")]
+static TRACY: jobsys_profiling::Tracy = jobsys_profiling::Tracy::new();
+
+/// Installs the Tracy back-end, says so, and with `--wait-for-profiler` waits for the profiler
+/// to connect. `false` if the back-end could not be installed.
+#[cfg(feature = "tracy")]
+fn start_tracy(wait: Option<Duration>) -> bool {
+    if !TRACY.install() {
+        eprintln!("game-frame: the Tracy back-end could not be installed");
+        return false;
+    }
+    let fibers = if cfg!(feature = "tracy-fibers") {
+        ", a track per fiber"
+    } else {
+        ""
+    };
+    println!("tracy: Tracy back-end installed (on demand{fibers}): connect the Tracy profiler");
+    if let Some(wait) = wait {
+        println!(
+            "tracy: waiting up to {:.1} s for the profiler",
+            wait.as_secs_f64()
+        );
+        if jobsys_profiling::Tracy::wait_for_connection(wait) {
+            println!("tracy: profiler connected");
+        } else {
+            println!("tracy: no profiler connected; running anyway");
+        }
+    }
+    true
+}
+
 /// Writes the `--trace` JSON and the `--svg` timeline of the last frame.
 fn write_trace(trace: &ChromeTrace, args: &Args) -> std::io::Result<()> {
     if let Some(path) = &args.trace {
@@ -403,16 +441,25 @@ fn write_trace(trace: &ChromeTrace, args: &Args) -> std::io::Result<()> {
 }
 
 const USAGE: &str = "usage: game-frame [--frames N] [--workers T] [--trace FILE] [--svg FILE]
+                  [--wait-for-profiler[=SECS]]
   --frames N    frames to simulate (default 300)
   --workers T   worker threads, the main thread included (default: one per physical core)
   --trace FILE  write a Chrome/Perfetto trace (JSON) of the whole run
-  --svg FILE    write an SVG timeline of the last frame";
+  --svg FILE    write an SVG timeline of the last frame
+  --wait-for-profiler[=SECS]
+                built with --features tracy: before the first frame, wait up to SECS
+                (default 30) for the Tracy profiler to connect";
+
+/// How long `--wait-for-profiler` without a value waits.
+const DEFAULT_PROFILER_WAIT: Duration = Duration::from_secs(30);
 
 struct Args {
     frames: usize,
     workers: Option<usize>,
     trace: Option<String>,
     svg: Option<String>,
+    /// `--wait-for-profiler[=SECS]` (only accepted with the `tracy` feature).
+    wait_for_profiler: Option<Duration>,
 }
 
 impl Args {
@@ -422,6 +469,7 @@ impl Args {
             workers: None,
             trace: None,
             svg: None,
+            wait_for_profiler: None,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> Result<usize, String> {
@@ -435,10 +483,32 @@ impl Args {
                 "--trace" => parsed.trace = Some(args.next().ok_or("--trace needs a file")?),
                 "--svg" => parsed.svg = Some(args.next().ok_or("--svg needs a file")?),
                 "-h" | "--help" => return Err("help".into()),
+                wait if wait == "--wait-for-profiler"
+                    || wait.starts_with("--wait-for-profiler=") =>
+                {
+                    parsed.wait_for_profiler = Some(profiler_wait(wait)?);
+                }
                 other => return Err(format!("unknown argument '{other}'")),
             }
         }
         Ok(parsed)
+    }
+}
+
+/// The wait of `--wait-for-profiler[=SECS]`.
+fn profiler_wait(arg: &str) -> Result<Duration, String> {
+    if !cfg!(feature = "tracy") {
+        return Err("--wait-for-profiler needs the sample built with --features tracy".into());
+    }
+    match arg.strip_prefix("--wait-for-profiler=") {
+        None => Ok(DEFAULT_PROFILER_WAIT),
+        Some(secs) => secs
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or(format!(
+                "--wait-for-profiler: '{secs}' is not a non-negative number of seconds"
+            )),
     }
 }
 
@@ -480,6 +550,28 @@ fn ms(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_for_profiler_takes_an_optional_number_of_seconds() {
+        let parse = |args: &[&str]| Args::parse(args.iter().map(|a| a.to_string()));
+        let wait = |args: &[&str]| parse(args).map(|a| a.wait_for_profiler);
+        assert_eq!(wait(&[]), Ok(None));
+        if cfg!(feature = "tracy") {
+            assert_eq!(
+                wait(&["--wait-for-profiler"]),
+                Ok(Some(DEFAULT_PROFILER_WAIT))
+            );
+            assert_eq!(
+                wait(&["--wait-for-profiler=2.5"]),
+                Ok(Some(Duration::from_millis(2500)))
+            );
+            assert!(wait(&["--wait-for-profiler=-1"]).is_err());
+            assert!(wait(&["--wait-for-profiler=soon"]).is_err());
+        } else {
+            assert!(wait(&["--wait-for-profiler"]).is_err(), "needs the feature");
+        }
+        assert!(parse(&["--wait-for-profilers"]).is_err());
+    }
 
     #[test]
     fn frames_on_jobs_match_the_sequential_reference() {
