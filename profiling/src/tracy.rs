@@ -75,8 +75,8 @@ impl Tracy {
     /// Whether a Tracy profiler is connected to this process now. `false` before the client
     /// starts ([`install`](Self::install) starts it).
     pub fn is_connected() -> bool {
-        // SAFETY: only reads the profiler's connection flag; a no-op query while the client is
-        // not running is guarded by the `running` check.
+        // SAFETY: the client is running (checked first, and it stays up for the process);
+        // `___tracy_connected` only reads its connection state.
         Client::running().is_some() && unsafe { sys::___tracy_connected() } != 0
     }
 
