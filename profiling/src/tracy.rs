@@ -404,6 +404,18 @@ impl OpenZone {
     }
 }
 
+impl OpenZone {
+    /// A zone Tracy never sees: its end is a no-op.
+    #[cfg(feature = "tracy-fibers")]
+    fn inactive() -> Self {
+        Self(sys::___tracy_c_zone_context {
+            id: 0,
+            active: 0,
+            connectionId: 0,
+        })
+    }
+}
+
 /// A zone with a source location Tracy allocates (the location table is full).
 #[cold]
 fn alloc_zone(name: &str, file: &str, line: u32) -> sys::___tracy_c_zone_context {
@@ -446,6 +458,12 @@ struct ThreadZones {
     /// Contended lock acquisitions in progress on this thread's fibers: the fiber, the lock's
     /// address, and whether Tracy recorded the wait (then it gets the obtain).
     lock_waits: Vec<(Option<u32>, usize, bool)>,
+    /// With `tracy-fibers`: whether the running fiber's Tracy fiber enter was sent (a profiler
+    /// was connected when it resumed). Its leave is sent only then, and zones begun while it
+    /// was not are kept inactive: a profiler that connects mid-run never receives a leave
+    /// without its enter, nor a zone whose end lands on another fiber's track.
+    #[cfg(feature = "tracy-fibers")]
+    entered: bool,
 }
 
 /// Zones each thread's lists have room for from their first use.
@@ -458,6 +476,8 @@ thread_local! {
             fiber: None,
             parked: Vec::new(),
             lock_waits: Vec::new(),
+            #[cfg(feature = "tracy-fibers")]
+            entered: false,
         })
     };
 }
@@ -473,6 +493,11 @@ impl ThreadZones {
             return;
         }
         self.prepare();
+        #[cfg(feature = "tracy-fibers")]
+        if fiber.is_some() && !self.entered {
+            self.open.push((fiber, zone, OpenZone::inactive()));
+            return;
+        }
         self.open.push((fiber, zone, OpenZone::begin(zone)));
     }
 
@@ -507,9 +532,13 @@ impl ThreadZones {
     fn resume(&mut self, fiber: u32) {
         self.fiber = Some(fiber);
         #[cfg(feature = "tracy-fibers")]
-        if Client::running().is_some() {
-            // SAFETY: a `'static`, NUL-terminated name, one per fiber; Tracy keeps the pointer.
-            unsafe { sys::___tracy_fiber_enter(fiber_name(fiber)) };
+        {
+            self.entered = Tracy::is_connected();
+            if self.entered {
+                // SAFETY: a `'static`, NUL-terminated name, one per fiber; Tracy keeps the
+                // pointer.
+                unsafe { sys::___tracy_fiber_enter(fiber_name(fiber)) };
+            }
         }
         #[cfg(not(feature = "tracy-fibers"))]
         {
@@ -531,8 +560,9 @@ impl ThreadZones {
         #[cfg(feature = "tracy-fibers")]
         {
             let _ = fiber;
-            if Client::running().is_some() {
-                // SAFETY: no arguments; back to the thread's own track.
+            if core::mem::take(&mut self.entered) {
+                // SAFETY: no arguments; back to the thread's own track, left only after an
+                // enter was sent.
                 unsafe { sys::___tracy_fiber_leave() };
             }
         }
@@ -872,6 +902,31 @@ mod tests {
 
     /// One Tracy lock context per (address, name), announced at the first contention only;
     /// a contended acquisition's wait is matched with its obtain on the same fiber.
+    /// With fiber tracks and no profiler connected, no fiber enter is sent, so no leave is, and
+    /// a fiber's zones stay inactive (a profiler connecting mid-run sees neither half).
+    #[cfg(feature = "tracy-fibers")]
+    #[test]
+    fn without_a_profiler_no_fiber_enter_is_sent_and_fiber_zones_stay_inactive() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        static NAME: &str = "zone on fiber 9";
+        assert!(!Tracy::is_connected());
+        tracy.fiber_enter(0, 9);
+        assert!(
+            !ZONES.with(|z| z.borrow().entered),
+            "an enter nobody received"
+        );
+        tracy.zone_begin(0, 9, NAME);
+        let active = ZONES.with(|z| z.borrow().open.last().map(|(_, _, zone)| zone.0.active));
+        assert_eq!(
+            active,
+            Some(0),
+            "a zone on a fiber whose enter was not sent"
+        );
+        tracy.zone_end(0, 9, NAME);
+        tracy.fiber_leave(0, 9);
+    }
+
     #[test]
     fn a_lock_gets_one_context_per_address_and_name() {
         let _client = Client::start();
