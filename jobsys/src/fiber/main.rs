@@ -65,13 +65,17 @@ fn go_idle(ctx: &Ctx, y: &FiberYielder) -> Resume {
 /// start and `job_end` at the drop (also when the job unwinds). Every path that runs a job
 /// starts it through [`Ctx::start_job`] — `Ctx::run`, and `Ctx::join` calling its second half
 /// itself — so the stats and the hooks count the same jobs, each hook pair once per job.
-/// Without the `profile` feature it only counts: the drop is empty.
+/// Without the `profile` feature it only counts: an empty type with no `Drop`.
 #[must_use = "the job ends (job_end) when this drops"]
 pub(crate) struct RunningJob<'a> {
+    #[cfg(feature = "profile")]
     ctx: &'a Ctx,
+    #[cfg(feature = "profile")]
     meta: &'static JobMeta,
+    _job: core::marker::PhantomData<&'a Ctx>,
 }
 
+#[cfg(feature = "profile")]
 impl Drop for RunningJob<'_> {
     #[inline(always)]
     fn drop(&mut self) {
@@ -87,7 +91,13 @@ impl Ctx {
     pub(crate) fn start_job(&self, meta: &'static JobMeta) -> RunningJob<'_> {
         self.worker().count_job();
         profile::job_begin(self.worker_index(), meta);
-        RunningJob { ctx: self, meta }
+        RunningJob {
+            #[cfg(feature = "profile")]
+            ctx: self,
+            #[cfg(feature = "profile")]
+            meta,
+            _job: core::marker::PhantomData,
+        }
     }
 
     /// Runs `job` on this fiber now.
