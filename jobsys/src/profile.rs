@@ -282,3 +282,30 @@ impl core::fmt::Debug for Zone<'_> {
         f.debug_struct("Zone").finish_non_exhaustive()
     }
 }
+
+// Without the `profile` feature every hook call site compiles to nothing: each hook above is an
+// empty `#[inline(always)]` function (its arguments, a worker or fiber index read from the
+// `Ctx`, are discarded), there is no hook table, and the guards that end a zone or a job
+// (`Zone`, `fiber::RunningJob`) are empty types without drop glue. The build checks the
+// guards here.
+#[cfg(not(feature = "profile"))]
+const _: () = {
+    assert!(size_of::<Zone<'static>>() == 0);
+    assert!(!core::mem::needs_drop::<Zone<'static>>());
+    assert!(size_of::<crate::fiber::RunningJob<'static>>() == 0);
+    assert!(!core::mem::needs_drop::<crate::fiber::RunningJob<'static>>());
+};
+
+#[cfg(all(test, not(feature = "profile")))]
+mod off {
+    /// Without the feature no hook set can be installed and nothing reports itself active.
+    #[test]
+    fn without_the_feature_nothing_installs_and_nothing_is_active() {
+        struct Nothing;
+        impl super::ProfileHooks for Nothing {}
+        static NOTHING: Nothing = Nothing;
+        assert!(!super::add_hooks(&NOTHING));
+        assert!(!super::set_hooks(&NOTHING));
+        assert!(!super::active());
+    }
+}

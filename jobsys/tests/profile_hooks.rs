@@ -41,6 +41,9 @@ impl LockCounts {
 /// A hook set that counts what the tests look for.
 #[derive(Default)]
 struct Recorder {
+    /// `job_begin` / `job_end` of every job, whatever its name.
+    job_begin: AtomicUsize,
+    job_end: AtomicUsize,
     batch_begin: AtomicUsize,
     batch_end: AtomicUsize,
     frame_begin: AtomicUsize,
@@ -83,11 +86,13 @@ impl Recorder {
 
 impl ProfileHooks for Recorder {
     fn job_begin(&self, _worker: usize, meta: &'static JobMeta) {
+        self.job_begin.fetch_add(1, SeqCst);
         if meta.name == BATCH {
             self.batch_begin.fetch_add(1, SeqCst);
         }
     }
     fn job_end(&self, _worker: usize, meta: &'static JobMeta) {
+        self.job_end.fetch_add(1, SeqCst);
         if meta.name == BATCH {
             self.batch_end.fetch_add(1, SeqCst);
         }
@@ -199,6 +204,92 @@ fn both_sets_see_every_job_of_a_batch() {
     for (r, (b, e)) in both().into_iter().zip(before) {
         assert_eq!(r.batch_begin.load(SeqCst) - b, N);
         assert_eq!(r.batch_end.load(SeqCst) - e, N);
+    }
+}
+
+/// Fork-join Fibonacci that counts the jobs it makes: every join's second half is one.
+fn fib(ctx: &Ctx, n: u32, jobs: &AtomicUsize) -> u64 {
+    if n < 2 {
+        return u64::from(n);
+    }
+    let (a, b) = ctx.join(
+        |c| fib(c, n - 1, jobs),
+        |c| {
+            jobs.fetch_add(1, SeqCst);
+            fib(c, n - 2, jobs)
+        },
+    );
+    a + b
+}
+
+/// Every job that runs reports exactly one `job_begin` and one `job_end`, and the worker stats
+/// count the same jobs: join halves run by the joiner itself (the take-back fast path, the
+/// only path with one worker) as much as stolen ones, scoped jobs, nested scopes. The jobs are
+/// counted independently, by the workload.
+#[test]
+fn every_job_run_reports_one_begin_and_one_end_and_stats_agree() {
+    let _serial = serial();
+    for workers in [1, 2, 4] {
+        let before = both().map(|r| (r.job_begin.load(SeqCst), r.job_end.load(SeqCst)));
+        // The root job `run` makes.
+        let ran = AtomicUsize::new(1);
+        let jobs = JobSystem::builder().workers(workers).build().unwrap();
+        let fibs = jobs.run(|ctx| {
+            let mut fibs = vec![fib(ctx, 15, &ran)];
+            ctx.scope(|s| {
+                for _ in 0..16 {
+                    s.spawn(|s| {
+                        ran.fetch_add(1, SeqCst);
+                        let f = fib(s, 8, &ran);
+                        s.scope(|inner| {
+                            for _ in 0..4 {
+                                inner.spawn(|_| {
+                                    ran.fetch_add(1, SeqCst);
+                                });
+                            }
+                        });
+                        assert_eq!(f, 21);
+                    });
+                }
+            });
+            fibs.push(fib(ctx, 12, &ran));
+            fibs
+        });
+        assert_eq!(fibs, [610, 144]);
+        // Stats count a job when it starts: all are in once `run` returned.
+        let counted: u64 = (0..workers).map(|w| jobs.worker_stats(w).jobs_run).sum();
+        // Joins the workers: every hook call is in.
+        drop(jobs);
+        let ran = ran.load(SeqCst);
+        assert_eq!(counted, ran as u64, "{workers} workers: stats");
+        for (r, (b, e)) in both().into_iter().zip(before) {
+            let begins = r.job_begin.load(SeqCst) - b;
+            let ends = r.job_end.load(SeqCst) - e;
+            assert_eq!(
+                (begins, ends),
+                (ran, ran),
+                "{workers} workers: job_begin, job_end"
+            );
+        }
+    }
+}
+
+/// A join's second half that panics while the joiner runs it itself (one worker: nobody can
+/// steal it) still reports its `job_end`.
+#[test]
+fn a_join_half_that_panics_reports_its_end() {
+    let _serial = serial();
+    let before = both().map(|r| (r.job_begin.load(SeqCst), r.job_end.load(SeqCst)));
+    let jobs = JobSystem::builder().workers(1).build().unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jobs.run(|ctx| ctx.join(|_| (), |_| panic!("the join's second half panics")))
+    }));
+    assert!(panicked.is_err());
+    drop(jobs);
+    for (r, (b, e)) in both().into_iter().zip(before) {
+        // The root job and the join's second half.
+        let counts = (r.job_begin.load(SeqCst) - b, r.job_end.load(SeqCst) - e);
+        assert_eq!(counts, (2, 2), "job_begin, job_end");
     }
 }
 

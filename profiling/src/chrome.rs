@@ -5,7 +5,8 @@
 //! splitting job slices where their fiber was switched out — happens in `write_json`.
 
 use jobsys::JobMeta;
-use jobsys::profile::ProfileHooks;
+use jobsys::profile::{NO_WORKER, ProfileHooks};
+use std::borrow::Cow;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -21,6 +22,11 @@ use std::time::Instant;
 /// What the trace shows, one track per worker (`pid` 0, `tid` = worker index):
 /// - a slice per job (`"B"`/`"E"`), named after its [`JobMeta`] and split where the job's fiber
 ///   was switched out: the part after a wait is a second slice marked `"resumed": true`;
+/// - a slice per user zone ([`Ctx::zone`](jobsys::Ctx::zone)), named by the zone, category
+///   `zone`, nested inside its job's slice and split with it where the fiber was switched out;
+/// - a `lock wait: NAME` slice (category `lock`) from a contended `jobsys::sync` lock's
+///   `lock_wait_begin` to its `lock_obtained`, inside the waiting job's slice; a plain thread's
+///   lock wait (`NO_WORKER`) has no track and is not recorded (nor counted as dropped);
 /// - `sleep` slices while a worker sleeps;
 /// - `parked` async spans (`"b"`/`"e"`, one id per fiber) from a wait's start to its end;
 /// - `steal` and `wake` instants.
@@ -46,7 +52,8 @@ impl ChromeTrace {
     /// A trace for `workers` workers (indexes `0..workers`), with room for `events_per_worker`
     /// events in each worker's buffer. Allocates and touches all the memory now.
     ///
-    /// A job costs two events, plus four per wait that parks; a sleep two.
+    /// A job costs two events, plus four per wait that parks; a sleep, a zone and a contended
+    /// lock wait two each.
     pub fn new(workers: usize, events_per_worker: usize) -> Self {
         Self {
             epoch: Instant::now(),
@@ -206,6 +213,24 @@ impl ProfileHooks for ChromeTrace {
     fn frame_retired(&self, index: u64) {
         self.record_frame(Kind::FrameRetired(index));
     }
+    fn zone_begin(&self, worker: usize, _fiber: u32, name: &'static str) {
+        // The zone's fiber is the one running on `worker` now (hooks run on the zone's job).
+        self.record(worker, Kind::ZoneBegin(Name::new(name)));
+    }
+    fn zone_end(&self, worker: usize, _fiber: u32, name: &'static str) {
+        self.record(worker, Kind::ZoneEnd(Name::new(name)));
+    }
+    fn lock_wait_begin(&self, worker: usize, name: &'static str, _addr: usize) {
+        // A plain thread's wait (`NO_WORKER`) has no track: not recorded, and not dropped.
+        if worker != NO_WORKER {
+            self.record(worker, Kind::LockWait(Name::new(name)));
+        }
+    }
+    fn lock_obtained(&self, worker: usize, name: &'static str, _addr: usize) {
+        if worker != NO_WORKER {
+            self.record(worker, Kind::LockObtained(Name::new(name)));
+        }
+    }
 }
 
 /// Frame events kept (two per frame); later ones are counted in `dropped`.
@@ -223,11 +248,63 @@ enum Kind {
     WaitBegin,
     WaitEnd,
     Wake,
-    Steal { victim: u32, count: u32 },
+    Steal {
+        victim: u32,
+        count: u32,
+    },
     SleepBegin,
     SleepEnd,
     FrameBegin(u64),
     FrameRetired(u64),
+    ZoneBegin(Name),
+    ZoneEnd(Name),
+    /// A contended lock's waiter starts waiting.
+    LockWait(Name),
+    LockObtained(Name),
+}
+
+/// A `&'static str` in 12 bytes (address and a `u32` length, 4-byte aligned), so that an
+/// event with a name stays as small as the others: a slot is 32 bytes.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct Name {
+    ptr: *const u8,
+    len: u32,
+}
+
+// SAFETY: a `Name` is a `&'static str` (see `Name::new`), which is `Send` and `Sync`.
+unsafe impl Send for Name {}
+// SAFETY: as above.
+unsafe impl Sync for Name {}
+
+impl Name {
+    /// A name longer than `u32::MAX` bytes is stored as `"?"`.
+    fn new(s: &'static str) -> Self {
+        let s = if u32::try_from(s.len()).is_ok() {
+            s
+        } else {
+            "?"
+        };
+        Self {
+            ptr: s.as_ptr(),
+            // Checked above.
+            len: s.len() as u32,
+        }
+    }
+
+    fn get(self) -> &'static str {
+        // Copies out of the packed struct (no reference to a packed field).
+        let (ptr, len) = (self.ptr, self.len as usize);
+        // SAFETY: `ptr` and `len` are those of a `&'static str` (`Name::new` is the only
+        // constructor): `len` initialized bytes of valid UTF-8 that live forever.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) }
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.get(), f)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -319,13 +396,40 @@ impl Buffer {
 enum Slice {
     Job(&'static JobMeta),
     Sleep,
+    /// A user zone, named by its name.
+    Zone(&'static str),
+    /// A contended lock's wait until it got the lock, named `lock wait: NAME`.
+    Lock(&'static str),
 }
 
 impl Slice {
-    fn name_and_category(self) -> (&'static str, &'static str) {
+    /// The slice's name in the trace.
+    fn name(self) -> Cow<'static, str> {
         match self {
-            Slice::Job(meta) => (meta.name, "job"),
-            Slice::Sleep => ("sleep", "idle"),
+            Slice::Job(meta) => meta.name.into(),
+            Slice::Sleep => "sleep".into(),
+            Slice::Zone(name) => name.into(),
+            Slice::Lock(name) => format!("lock wait: {name}").into(),
+        }
+    }
+
+    /// The slice's category (`"cat"`) in the trace.
+    fn category(self) -> &'static str {
+        match self {
+            Slice::Job(_) => "job",
+            Slice::Sleep => "idle",
+            Slice::Zone(_) => "zone",
+            Slice::Lock(_) => "lock",
+        }
+    }
+
+    /// Whether this is `other`'s slice: the same job, zone name, lock name, or a sleep.
+    fn same(self, other: Slice) -> bool {
+        match (self, other) {
+            (Slice::Job(a), Slice::Job(b)) => std::ptr::eq(a, b),
+            (Slice::Sleep, Slice::Sleep) => true,
+            (Slice::Zone(a), Slice::Zone(b)) | (Slice::Lock(a), Slice::Lock(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -386,25 +490,18 @@ impl Replay {
                     self.fiber = None;
                 }
                 Kind::JobBegin(meta) => self.begin(out, ns, Slice::Job(meta), false)?,
-                // An end whose begin is not the innermost open slice was not recorded (hooks
-                // installed late): skip it rather than close someone else's slice.
-                Kind::JobEnd(meta) => {
-                    if matches!(self.open.last(), Some((_, Slice::Job(m))) if std::ptr::eq(*m, meta))
-                    {
-                        self.end(out, ns)?;
-                    }
-                }
+                Kind::JobEnd(meta) => self.end_of(out, ns, Slice::Job(meta))?,
                 Kind::SleepBegin => self.begin(out, ns, Slice::Sleep, false)?,
-                Kind::SleepEnd => {
-                    if matches!(self.open.last(), Some((_, Slice::Sleep))) {
-                        self.end(out, ns)?;
-                    }
-                }
+                Kind::SleepEnd => self.end_of(out, ns, Slice::Sleep)?,
+                Kind::ZoneBegin(name) => self.begin(out, ns, Slice::Zone(name.get()), false)?,
+                Kind::ZoneEnd(name) => self.end_of(out, ns, Slice::Zone(name.get()))?,
+                Kind::LockWait(name) => self.begin(out, ns, Slice::Lock(name.get()), false)?,
+                Kind::LockObtained(name) => self.end_of(out, ns, Slice::Lock(name.get()))?,
                 Kind::WaitBegin => {
                     if let Some(fiber) = self.fiber {
                         let job = self.open.iter().rev().find_map(|&(_, s)| match s {
                             Slice::Job(meta) => Some(meta.name),
-                            Slice::Sleep => None,
+                            _ => None,
                         });
                         out.wait(b'b', self.worker, ns, fiber, job)?;
                         self.waiting.push(fiber);
@@ -452,6 +549,30 @@ impl Replay {
             None => Ok(()),
         }
     }
+
+    /// Ends `slice`, the innermost open slice. An end whose begin is not the innermost open
+    /// slice was not recorded (hooks installed late): skip it rather than close someone
+    /// else's slice. Except: a job's end also closes the zones and lock waits its fiber left
+    /// open inside it (a leaked zone guard), so they cannot outlive their job.
+    fn end_of(&mut self, out: &mut impl Sink, ns: u64, slice: Slice) -> io::Result<()> {
+        let fiber = self.fiber;
+        let inside = self
+            .open
+            .iter()
+            .rev()
+            .take_while(|&&(f, s)| f == fiber && matches!(s, Slice::Zone(_) | Slice::Lock(_)))
+            .count();
+        let at = match slice {
+            Slice::Job(_) => self.open.len() - inside,
+            _ => self.open.len(),
+        };
+        if at > 0 && self.open[at - 1].1.same(slice) {
+            while self.open.len() >= at {
+                self.end(out, ns)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a [`Replay`] sends the well-nested slices, waits and instants it finds.
@@ -483,39 +604,6 @@ trait Sink {
         name: &str,
         steal: Option<(u32, u32)>,
     ) -> io::Result<()>;
-}
-
-impl<W: Write> Sink for Json<W> {
-    fn slice(
-        &mut self,
-        ph: u8,
-        worker: usize,
-        ns: u64,
-        slice: Slice,
-        fiber: Option<u32>,
-        resumed: bool,
-    ) -> io::Result<()> {
-        Json::slice(self, ph, worker, ns, slice, fiber, resumed)
-    }
-    fn wait(
-        &mut self,
-        ph: u8,
-        worker: usize,
-        ns: u64,
-        fiber: u32,
-        job: Option<&str>,
-    ) -> io::Result<()> {
-        Json::wait(self, ph, worker, ns, fiber, job)
-    }
-    fn instant(
-        &mut self,
-        worker: usize,
-        ns: u64,
-        name: &str,
-        steal: Option<(u32, u32)>,
-    ) -> io::Result<()> {
-        Json::instant(self, worker, ns, name, steal)
-    }
 }
 
 /// Writes trace events, one per line, separated by commas.
@@ -552,6 +640,33 @@ impl<W: Write> Json<W> {
         self.w.write_all(b"}}")
     }
 
+    /// A frame opening or retirement: a global instant, `"frame N begin"` / `"frame N retired"`.
+    fn frame_mark(&mut self, ns: u64, what: &str, index: u64) -> io::Result<()> {
+        self.next()?;
+        write!(
+            self.w,
+            "{{\"name\":\"frame {index} {what}\",\"cat\":\"frame\",\"ph\":\"i\",\"s\":\"g\",\"args\":{{\"frame\":{index}}},"
+        )?;
+        self.when_where(ns, 0)?;
+        self.w.write_all(b"}")
+    }
+
+    /// A JSON string literal.
+    fn string(&mut self, s: &str) -> io::Result<()> {
+        self.w.write_all(b"\"")?;
+        for c in s.chars() {
+            match c {
+                '"' => self.w.write_all(b"\\\"")?,
+                '\\' => self.w.write_all(b"\\\\")?,
+                c if u32::from(c) < 0x20 => write!(self.w, "\\u{:04x}", u32::from(c))?,
+                c => write!(self.w, "{c}")?,
+            }
+        }
+        self.w.write_all(b"\"")
+    }
+}
+
+impl<W: Write> Sink for Json<W> {
     fn slice(
         &mut self,
         ph: u8,
@@ -561,28 +676,35 @@ impl<W: Write> Json<W> {
         fiber: Option<u32>,
         resumed: bool,
     ) -> io::Result<()> {
-        let (name, category) = slice.name_and_category();
+        let (name, category) = (slice.name(), slice.category());
         self.next()?;
         self.w.write_all(b"{\"name\":")?;
-        self.string(name)?;
+        self.string(&name)?;
         write!(
             self.w,
             ",\"cat\":\"{category}\",\"ph\":\"{}\",",
             char::from(ph)
         )?;
         self.when_where(ns, worker)?;
-        if ph == b'B'
-            && let Slice::Job(meta) = slice
-        {
-            self.w.write_all(b",\"args\":{\"src\":")?;
-            self.string(&format!("{}:{}", meta.file, meta.line))?;
+        if ph == b'B' {
+            // `args`: a job's source line, the fiber, whether this is a part after a switch.
+            let mut sep = ",\"args\":{";
+            if let Slice::Job(meta) = slice {
+                write!(self.w, "{sep}\"src\":")?;
+                self.string(&format!("{}:{}", meta.file, meta.line))?;
+                sep = ",";
+            }
             if let Some(fiber) = fiber {
-                write!(self.w, ",\"fiber\":{fiber}")?;
+                write!(self.w, "{sep}\"fiber\":{fiber}")?;
+                sep = ",";
             }
             if resumed {
-                self.w.write_all(b",\"resumed\":true")?;
+                write!(self.w, "{sep}\"resumed\":true")?;
+                sep = ",";
             }
-            self.w.write_all(b"}")?;
+            if sep == "," {
+                self.w.write_all(b"}")?;
+            }
         }
         self.w.write_all(b"}")
     }
@@ -630,31 +752,6 @@ impl<W: Write> Json<W> {
             )?;
         }
         self.w.write_all(b"}")
-    }
-
-    /// A frame opening or retirement: a global instant, `"frame N begin"` / `"frame N retired"`.
-    fn frame_mark(&mut self, ns: u64, what: &str, index: u64) -> io::Result<()> {
-        self.next()?;
-        write!(
-            self.w,
-            "{{\"name\":\"frame {index} {what}\",\"cat\":\"frame\",\"ph\":\"i\",\"s\":\"g\",\"args\":{{\"frame\":{index}}},"
-        )?;
-        self.when_where(ns, 0)?;
-        self.w.write_all(b"}")
-    }
-
-    /// A JSON string literal.
-    fn string(&mut self, s: &str) -> io::Result<()> {
-        self.w.write_all(b"\"")?;
-        for c in s.chars() {
-            match c {
-                '"' => self.w.write_all(b"\\\"")?,
-                '\\' => self.w.write_all(b"\\\\")?,
-                c if u32::from(c) < 0x20 => write!(self.w, "\\u{:04x}", u32::from(c))?,
-                c => write!(self.w, "{c}")?,
-            }
-        }
-        self.w.write_all(b"\"")
     }
 }
 
@@ -765,7 +862,9 @@ fn hue(name: &str) -> u32 {
 impl ChromeTrace {
     /// Writes an SVG timeline: one row per worker, time left to right, one bar per job slice
     /// coloured by job name (its system), nested jobs (run inline or as children) stacked
-    /// inside their parent, the part of a job after a wait drawn dashed (`class="job resumed"`),
+    /// inside their parent, user zones as outlined bars inside their job (`class="zone"`),
+    /// contended lock waits hatched red (`class="lock"`), the part of a job after a wait drawn
+    /// dashed (`class="job resumed"`),
     /// parked spans as a grey line under the row, sleep in light grey, and frame openings and
     /// retirements as vertical lines. `frame: Some(n)` draws frame `n` only, from its opening
     /// to its retirement (job bars that began before it are drawn clipped, `class="job
@@ -824,6 +923,11 @@ impl ChromeTrace {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
             left + width + 20.0
         )?;
+        // Lock waits are hatched.
+        writeln!(
+            w,
+            r##"<defs><pattern id="lock-wait" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="4" height="4" fill="#fdd"/><line x1="0" y1="0" x2="0" y2="4" stroke="#c00" stroke-width="1.5"/></pattern></defs>"##
+        )?;
         let title = match frame {
             Some(n) => format!("frame {n}: {:.1} µs", span / 1000.0),
             None => format!("trace: {:.1} µs", span / 1000.0),
@@ -871,6 +975,20 @@ impl ChromeTrace {
                     w,
                     r##"<rect class="sleep" x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{h:.1}" fill="#eeeeee"><title>sleep {micros:.1} µs</title></rect>"##,
                     (x1 - x0).max(0.5)
+                )?,
+                Slice::Zone(name) => writeln!(
+                    w,
+                    r##"<rect class="zone" data-zone="{}" x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{h:.1}" fill="#fff" fill-opacity="0.35" stroke="#333" stroke-width="0.8"><title>zone {} {micros:.1} µs</title></rect>"##,
+                    Xml(name),
+                    (x1 - x0).max(0.5),
+                    Xml(name)
+                )?,
+                Slice::Lock(name) => writeln!(
+                    w,
+                    r##"<rect class="lock" data-lock="{}" x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{h:.1}" fill="url(#lock-wait)" stroke="#b00" stroke-width="0.5"><title>lock wait: {} {micros:.1} µs</title></rect>"##,
+                    Xml(name),
+                    (x1 - x0).max(0.5),
+                    Xml(name)
                 )?,
                 Slice::Job(meta) => {
                     if !names.contains(&meta.name) {
@@ -950,10 +1068,23 @@ impl ChromeTrace {
         }
         writeln!(
             w,
-            r##"<text x="{left}" y="{:.1}" fill="#666">dashed: a job's part after a wait; grey line: fiber parked; light grey: worker asleep; red/blue lines: frame opened/retired</text>"##,
+            r##"<text x="{left}" y="{:.1}" fill="#666">dashed: a job's part after a wait; outlined: a user zone; hatched red: waiting for a lock; grey line: fiber parked; light grey: worker asleep; red/blue lines: frame opened/retired</text>"##,
             ly + 18.0
         )?;
         writeln!(w, "</svg>")?;
         w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The event size the docs promise (`ChromeTrace` docs: 32 bytes an event), names included.
+    #[test]
+    fn an_event_slot_is_32_bytes() {
+        assert_eq!(size_of::<Slot>(), 32);
+        let name = Name::new("physics");
+        assert_eq!(name.get(), "physics");
     }
 }

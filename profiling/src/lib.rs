@@ -4,9 +4,9 @@
 //! on jobsys' `profile` feature, which makes the scheduler call the hooks installed with
 //! [`jobsys::profile::set_hooks`]; without it the call sites compile to nothing.
 //!
-//! - [`ChromeTrace`] records job, wait, steal and sleep events per worker into fixed buffers
-//!   and writes them as Chrome trace JSON, for `chrome://tracing` or <https://ui.perfetto.dev>.
-//!   No profiler to install, nothing allocated while recording.
+//! - [`ChromeTrace`] records job, user-zone, lock-wait, wait, steal and sleep events per
+//!   worker into fixed buffers and writes them as Chrome trace JSON, for `chrome://tracing` or
+//!   <https://ui.perfetto.dev>. No profiler to install, nothing allocated while recording.
 //! - `Tracy` (cargo feature `tracy`) emits a Tracy zone per job over `tracy-client`, with
 //!   on-demand connection: nothing is recorded until the Tracy profiler connects.
 //!

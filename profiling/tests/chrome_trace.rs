@@ -5,8 +5,11 @@
 //! the other tests feed a private trace by calling the hooks directly.
 
 use jobsys::profile::ProfileHooks;
+use jobsys::sync::Mutex;
 use jobsys::{Affinity, Counter, Ctx, JobDecl, JobSystem, job_meta};
 use jobsys_profiling::ChromeTrace;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// The events of `json` on worker `tid`'s track, as lines.
@@ -71,12 +74,61 @@ fn check_well_formed(json: &str, workers: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The slices of `json`'s track `tid`, checked to nest by name (each `"E"` closes the
+/// innermost open `"B"`, of the same name): per `"B"`, its name, category, the categories of
+/// the slices it is nested in, and whether it is a part after a switch (`"resumed"`).
+fn nested_slices(json: &str, tid: usize) -> Vec<(String, String, Vec<String>, bool)> {
+    let field = |line: &str, key: &str| -> String {
+        let rest = line.split(&format!("\"{key}\":\"")).nth(1).unwrap_or("");
+        // Names here hold no escaped quotes.
+        rest.split('"').next().unwrap_or("").to_owned()
+    };
+    let mut open: Vec<(String, String)> = Vec::new();
+    let mut slices = Vec::new();
+    for line in track(json, tid) {
+        if line.contains("\"ph\":\"B\"") {
+            let (name, cat) = (field(line, "name"), field(line, "cat"));
+            let outer = open.iter().map(|(_, c)| c.clone()).collect();
+            let resumed = line.contains("\"resumed\":true");
+            slices.push((name.clone(), cat.clone(), outer, resumed));
+            open.push((name, cat));
+        } else if line.contains("\"ph\":\"E\"") {
+            let (name, _) = open
+                .pop()
+                .unwrap_or_else(|| panic!("track {tid}: an E without its B: {line}"));
+            assert_eq!(
+                field(line, "name"),
+                name,
+                "track {tid}: E closes another slice"
+            );
+        }
+    }
+    assert!(open.is_empty(), "track {tid}: left open: {open:?}");
+    slices
+}
+
+/// Jobs the workload of `installed_trace_balances_every_worker` ran, counted by the workload.
+static JOBS: AtomicUsize = AtomicUsize::new(0);
+
 fn fib(ctx: &Ctx, n: u32) -> u64 {
     if n < 2 {
         return u64::from(n);
     }
-    let (a, b) = ctx.join(|c| fib(c, n - 1), |c| fib(c, n - 2));
+    let (a, b) = ctx.join(
+        |c| fib(c, n - 1),
+        |c| {
+            JOBS.fetch_add(1, Relaxed);
+            fib(c, n - 2)
+        },
+    );
     a + b
+}
+
+/// Parked waits of the system's workers so far.
+fn parked_waits(ctx: &Ctx) -> u64 {
+    (0..ctx.worker_count())
+        .map(|w| ctx.worker_stats(w).parked_waits)
+        .sum()
 }
 
 /// Busy work for about `us` microseconds, so the other worker has time to steal.
@@ -110,21 +162,44 @@ fn installed_trace_balances_every_worker() {
         .build()
         .expect("job system");
     let mut cells = vec![0u64; 256];
+    let lock = Mutex::named(0u32, "trace-lock");
+    // The root job.
+    JOBS.fetch_add(1, Relaxed);
     let fibs = jobs.run(|ctx| {
         let mut fibs = Vec::new();
         for _round in 0..3 {
             // Fork-join: many waits that park.
             fibs.push(fib(ctx, 16));
-            // A scope whose jobs open scopes of their own.
+            // A scope whose jobs open scopes of their own, inside a zone that spans the
+            // scope's wait and zones in the jobs.
+            let zone = ctx.zone("trace-zone");
             ctx.scope(|s| {
                 for _ in 0..32 {
                     s.spawn_with(job_meta!("leaf"), |s| {
+                        JOBS.fetch_add(1, Relaxed);
+                        let _zone = s.zone("leaf-zone");
                         spin(20);
                         s.scope(|inner| {
-                            inner.spawn_with(job_meta!("inner"), |_| std::hint::black_box(()));
+                            inner.spawn_with(job_meta!("inner"), |_| {
+                                JOBS.fetch_add(1, Relaxed);
+                            });
                         });
                     });
                 }
+            });
+            drop(zone);
+            // A contended lock: the spawned job finds it held and parks until it is dropped.
+            let held = lock.lock(ctx);
+            let before = parked_waits(ctx);
+            ctx.scope(|s| {
+                s.spawn_with(job_meta!("locker"), |s| {
+                    JOBS.fetch_add(1, Relaxed);
+                    *lock.lock(s) += 1;
+                });
+                while parked_waits(s) == before {
+                    s.yield_now();
+                }
+                drop(held);
             });
             // A raw batch.
             let decls: Vec<JobDecl> = cells
@@ -132,6 +207,7 @@ fn installed_trace_balances_every_worker() {
                 .map(|c| JobDecl::new(job_meta!("bump"), bump, std::ptr::from_mut(c).cast()))
                 .collect();
             let counter = Counter::new();
+            JOBS.fetch_add(decls.len(), Relaxed);
             // SAFETY: `cells`, `decls` and `counter` outlive the wait below; one cell per job.
             unsafe { ctx.run_jobs(&decls, &counter) };
             ctx.wait_for_counter(&counter, 0);
@@ -148,6 +224,7 @@ fn installed_trace_balances_every_worker() {
                     )
                 })
                 .collect();
+            JOBS.fetch_add(pinned.len(), Relaxed);
             // SAFETY: as above; the four cells are not in another batch in flight.
             unsafe { ctx.run_jobs(&pinned, &counter) };
             ctx.wait_for_counter(&counter, 0);
@@ -158,6 +235,7 @@ fn installed_trace_balances_every_worker() {
     });
     drop(jobs); // joins the workers: all events are in
     assert!(fibs.iter().all(|&f| f == 987));
+    assert_eq!(lock.into_inner(), 3);
     assert!(cells[..4].iter().all(|&c| c == 6) && cells[4..].iter().all(|&c| c == 3));
 
     let mut out = Vec::new();
@@ -167,11 +245,45 @@ fn installed_trace_balances_every_worker() {
 
     let slices = check_well_formed(&json, WORKERS);
     assert!(slices[0] > 0, "worker 0 ran nothing");
-    // No "join" here: a join's second half is its own slice only when another worker stole it;
-    // run by the joiner (the fast path) it is part of the joiner's slice.
-    for name in ["leaf", "inner", "bump", "pinned", "run"].map(|n| format!("\"name\":\"{n}\"")) {
+    // A join's second half is a job slice wherever it ran: stolen, or called by the joiner.
+    for name in ["join", "leaf", "inner", "bump", "pinned", "run", "locker"]
+        .map(|n| format!("\"name\":\"{n}\""))
+    {
         assert!(json.contains(&name), "no {name} slice");
     }
+    // Exactly one job slice per job run, one zone slice per zone, one lock-wait slice per
+    // contended acquisition (not counting their parts after a switch, marked `resumed`); zones
+    // and lock waits nested inside a job on their track.
+    let (mut job_slices, mut zones, mut leaf_zones, mut lock_waits) = (0, 0, 0, 0);
+    for w in 0..WORKERS {
+        for (name, cat, outer, resumed) in nested_slices(&json, w) {
+            if resumed {
+                continue;
+            }
+            match cat.as_str() {
+                "job" => job_slices += 1,
+                "zone" | "lock" => {
+                    assert!(
+                        outer.iter().any(|c| c == "job"),
+                        "worker {w}: {cat} {name} outside a job: {outer:?}"
+                    );
+                    match name.as_str() {
+                        "trace-zone" => zones += 1,
+                        "leaf-zone" => leaf_zones += 1,
+                        "lock wait: trace-lock" => lock_waits += 1,
+                        _ => panic!("unexpected {cat} slice {name}"),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(job_slices, JOBS.load(Relaxed), "job slices, jobs run");
+    assert_eq!(
+        (zones, leaf_zones, lock_waits),
+        (3, 3 * 32, 3),
+        "trace-zone, leaf-zone, lock-wait slices"
+    );
     // The waits for the pinned batches parked the root job: it resumes as a second slice.
     assert!(
         json.contains("\"resumed\":true"),
@@ -258,4 +370,69 @@ fn job_slices_split_where_their_fiber_is_switched_out() {
     assert_eq!(json.matches("\"name\":\"parked\"").count(), 2);
     assert!(json.contains("\"args\":{\"victim\":1,\"count\":4}"));
     assert!(json.contains("\"name\":\"wake\""));
+}
+
+#[test]
+fn zones_and_lock_waits_nest_in_their_job_and_split_with_it() {
+    use jobsys::profile::NO_WORKER;
+    let trace = ChromeTrace::new(1, 64);
+    let (outer, other) = (job_meta!("outer"), job_meta!("other"));
+    // Fiber 1 runs `outer`, opens zone "a", waits for lock "l" (parks), the worker runs
+    // `other` with zone "b" on fiber 2, fiber 1 comes back, gets the lock, closes its zone.
+    trace.fiber_enter(0, 1);
+    trace.job_begin(0, outer);
+    trace.zone_begin(0, 1, "a");
+    trace.lock_wait_begin(0, "l", 0x10);
+    trace.fiber_leave(0, 1);
+    trace.fiber_enter(0, 2);
+    trace.job_begin(0, other);
+    trace.zone_begin(0, 2, "b");
+    // A plain thread's lock wait: no track, not recorded, not dropped.
+    trace.lock_wait_begin(NO_WORKER, "l", 0x10);
+    trace.lock_obtained(NO_WORKER, "l", 0x10);
+    trace.zone_end(0, 2, "b");
+    trace.job_end(0, other);
+    trace.fiber_leave(0, 2);
+    trace.fiber_enter(0, 1);
+    trace.lock_obtained(0, "l", 0x10);
+    trace.lock_released(0, "l", 0x10);
+    trace.zone_end(0, 1, "a");
+    // A zone whose guard leaked: the job's end closes it.
+    trace.zone_begin(0, 1, "leaked");
+    trace.job_end(0, outer);
+    trace.fiber_leave(0, 1);
+    assert_eq!(trace.dropped(), 0);
+
+    let mut out = Vec::new();
+    trace.write_json(&mut out).unwrap();
+    let json = String::from_utf8(out).unwrap();
+    check_well_formed(&json, 1);
+    let slices: Vec<(String, Vec<String>, bool)> = nested_slices(&json, 0)
+        .into_iter()
+        .map(|(name, _, outer, resumed)| (name, outer, resumed))
+        .collect();
+    let s = |name: &str, outer: &[&str], resumed: bool| {
+        (
+            name.to_owned(),
+            outer.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            resumed,
+        )
+    };
+    assert_eq!(
+        slices,
+        [
+            s("outer", &[], false),
+            s("a", &["job"], false),
+            s("lock wait: l", &["job", "zone"], false),
+            s("other", &[], false),
+            s("b", &["job"], false),
+            // Fiber 1's slices reopen, outermost first.
+            s("outer", &[], true),
+            s("a", &["job"], true),
+            s("lock wait: l", &["job", "zone"], true),
+            s("leaked", &["job"], false),
+        ]
+    );
+    assert!(json.contains("\"cat\":\"zone\""));
+    assert!(json.contains("\"cat\":\"lock\""));
 }

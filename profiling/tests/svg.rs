@@ -115,3 +115,35 @@ fn an_svg_of_one_frame_has_one_bar_per_job_of_the_frame() {
         );
     }
 }
+
+#[test]
+fn zones_and_lock_waits_have_their_own_bars() {
+    use jobsys::profile::ProfileHooks;
+    // A private trace fed by calling the hooks (the installed one belongs to the test above).
+    let trace = ChromeTrace::new(1, 64);
+    let job = job_meta!("physics");
+    trace.fiber_enter(0, 1);
+    trace.job_begin(0, job);
+    trace.zone_begin(0, 1, "broadphase <1>");
+    trace.lock_wait_begin(0, "contacts", 0x10);
+    trace.lock_obtained(0, "contacts", 0x10);
+    trace.zone_end(0, 1, "broadphase <1>");
+    trace.job_end(0, job);
+    trace.fiber_leave(0, 1);
+
+    let mut svg = Vec::new();
+    trace.write_svg(&mut svg, None).unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    check_well_formed(&svg);
+    let bars = |class: &str| svg.matches(&format!("class=\"{class}\"")).count();
+    assert_eq!(
+        (bars("job"), bars("zone"), bars("lock")),
+        (1, 1, 1),
+        "{svg}"
+    );
+    assert!(svg.contains("data-zone=\"broadphase &lt;1&gt;\""));
+    // Lock waits are hatched.
+    assert!(svg.contains("data-lock=\"contacts\""));
+    assert!(svg.contains("fill=\"url(#lock-wait)\""));
+    assert!(svg.contains("<pattern id=\"lock-wait\""));
+}

@@ -4,7 +4,7 @@
 
 use super::coro::FiberYielder;
 use super::{Ctx, Resume, Suspend, pool::StackBounds};
-use crate::job::{Affinity, JobRef, StackClass};
+use crate::job::{Affinity, JobMeta, JobRef, StackClass};
 use crate::panic::{AbortIfPanic, fatal};
 use crate::profile;
 use crate::worker::Host;
@@ -60,7 +60,46 @@ fn go_idle(ctx: &Ctx, y: &FiberYielder) -> Resume {
     y.suspend(Suspend::Idle)
 }
 
+/// A job running on this fiber, from its start until this drops: counted in the worker's
+/// stats (`jobs_run`) when it starts, and reported to the profile hooks, `job_begin` at the
+/// start and `job_end` at the drop (also when the job unwinds). Every path that runs a job
+/// starts it through [`Ctx::start_job`] — `Ctx::run`, and `Ctx::join` calling its second half
+/// itself — so the stats and the hooks count the same jobs, each hook pair once per job.
+/// Without the `profile` feature it only counts: an empty type with no `Drop`.
+#[must_use = "the job ends (job_end) when this drops"]
+pub(crate) struct RunningJob<'a> {
+    #[cfg(feature = "profile")]
+    ctx: &'a Ctx,
+    #[cfg(feature = "profile")]
+    meta: &'static JobMeta,
+    _job: core::marker::PhantomData<&'a Ctx>,
+}
+
+#[cfg(feature = "profile")]
+impl Drop for RunningJob<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Read afresh: in migration mode the job may end on another worker than it began on.
+        profile::job_end(self.ctx.worker_index(), self.meta);
+    }
+}
+
 impl Ctx {
+    /// Counts the job `meta` as started on this worker and reports its `job_begin`; its
+    /// `job_end` follows when the returned guard drops.
+    #[inline(always)]
+    pub(crate) fn start_job(&self, meta: &'static JobMeta) -> RunningJob<'_> {
+        self.worker().count_job();
+        profile::job_begin(self.worker_index(), meta);
+        RunningJob {
+            #[cfg(feature = "profile")]
+            ctx: self,
+            #[cfg(feature = "profile")]
+            meta,
+            _job: core::marker::PhantomData,
+        }
+    }
+
     /// Runs `job` on this fiber now.
     #[inline]
     pub(crate) fn run(&self, job: JobRef) {
@@ -77,12 +116,11 @@ impl Ctx {
         if pinned {
             slot.add_pinned(1);
         }
-        self.worker().count_job();
-        profile::job_begin(self.worker_index(), meta);
+        let running = self.start_job(meta);
         // SAFETY: popped refs are executed once; the fiber fits (callers check) and the worker is
         // allowed (pinned jobs only ever sit in their worker's inbox).
         unsafe { job.execute(self) };
-        profile::job_end(self.worker_index(), meta);
+        drop(running);
         if pinned {
             slot.add_pinned(-1);
         }

@@ -16,6 +16,9 @@ mod wait;
 
 pub(crate) use coro::Switched;
 pub use ctx::Ctx;
+// For the build check in `profile.rs` that it is empty without the feature.
+#[cfg(not(feature = "profile"))]
+pub(crate) use main::RunningJob;
 pub(crate) use main::fiber_main;
 pub(crate) use pool::{FiberPool, FiberState, WaitWhat};
 pub use region::NoSuspend;

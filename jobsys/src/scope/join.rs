@@ -128,9 +128,12 @@ impl Ctx {
             };
             match top {
                 Some(top) if top == r => {
-                    // Still a job of this worker's, run without its record.
-                    self.worker().count_job();
+                    // Still a job of this worker's, run without its record: a job all the
+                    // same, counted and reported (`job_begin`/`job_end`, the end also if `b`
+                    // unwinds) like one run from a queue.
+                    let running = self.start_job(&JobMeta::JOIN);
                     let rb = job.take_unrun()(self);
+                    drop(running);
                     return (ra, rb);
                 }
                 Some(other) if ring.push(other).is_err() => {
