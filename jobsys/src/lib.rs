@@ -110,6 +110,7 @@ pub mod sim;
 mod sim;
 pub mod sync;
 mod system;
+mod task;
 mod timer;
 mod waitlist;
 mod wake;
@@ -126,6 +127,8 @@ pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};
 pub use worker::WorkerStats;
+pub use scope::ScopedJobHandle;
+pub use task::{JobHandle, JobOptions};
 
 // The package README's examples compile and pass as doc tests.
 #[cfg(doctest)]
