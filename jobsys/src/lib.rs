@@ -125,10 +125,10 @@ pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
 pub use memory::{Memory, MemoryRegion, MemoryRequirements};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
-pub use system::{Handle, JobSystem};
-pub use worker::WorkerStats;
 pub use scope::ScopedJobHandle;
+pub use system::{Handle, JobSystem};
 pub use task::{JobHandle, JobOptions};
+pub use worker::WorkerStats;
 
 // The package README's examples compile and pass as doc tests.
 #[cfg(doctest)]

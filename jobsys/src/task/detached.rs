@@ -273,7 +273,12 @@ impl Ctx {
     ///
     /// # Panics
     /// If `meta` pins the job to a worker that does not exist.
-    pub fn spawn_detached_meta<F, T>(&self, meta: &'static JobMeta, hint: Hint, f: F) -> JobHandle<T>
+    pub fn spawn_detached_meta<F, T>(
+        &self,
+        meta: &'static JobMeta,
+        hint: Hint,
+        f: F,
+    ) -> JobHandle<T>
     where
         F: FnOnce(&Ctx) -> T + Send + 'static,
         T: Send + 'static,

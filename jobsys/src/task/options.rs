@@ -55,7 +55,14 @@ impl From<Priority> for JobOptions {
 }
 
 /// What a `JobMeta` is interned by.
-type Key = (&'static str, &'static str, u32, Priority, StackClass, Affinity);
+type Key = (
+    &'static str,
+    &'static str,
+    u32,
+    Priority,
+    StackClass,
+    Affinity,
+);
 
 fn table() -> &'static Mutex<HashMap<Key, &'static JobMeta>> {
     static TABLE: OnceLock<Mutex<HashMap<Key, &'static JobMeta>>> = OnceLock::new();
