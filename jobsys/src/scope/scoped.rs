@@ -341,7 +341,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // SAFETY: the header is the first field of a `#[repr(C)]` record.
         let job = unsafe { JobRef::new(record.cast()) };
         // SAFETY: the record lives until the scope ends, which outlives `'scope`.
-        let slot = unsafe { &*(&raw const (*record.as_ptr()).slot) };
+        let slot = unsafe { &(*record.as_ptr()).slot };
         let handle = ScopedJobHandle {
             slot,
             state: self.state,
