@@ -302,3 +302,36 @@ fn background_work_with_frames_at_every_worker_count() {
         assert_eq!(sum, 63 * 32, "{n} workers");
     });
 }
+
+/// The background lane starts its Low job on a fiber of its own: a background job that waits
+/// for the frame loop itself does not hold the loop up. (The timeout only turns a hang into a
+/// failure; a passing run never comes near it.)
+#[test]
+fn a_waiting_background_job_does_not_hold_up_the_frame_loop() {
+    each_worker_count(|jobs, n| {
+        let loaded = Arc::new(Event::new(EventKind::Manual));
+        let set_at = jobs.run(|ctx| {
+            let l = loaded.clone();
+            let h = ctx.spawn_detached_opts(JobOptions::from(Priority::Low), move |c| {
+                l.wait_timeout(c, std::time::Duration::from_secs(10))
+            });
+            let mut set_at = None;
+            ctx.frames(|frames| {
+                for i in 0..10 {
+                    frames.frame(|_| {
+                        if i == 5 {
+                            loaded.set();
+                            set_at = Some(i);
+                        }
+                    });
+                }
+            });
+            assert!(
+                h.join(ctx),
+                "{n} workers: the background job's wait timed out"
+            );
+            set_at
+        });
+        assert_eq!(set_at, Some(5), "{n} workers");
+    });
+}
