@@ -219,7 +219,7 @@ impl Ctx {
     /// it finished and its handle is gone (see [`JobHandle`]). Shutdown loses none: dropping
     /// the [`JobSystem`](crate::JobSystem) runs every queued job, detached ones included,
     /// before it returns. Submit Low-priority background work with
-    /// [`spawn_detached_opts`](Self::spawn_detached_opts) — it gets a guaranteed share at
+    /// [`spawn_detached_opts`](Self::spawn_detached_opts): it gets a guaranteed share at
     /// frame openings (see [`Priority::Low`](crate::Priority::Low)).
     ///
     /// ```

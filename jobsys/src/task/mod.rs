@@ -5,7 +5,7 @@
 //! - [`JobHandle`]: a detached job's owned handle; its record is one heap allocation per job,
 //!   freed once the job finished and its handle is gone.
 //! - [`JobOptions`]: priority, stack class, affinity, hint and name chosen at run time.
-//! - The background lane: one Low job run at each outermost frame opening.
+//! - The background lane: one Low job started at each outermost frame opening.
 
 mod background;
 mod detached;
