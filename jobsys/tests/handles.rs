@@ -335,3 +335,20 @@ fn a_waiting_background_job_does_not_hold_up_the_frame_loop() {
         assert_eq!(set_at, Some(5), "{n} workers");
     });
 }
+
+/// A handle joined while its job is still the newest on this worker's ring runs the job right
+/// there, without parking: on one worker, 100 spawn-and-join pairs park no wait.
+#[test]
+fn join_runs_an_unstarted_job_here() {
+    let jobs = system(1);
+    let before = jobs.worker_stats(0).parked_waits;
+    let sum = jobs.run(|ctx| {
+        ctx.scope(|s| {
+            (0..100u32)
+                .map(|i| s.spawn(move |_| i).join(s))
+                .sum::<u32>()
+        })
+    });
+    assert_eq!(sum, 4950);
+    assert_eq!(jobs.worker_stats(0).parked_waits - before, 0);
+}

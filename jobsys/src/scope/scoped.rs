@@ -212,6 +212,8 @@ struct SpawnJob<F, T> {
 pub struct ScopedJobHandle<'scope, T> {
     slot: &'scope Slot<T>,
     state: &'scope ScopeState,
+    /// The job's record (alive until the scope ends), for `join`'s run-it-here fast path.
+    header: NonNull<JobHeader>,
 }
 
 // SAFETY: the handle owns the job's result (a `T`) once produced; the slot's handshake makes
@@ -237,13 +239,45 @@ impl<T> ScopedJobHandle<'_, T> {
     /// Parks this fiber until the job finished and returns its value, or re-raises its panic
     /// (which the scope then does not re-raise). Any `Ctx` of the system will do: the scope
     /// itself (it dereferences to one) or a job's.
+    ///
+    /// If nobody started the job yet and it is still the newest job on this worker's ring (a
+    /// spawn joined at once), it runs right here, on this fiber, without parking.
     pub fn join(self, ctx: &Ctx) -> T {
         let this = ManuallyDrop::new(self);
+        if !this.slot.is_finished() {
+            this.run_here_if_unstarted(ctx);
+        }
         ctx.wait_core(this.slot.done(), 0);
         // SAFETY: `done` is zero; taken once (the handle is consumed, its drop skipped).
         match unsafe { this.slot.take() } {
             Ok(v) => v,
             Err(payload) => resume_unwind(payload),
+        }
+    }
+}
+
+impl<T> ScopedJobHandle<'_, T> {
+    /// Takes the job back from the top of this worker's ring and runs it here, if it is there
+    /// and this fiber can host it (as `Ctx::join` does with its `b`).
+    fn run_here_if_unstarted(&self, ctx: &Ctx) {
+        // SAFETY: the record lives until the scope ends, after this handle; only its
+        // never-written `meta` is read here, and it is executed only if popped below (by us,
+        // once: a popped ref is exclusively ours).
+        let job = unsafe { JobRef::new(self.header) };
+        let meta = job.meta();
+        if !ctx.class().fits(meta.stack) || !ctx.has_headroom(meta.stack) {
+            return;
+        }
+        let ring = ctx.worker().ring(meta.priority, meta.stack);
+        match ring.pop() {
+            Some(top) if top == job => {
+                ctx.run(job);
+                ctx.flush_decrements();
+            }
+            Some(other) if ring.push(other).is_err() => {
+                crate::panic::fatal("ring overflow re-pushing a just-popped job")
+            }
+            _ => {}
         }
     }
 }
@@ -345,6 +379,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let handle = ScopedJobHandle {
             slot,
             state: self.state,
+            header: record.cast(),
         };
         self.submit(job, hint);
         handle

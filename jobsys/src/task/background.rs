@@ -3,8 +3,10 @@
 //! A worker picks Low work at its global picks (one pick in `GLOBAL_PICK_PERIOD`), but a frame
 //! loop whose body never parks never returns to the worker's loop, so with one worker nothing
 //! else would run. So each outermost frame opening ([`Frames::frame`], [`Ctx::frame`]) first
-//! runs one queued Low job on the opening fiber: from this worker's Low rings, else from the
-//! shared Low injector.
+//! lets one queued Low job start: it takes one from this worker's Low rings, else from the
+//! shared Low injector, moves it to this worker's inbox (the first place the worker looks) and
+//! yields. The worker starts the job on a fiber of its own and resumes the loop as soon as
+//! that job finished or parked: a background job that waits never holds up the frame loop.
 //!
 //! [`Frames::frame`]: crate::Frames::frame
 
@@ -12,33 +14,27 @@ use crate::fiber::Ctx;
 use crate::job::{Affinity, Priority, StackClass};
 
 impl Ctx {
-    /// Runs one queued Low job here, if one fits this fiber; returns whether it did.
-    pub(crate) fn run_one_background(&self) -> bool {
+    /// Lets one queued Low job run on this worker before continuing, if one is queued here or
+    /// in the Low injector.
+    pub(crate) fn yield_to_background(&self) {
         if std::thread::panicking() {
-            return false;
+            return; // `yield_now` would return at once: leave the job where it is
         }
-        let fits = |class: StackClass| self.class().fits(class) && self.has_headroom(class);
-        for class in [StackClass::Small, StackClass::Large] {
-            if fits(class)
-                && let Some(job) = self.worker().ring(Priority::Low, class).pop()
-            {
-                self.run(job);
-                self.flush_decrements();
-                return true;
-            }
-        }
-        let job = self
-            .shared()
-            .injector
-            .at(Priority::Low)
-            .pop_first(|j| j.meta().affinity == Affinity::Any && fits(j.meta().stack));
-        match job {
-            Some(job) => {
-                self.run(job);
-                self.flush_decrements();
-                true
-            }
-            None => false,
+        let worker = self.worker();
+        let job = [StackClass::Small, StackClass::Large]
+            .into_iter()
+            .find_map(|class| worker.ring(Priority::Low, class).pop())
+            .or_else(|| {
+                self.shared()
+                    .injector
+                    .at(Priority::Low)
+                    .pop_first(|j| j.meta().affinity == Affinity::Any)
+            });
+        if let Some(job) = job {
+            // The inbox comes first in a worker's order (after High work elsewhere at a global
+            // pick), and is never stolen: the yield below runs this job, or the next pick does.
+            self.shared().push_pinned(self.worker_index(), job);
+            self.yield_now();
         }
     }
 }
