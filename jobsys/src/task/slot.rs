@@ -42,6 +42,11 @@ impl<T> Slot<T> {
     /// # Safety
     /// Called once, by the job that owns this slot's producing side.
     pub(crate) unsafe fn finish(&self, result: Result<T, Payload>) -> Option<Result<T, Payload>> {
+        // `DROPPED` is final: a handle ignored at spawn (the common case) costs the job one
+        // load, no store and no RMW. Acquire: the handle's drop happened before what follows.
+        if self.state.load(Ordering::Acquire) == DROPPED {
+            return Some(result);
+        }
         // SAFETY: before the swap below nobody but the job touches `result` (the handle reads
         // it only after seeing `FINISHED` or `done` at zero).
         unsafe { *self.result.get() = Some(result) };
