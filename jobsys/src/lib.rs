@@ -33,7 +33,8 @@
 //! | `timer/` | armed timers the workers fire for timed waits | `park`, `counter`, `worker`, `deadline`, `fault` |
 //! | `deadline` | the deadline clock and value type (a leaf: `park/` and `timer/` share it) | `sim` (virtual clock) |
 //! | `sched/` | the scheduling policy: where a job goes, which source next | `job` |
-//! | `scope/` | scoped jobs and fork-join over counters ([`Scope`]) | `counter`, `fiber`, `job`, `sched`, `panic` |
+//! | `scope/` | scoped jobs and fork-join over counters ([`Scope`], [`ScopedJobHandle`]) | `counter`, `fiber`, `job`, `sched`, `task` (value slots, [`JobOptions`]), `panic` |
+//! | `task/` | job handles' value slots, detached jobs ([`JobHandle`]), [`JobOptions`], the background lane at frame openings | `counter`, `fiber`, `job`, `sched`, `system` ([`Handle`]), `worker`, `deadline`, `panic` |
 //! | `sync/` | fiber-aware primitives ([`sync::Mutex`], channels, select, …) | `park`, `waitlist`, `deadline`, `fiber`, `scope` (a [`Scope`] as a blocker), `worker`, `fault`, `sim` |
 //! | `builder`, `system` | [`Builder`], [`JobSystem`], [`Handle`]: assemble and own a system | any module |
 //! | `error`, `panic` | [`BuildError`]; catching a job's panic and re-raising it in its owner | `job` (`error`); `shim` (`panic`) |
