@@ -83,6 +83,26 @@ fn scoped_round(jobs: &JobSystem, data: &[u64]) -> u64 {
     })
 }
 
+/// The counter sees an allocation made by a job on another worker thread (so a zero below
+/// cannot come from a counter that does not count).
+fn allocations_on_other_workers_are_counted() {
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let on_one = jobsys::JobOptions::new("on worker 1").affinity(jobsys::Affinity::Worker(1));
+    let allocs = count_allocs(|| {
+        let w = jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn_opts(on_one, |s| {
+                    std::hint::black_box(Box::new(1u64));
+                    s.worker_index()
+                })
+                .join(s)
+            })
+        });
+        assert_eq!(w, 1);
+    });
+    assert!(allocs >= 1, "an allocation on worker 1 was not counted");
+}
+
 fn scoped_handles_allocate_nothing_after_warm_up() {
     let data: Vec<u64> = (0..64 * 16 * 16).collect();
     let want: u64 = data.iter().sum();
@@ -179,7 +199,11 @@ fn detached_memory_stays_bounded() {
 type Check = (&'static str, fn());
 
 fn main() {
-    let checks: [Check; 2] = [
+    let checks: [Check; 3] = [
+        (
+            "allocations_on_other_workers_are_counted",
+            allocations_on_other_workers_are_counted,
+        ),
         (
             "scoped_handles_allocate_nothing_after_warm_up",
             scoped_handles_allocate_nothing_after_warm_up,
