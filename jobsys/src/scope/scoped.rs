@@ -232,6 +232,20 @@ impl<T> core::fmt::Debug for ScopedJobHandle<'_, T> {
 
 impl<T> ScopedJobHandle<'_, T> {
     /// Whether the job has finished (its value or panic waits for [`join`](Self::join)).
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         let h = s.spawn(|_| 2);
+    ///         while !h.is_finished() {
+    ///             s.yield_now(); // lets this worker run it
+    ///         }
+    ///         assert_eq!(h.join(s), 2);
+    ///     })
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.slot.is_finished()
     }
@@ -306,6 +320,19 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
     /// [`spawn`](Self::spawn) with options chosen at run time: priority, stack class,
     /// affinity, placement hint and name (see [`JobOptions`](crate::JobOptions)).
+    ///
+    /// ```
+    /// use jobsys::{Affinity, JobOptions};
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let main_thread = jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         let opts = JobOptions::new("present").affinity(Affinity::Worker(0));
+    ///         s.spawn_opts(opts, |s| s.worker_index()).join(s)
+    ///     })
+    /// });
+    /// assert_eq!(main_thread, 0);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
     ///
     /// # Panics
     /// If the options pin the job to a worker that does not exist.

@@ -69,6 +69,18 @@ impl<T> JobHandle<T> {
     }
 
     /// Whether the job has finished (its value or panic is waiting for [`join`](Self::join)).
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// jobs.run(|ctx| {
+    ///     let h = ctx.spawn_detached(|_| 1);
+    ///     while !h.is_finished() {
+    ///         ctx.yield_now(); // lets this worker run it
+    ///     }
+    ///     assert_eq!(h.join(ctx), 1);
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.slot().is_finished()
     }
@@ -271,6 +283,15 @@ impl Ctx {
     /// [`spawn_detached`](Self::spawn_detached) with static metadata (see
     /// [`job_meta!`](crate::job_meta)) and a placement [`Hint`].
     ///
+    /// ```
+    /// use jobsys::{Hint, Priority, job_meta};
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let meta = job_meta!("compress", priority(Priority::Low));
+    /// let n = jobs.run(|ctx| ctx.spawn_detached_meta(meta, Hint::Fifo, |_| 10).join(ctx));
+    /// assert_eq!(n, 10);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
     /// # Panics
     /// If `meta` pins the job to a worker that does not exist.
     pub fn spawn_detached_meta<F, T>(
@@ -294,6 +315,13 @@ impl Handle {
     /// Spawns `f` as a detached job from any thread (see [`Ctx::spawn_detached`]); it goes to
     /// the shared injector of its priority (or its worker's inbox, if pinned).
     ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let h = jobs.handle().spawn_detached(|ctx| ctx.worker_count());
+    /// assert_eq!(jobs.run(|ctx| h.join(ctx)), 2);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
     /// # Panics
     /// If the system is shutting down (its `JobSystem` is being dropped).
     pub fn spawn_detached<F, T>(&self, f: F) -> JobHandle<T>
@@ -306,6 +334,14 @@ impl Handle {
 
     /// [`spawn_detached`](Self::spawn_detached) with options chosen at run time (see
     /// [`JobOptions`]; the hint is ignored: a foreign submission always goes to the injector).
+    ///
+    /// ```
+    /// use jobsys::{JobOptions, Priority};
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let h = jobs.handle().spawn_detached_opts(JobOptions::from(Priority::Low), |_| "read");
+    /// assert_eq!(h.join_blocking(), "read"); // worker 1 runs it
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
     ///
     /// # Panics
     /// As [`spawn_detached`](Self::spawn_detached); also if the options pin the job to a
@@ -320,6 +356,13 @@ impl Handle {
     }
 
     /// [`spawn_detached`](Self::spawn_detached) with static metadata.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let h = jobs.handle().spawn_detached_meta(jobsys::job_meta!("decode"), |_| 5);
+    /// assert_eq!(h.join_blocking(), 5);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
     ///
     /// # Panics
     /// As [`spawn_detached_opts`](Self::spawn_detached_opts).
