@@ -187,7 +187,7 @@ impl Builder {
     /// fn level(ctx: &jobsys::Ctx, n: u32) -> u32 {
     ///     if n == 0 { return 0; }
     ///     let mut below = 0;
-    ///     ctx.scope(|s| s.spawn(|s| below = level(s, n - 1)));
+    ///     ctx.scope(|s| { s.spawn(|s| below = level(s, n - 1)); });
     ///     below + 1
     /// }
     /// let jobs = jobsys::JobSystem::builder()

@@ -33,7 +33,8 @@
 //! | `timer/` | armed timers the workers fire for timed waits | `park`, `counter`, `worker`, `deadline`, `fault` |
 //! | `deadline` | the deadline clock and value type (a leaf: `park/` and `timer/` share it) | `sim` (virtual clock) |
 //! | `sched/` | the scheduling policy: where a job goes, which source next | `job` |
-//! | `scope/` | scoped jobs and fork-join over counters ([`Scope`]) | `counter`, `fiber`, `job`, `sched`, `panic` |
+//! | `scope/` | scoped jobs and fork-join over counters ([`Scope`], [`ScopedJobHandle`]) | `counter`, `fiber`, `job`, `sched`, `task` (value slots, [`JobOptions`]), `panic` |
+//! | `task/` | job handles' value slots, detached jobs ([`JobHandle`]), [`JobOptions`], the background lane at frame openings | `counter`, `fiber`, `job`, `sched`, `system` ([`Handle`]), `worker`, `deadline`, `panic` |
 //! | `sync/` | fiber-aware primitives ([`sync::Mutex`], channels, select, …) | `park`, `waitlist`, `deadline`, `fiber`, `scope` (a [`Scope`] as a blocker), `worker`, `fault`, `sim` |
 //! | `builder`, `system` | [`Builder`], [`JobSystem`], [`Handle`]: assemble and own a system | any module |
 //! | `error`, `panic` | [`BuildError`]; catching a job's panic and re-raising it in its owner | `job` (`error`); `shim` (`panic`) |
@@ -110,6 +111,7 @@ pub mod sim;
 mod sim;
 pub mod sync;
 mod system;
+mod task;
 mod timer;
 mod waitlist;
 mod wake;
@@ -124,7 +126,9 @@ pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
 pub use memory::{Memory, MemoryRegion, MemoryRequirements};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
+pub use scope::ScopedJobHandle;
 pub use system::{Handle, JobSystem};
+pub use task::{JobHandle, JobOptions};
 pub use worker::WorkerStats;
 
 // The package README's examples compile and pass as doc tests.

@@ -403,3 +403,26 @@ impl fmt::Debug for Handle {
             .finish()
     }
 }
+
+impl Handle {
+    /// The prologue of a submission from outside the pool: counts this thread as a foreign
+    /// submitter (the drop waits for it), refuses a system that is shutting down, checks
+    /// `meta`, then calls `submit`.
+    pub(crate) fn submit_foreign_with(&self, meta: &JobMeta, submit: impl FnOnce(&Shared)) {
+        let shared = &*self.shared;
+        shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
+        struct Leave<'a>(&'a Shared);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.foreign_submitters.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _leave = Leave(shared);
+        assert!(
+            !shared.shutdown.load(Ordering::SeqCst),
+            "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
+        );
+        shared.check_job(meta);
+        submit(shared);
+    }
+}

@@ -239,7 +239,11 @@ fn allocations_inside_jobs_on_other_workers_are_counted() {
     let main = std::thread::current().id();
     // Warm up, so the only allocations below are the boxes.
     for _ in 0..10 {
-        jobs.run(|ctx| ctx.scope(|s| s.spawn(|_| ())));
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn(|_| ());
+            })
+        });
     }
     let elsewhere = AtomicBool::new(false);
     let allocs = count_allocs(|| {
@@ -361,7 +365,9 @@ fn stall_report_child() -> ! {
         }
         count_allocs(|| {
             jobs.run(|ctx| {
-                ctx.scope(|s| s.spawn_with(job_meta!("stalled"), |s| event.wait(s)));
+                ctx.scope(|s| {
+                    s.spawn_with(job_meta!("stalled"), |s| event.wait(s));
+                });
             })
         })
     });

@@ -571,7 +571,9 @@ fn migration_never_moves_pinned_jobs_or_the_run_closure() {
                             let t = std::thread::current().id();
                             // waits whose children other workers may run
                             s.scope(|inner| {
-                                (0..4).for_each(|_| inner.spawn(|_| std::hint::black_box(())))
+                                (0..4).for_each(|_| {
+                                    inner.spawn(|_| std::hint::black_box(()));
+                                })
                             });
                             if std::thread::current().id() != t || s.worker_index() != k {
                                 moved.fetch_add(1, Ordering::Relaxed);

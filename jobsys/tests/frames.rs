@@ -680,7 +680,7 @@ fn frame_stats_arena_used_is_exact() {
                 ctx.scope(|s| {
                     s.spawn(move |s| {
                         f.arena(s).alloc(1u16);
-                    })
+                    });
                 });
                 f.index()
             });

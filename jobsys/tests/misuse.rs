@@ -218,7 +218,7 @@ fn pinning_to_a_missing_worker_is_refused_before_anything_is_queued() {
                 s.spawn_with(
                     job_meta!("gpu", affinity(jobsys::Affinity::Worker(5))),
                     |_| {},
-                )
+                );
             })
         })
     }));
@@ -287,7 +287,9 @@ fn a_large_job_without_large_fibers_is_refused_at_submit() {
         .unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         jobs.run(|ctx| {
-            ctx.scope(|s| s.spawn_with(job_meta!("deep", stack(StackClass::Large)), |_| {}))
+            ctx.scope(|s| {
+                s.spawn_with(job_meta!("deep", stack(StackClass::Large)), |_| {});
+            })
         })
     }));
     let msg = refusal(r);
@@ -365,7 +367,9 @@ fn yield_while_panicking_does_not_run_other_jobs_on_the_unwinding_fiber() {
         jobs.run(|ctx| {
             ctx.scope(|s| {
                 s.spawn(|s| {
-                    s.scope(|t| t.spawn(|_| {}));
+                    s.scope(|t| {
+                        t.spawn(|_| {});
+                    });
                     other_done.store(true, std::sync::atomic::Ordering::SeqCst);
                 });
                 s.spawn(|s| {

@@ -154,7 +154,11 @@ fn a_thread_waits_for_an_event_a_job_sets() {
     let event = Event::new(EventKind::Manual);
     std::thread::scope(|t| {
         let waiter = t.spawn(|| event.wait(&ThisThread));
-        jobs.run(|ctx| ctx.scope(|s| s.spawn(|_| event.set())));
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.spawn(|_| event.set());
+            })
+        });
         waiter.join().unwrap();
     });
 }

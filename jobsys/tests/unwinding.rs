@@ -83,7 +83,7 @@ fn a_scope_or_join_under_a_spin_lock_guard_is_refused_before_spawning() {
             ctx.scope(|s| {
                 s.spawn(|_| {
                     ran.fetch_add(1, Ordering::SeqCst);
-                })
+                });
             });
         })))
     });
@@ -166,7 +166,9 @@ fn a_region_stays_with_its_fiber_across_a_wait() {
                 // fiber of this only worker while the body parks.
                 s.spawn_hinted(Hint::Fifo, job_meta!("other"), |s| {
                     s.yield_now();
-                    s.scope(|s2| s2.spawn(|_| ()));
+                    s.scope(|s2| {
+                        s2.spawn(|_| ());
+                    });
                     other_waits_ok.fetch_add(1, Ordering::SeqCst);
                 });
                 core::mem::forget(s.no_suspend());
@@ -281,7 +283,9 @@ fn a_region_held_around_run_does_not_reach_the_root_job() {
     let mut guard = lock.lock();
     let sum = jobs.run(|ctx| {
         let (a, b) = ctx.join(|_| 1, |_| 2);
-        ctx.scope(|s| s.spawn(|_| ()));
+        ctx.scope(|s| {
+            s.spawn(|_| ());
+        });
         a + b
     });
     *guard += sum;

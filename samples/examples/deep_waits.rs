@@ -42,7 +42,9 @@ impl Probe {
 fn scope_chain(ctx: &Ctx, n: u32, depth: u32, p: &Probe) {
     p.record(n);
     if n < depth {
-        ctx.scope(|s| s.spawn(move |s| scope_chain(s, n + 1, depth, p)));
+        ctx.scope(|s| {
+            s.spawn(move |s| scope_chain(s, n + 1, depth, p));
+        });
     }
 }
 

@@ -287,6 +287,11 @@ fn run_frame<'f, 'scope: 'f, R>(
     // index is claimed — a claimed index that never opens would hold its slot's turn for good.
     crate::fiber::check_no_suspend("Frames::frame");
     let held = ctx.frame_slots.get();
+    // The background lane: an outermost frame opening first lets one queued Low job run, so
+    // background work progresses even when the frame loop never parks (see `task/`).
+    if held == 0 {
+        ctx.yield_to_background();
+    }
     let index = ring.claim_unless(held).unwrap_or_else(|index| {
         panic!(
             "frame {index} would take slot {} of {k}, held by a frame whose body encloses this \

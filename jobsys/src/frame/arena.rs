@@ -285,7 +285,7 @@ impl std::error::Error for ArenaFull {}
 /// jobs.run(|ctx| {
 ///     ctx.frame(|f| {
 ///         let arena = f.arena(ctx);
-///         ctx.scope(|s| s.spawn(move |_| { arena.alloc(1u32); }));
+///         ctx.scope(|s| { s.spawn(move |_| { arena.alloc(1u32); }); });
 ///     });
 /// });
 /// ```

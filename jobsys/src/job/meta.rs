@@ -9,6 +9,11 @@
 /// There is no priority inheritance: a waiting job runs its own unstarted children inline,
 /// whatever their priority. The rules in full are in the source repository's guide
 /// (docs/guide.md, "Priorities and hints").
+///
+/// Low work also has a *background lane*: each outermost frame opening
+/// ([`Frames::frame`](crate::Frames::frame), [`Ctx::frame`](crate::Ctx::frame)) first lets one
+/// queued Low job start on a fiber of its own, so background work progresses even when a frame
+/// loop never parks (guide, "Detached work and the background lane").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Priority {
     /// Latency-critical work (input, render submission).

@@ -12,3 +12,4 @@ mod scoped;
 pub(crate) use arena::BlockPool;
 pub(crate) use join::StackJob;
 pub use scoped::Scope;
+pub use scoped::ScopedJobHandle;

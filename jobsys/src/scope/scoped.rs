@@ -7,6 +7,8 @@ use crate::job::{JobHeader, JobMeta, JobRef};
 use crate::panic::{PanicSlot, catch, drop_payload};
 use crate::sched::Hint;
 use crate::shim::SpinLock;
+use crate::task::Slot;
+use crate::task::dispose;
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
@@ -172,22 +174,175 @@ impl BodyLocal {
     }
 }
 
-/// A spawned job's record, allocated in the scope's arena.
+/// A spawned job's record, allocated in the scope's arena, with its handle's value slot.
 #[repr(C)]
-struct SpawnJob<F> {
+struct SpawnJob<F, T> {
     header: JobHeader,
     state: *const ScopeState,
+    slot: Slot<T>,
     f: ManuallyDrop<F>,
+}
+
+/// The handle of a job spawned in a scope (see [`Scope::spawn`]): [`join`](Self::join) it for
+/// the job's value, or drop it — the scope waits for the job either way.
+///
+/// The value slot lives in the job's record in the scope's pooled arena, so a handle costs no
+/// allocation; it cannot outlive the scope (`'scope`).
+///
+/// # Panics in the job
+/// [`join`](Self::join) re-raises the job's panic, and then the scope does *not* re-raise it
+/// again: the joiner received it. A panic whose handle was dropped without joining (before or
+/// after the job finished) goes to the scope, which re-raises the first such panic once all
+/// its jobs finished, as for a job spawned without a handle.
+///
+/// ```
+/// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+/// let data = [1u64, 2, 3, 4, 5, 6];
+/// let total = jobs.run(|ctx| {
+///     ctx.scope(|s| {
+///         let (left, right) = data.split_at(3);
+///         let a = s.spawn(move |_| left.iter().sum::<u64>());
+///         let b = s.spawn(move |_| right.iter().sum::<u64>());
+///         a.join(s) + b.join(s)
+///     })
+/// });
+/// assert_eq!(total, 21);
+/// # Ok::<(), jobsys::BuildError>(())
+/// ```
+pub struct ScopedJobHandle<'scope, T> {
+    slot: &'scope Slot<T>,
+    state: &'scope ScopeState,
+    /// The job's record (alive until the scope ends), for `join`'s run-it-here fast path.
+    header: NonNull<JobHeader>,
+}
+
+// SAFETY: the handle owns the job's result (a `T`) once produced; the slot's handshake makes
+// every access to it exclusive; `ScopeState` is shared by the scope's jobs on any worker.
+unsafe impl<T: Send> Send for ScopedJobHandle<'_, T> {}
+// SAFETY: through `&ScopedJobHandle` only `is_finished` (an atomic load) is reachable.
+unsafe impl<T: Send> Sync for ScopedJobHandle<'_, T> {}
+
+impl<T> core::fmt::Debug for ScopedJobHandle<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ScopedJobHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl<T> ScopedJobHandle<'_, T> {
+    /// Whether the job has finished (its value or panic waits for [`join`](Self::join)).
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         let h = s.spawn(|_| 2);
+    ///         while !h.is_finished() {
+    ///             s.yield_now(); // lets this worker run it
+    ///         }
+    ///         assert_eq!(h.join(s), 2);
+    ///     })
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.slot.is_finished()
+    }
+
+    /// Parks this fiber until the job finished and returns its value, or re-raises its panic
+    /// (which the scope then does not re-raise). Any `Ctx` of the system will do: the scope
+    /// itself (it dereferences to one) or a job's.
+    ///
+    /// If nobody started the job yet and it is still the newest job on this worker's ring (a
+    /// spawn joined at once), it runs right here, on this fiber, without parking.
+    pub fn join(self, ctx: &Ctx) -> T {
+        let this = ManuallyDrop::new(self);
+        if !this.slot.is_finished() {
+            this.run_here_if_unstarted(ctx);
+        }
+        ctx.wait_core(this.slot.done(), 0);
+        // SAFETY: `done` is zero; taken once (the handle is consumed, its drop skipped).
+        match unsafe { this.slot.take() } {
+            Ok(v) => v,
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+}
+
+impl<T> ScopedJobHandle<'_, T> {
+    /// Takes the job back from the top of this worker's ring and runs it here, if it is there
+    /// and this fiber can host it (as `Ctx::join` does with its `b`).
+    fn run_here_if_unstarted(&self, ctx: &Ctx) {
+        // SAFETY: the record lives until the scope ends, after this handle; only its
+        // never-written `meta` is read here, and it is executed only if popped below (by us,
+        // once: a popped ref is exclusively ours).
+        let job = unsafe { JobRef::new(self.header) };
+        let meta = job.meta();
+        if !ctx.class().fits(meta.stack) || !ctx.has_headroom(meta.stack) {
+            return;
+        }
+        let ring = ctx.worker().ring(meta.priority, meta.stack);
+        match ring.pop() {
+            Some(top) if top == job => {
+                ctx.run(job);
+                ctx.flush_decrements();
+            }
+            Some(other) if ring.push(other).is_err() => {
+                crate::panic::fatal("ring overflow re-pushing a just-popped job")
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<T> Drop for ScopedJobHandle<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: once, here (`join` skips the drop). The record lives until the scope ends,
+        // after this handle (`'scope`), so the job signalling `done` late touches live memory.
+        if let Some(result) = unsafe { self.slot.abandon() } {
+            dispose(result, |p| self.state.panic.record(p));
+        }
+    }
 }
 
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns `f` as a job of this scope. It may run on any worker, possibly before `spawn`
-    /// returns; the scope waits for it.
-    pub fn spawn<F>(&self, f: F)
+    /// returns; the scope waits for it. Returns a [`ScopedJobHandle`] for the job's value; it
+    /// may simply be ignored (dropped), and then a panic of the job reaches the scope.
+    pub fn spawn<F, T>(&self, f: F) -> ScopedJobHandle<'scope, T>
     where
-        F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+        F: FnOnce(&Scope<'scope, 'env>) -> T + Send + 'scope,
+        T: Send + 'scope,
     {
-        self.spawn_with(&JobMeta::DEFAULT, f);
+        self.spawn_with(&JobMeta::DEFAULT, f)
+    }
+
+    /// [`spawn`](Self::spawn) with options chosen at run time: priority, stack class,
+    /// affinity, placement hint and name (see [`JobOptions`](crate::JobOptions)).
+    ///
+    /// ```
+    /// use jobsys::{Affinity, JobOptions};
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let main_thread = jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         let opts = JobOptions::new("present").affinity(Affinity::Worker(0));
+    ///         s.spawn_opts(opts, |s| s.worker_index()).join(s)
+    ///     })
+    /// });
+    /// assert_eq!(main_thread, 0);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If the options pin the job to a worker that does not exist.
+    #[track_caller]
+    pub fn spawn_opts<F, T>(&self, opts: crate::JobOptions, f: F) -> ScopedJobHandle<'scope, T>
+    where
+        F: FnOnce(&Scope<'scope, 'env>) -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.spawn_hinted(opts.hint, opts.meta(), f)
     }
 
     /// Spawns `f` with metadata: a name for the profiler, a stack class, a priority, and an
@@ -195,11 +350,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     ///
     /// # Panics
     /// If `meta` pins the job to a worker that does not exist.
-    pub fn spawn_with<F>(&self, meta: &'static JobMeta, f: F)
+    pub fn spawn_with<F, T>(&self, meta: &'static JobMeta, f: F) -> ScopedJobHandle<'scope, T>
     where
-        F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+        F: FnOnce(&Scope<'scope, 'env>) -> T + Send + 'scope,
+        T: Send + 'scope,
     {
-        self.spawn_hinted(Hint::Lifo, meta, f);
+        self.spawn_hinted(Hint::Lifo, meta, f)
     }
 
     /// Spawns `f` with metadata and a placement [`Hint`]: `Inline` runs it on this fiber
@@ -210,25 +366,32 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     ///
     /// # Panics
     /// If `meta` pins the job to a worker that does not exist.
-    pub fn spawn_hinted<F>(&self, hint: Hint, meta: &'static JobMeta, f: F)
+    pub fn spawn_hinted<F, T>(
+        &self,
+        hint: Hint,
+        meta: &'static JobMeta,
+        f: F,
+    ) -> ScopedJobHandle<'scope, T>
     where
-        F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+        F: FnOnce(&Scope<'scope, 'env>) -> T + Send + 'scope,
+        T: Send + 'scope,
     {
         let shared = self.shared();
         shared.check_job(meta);
-        let layout = Layout::new::<SpawnJob<F>>();
+        let layout = Layout::new::<SpawnJob<F, T>>();
         let record = self
             .body
             .and_then(|b| b.alloc(layout, self.state, &shared.blocks))
             .unwrap_or_else(|| self.state.arena.lock().alloc(&shared.blocks, layout))
-            .cast::<SpawnJob<F>>();
+            .cast::<SpawnJob<F, T>>();
         // SAFETY: fresh, suitably aligned arena memory that lives until the scope ends, which is
         // after this job ran: `Ctx::scope` catches its body's panics and then waits for the
         // counter with `wait_core`, which never unwinds before the count is zero.
         unsafe {
             record.as_ptr().write(SpawnJob {
-                header: JobHeader::new(execute_spawn::<F>, &self.state.counter, meta),
+                header: JobHeader::new(execute_spawn::<F, T>, &self.state.counter, meta),
                 state: self.state,
+                slot: Slot::new(),
                 f: ManuallyDrop::new(f),
             })
         };
@@ -238,17 +401,25 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         }
         // SAFETY: the header is the first field of a `#[repr(C)]` record.
         let job = unsafe { JobRef::new(record.cast()) };
+        // SAFETY: the record lives until the scope ends, which outlives `'scope`.
+        let slot = unsafe { &(*record.as_ptr()).slot };
+        let handle = ScopedJobHandle {
+            slot,
+            state: self.state,
+            header: record.cast(),
+        };
         self.submit(job, hint);
+        handle
     }
 }
 
 /// # Safety
-/// `header` heads a `SpawnJob<F>` that has not run.
-unsafe fn execute_spawn<'scope, 'env: 'scope, F>(header: NonNull<JobHeader>, ctx: &Ctx)
+/// `header` heads a `SpawnJob<F, T>` that has not run.
+unsafe fn execute_spawn<'scope, 'env: 'scope, F, T>(header: NonNull<JobHeader>, ctx: &Ctx)
 where
-    F: FnOnce(&Scope<'scope, 'env>) + Send + 'scope,
+    F: FnOnce(&Scope<'scope, 'env>) -> T + Send + 'scope,
 {
-    let record = header.cast::<SpawnJob<F>>().as_ptr();
+    let record = header.cast::<SpawnJob<F, T>>().as_ptr();
     // SAFETY: the record is alive and ours (runs once); `f` is taken exactly once, here; the
     // scope state outlives its jobs.
     let (f, state) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).state) };
@@ -259,8 +430,14 @@ where
         _scope: PhantomData,
         _env: PhantomData,
     };
-    if let Err(payload) = catch(|| f(&scope)) {
-        state.panic.record(payload);
+    let result = catch(|| f(&scope));
+    // SAFETY: the job's side of its slot, once; the record lives until the scope ends.
+    match unsafe { (*record).slot.finish(result) } {
+        // The handle is alive: it owns the result (and its panic) from `signal` on.
+        // SAFETY: as above.
+        None => unsafe { (*record).slot.signal() },
+        // Nobody will join: a panic goes to the scope, a value is dropped here.
+        Some(result) => dispose(result, |p| state.panic.record(p)),
     }
     ctx.complete(&state.counter);
 }
