@@ -41,6 +41,8 @@
 //! | `sim/` | deterministic simulation: the public `jobsys::sim` (feature `simulation`), its scheduler, its threads, and the hooks the runtime calls (empty without the feature) | std only |
 //! | [`fault`] | fault-injection sites (empty without the feature) | `sim` |
 //! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
+//! | `blocking` | the blocking lane: threads outside the workers that run [`Ctx::blocking`] calls | `fiber` ([`Ctx`]), `counter` |
+//! | `local` | [`WorkerLocal`]: one value per worker, reached through a [`Ctx`] | `fiber` ([`Ctx`]) |
 //!
 //! ```
 //! use jobsys::JobSystem;
@@ -88,6 +90,7 @@
 //! `panic = "abort"` a job panic aborts the process instead of reaching its owner. The rules in
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
+mod blocking;
 mod builder;
 mod counter;
 mod deadline;
@@ -96,6 +99,7 @@ pub mod fault;
 mod fiber;
 mod frame;
 mod job;
+mod local;
 mod memory;
 mod panic;
 mod park;
@@ -126,6 +130,8 @@ pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};
 pub use worker::WorkerStats;
+pub use local::WorkerLocal;
+pub use worker::WorkerInfo;
 
 // The package README's examples compile and pass as doc tests.
 #[cfg(doctest)]

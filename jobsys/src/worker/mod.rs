@@ -6,6 +6,7 @@
 //! workers 1.. are OS threads spawned at build, optionally pinned one per core.
 
 mod debt;
+mod hooks;
 mod inline;
 mod main_loop;
 mod owner;
@@ -27,6 +28,8 @@ pub(crate) use stall::StderrWriter;
 pub(crate) use start::{FpState, start_worker};
 pub(crate) use stats::IdleRounds;
 pub use stats::WorkerStats;
+pub use hooks::WorkerInfo;
+pub(crate) use hooks::WorkerHooks;
 pub(crate) use submit::submit;
 pub(crate) use switch::switch_into;
 
