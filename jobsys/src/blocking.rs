@@ -243,7 +243,7 @@ impl Ctx {
     /// let (tx, rx) = mpsc::channel();
     /// let got = jobs.run(|ctx| {
     ///     // One worker: the job that sends runs while the blocking call waits for it.
-    ///     let (got, ()) = ctx.join(|c| c.blocking(|| rx.recv().unwrap()), |_| tx.send(7).unwrap());
+    ///     let (got, ()) = ctx.join(|c| c.blocking(move || rx.recv().unwrap()), |_| tx.send(7).unwrap());
     ///     got
     /// });
     /// assert_eq!(got, 7);

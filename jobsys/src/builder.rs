@@ -485,9 +485,10 @@ impl Builder {
             memory: None,
         };
 
-        let lane = crate::blocking::Lane::new(self.blocking_threads).map_err(|(thread, source)| {
-            BuildError::new(BuildErrorKind::BlockingThreadSpawn { thread, source })
-        })?;
+        let lane =
+            crate::blocking::Lane::new(self.blocking_threads).map_err(|(thread, source)| {
+                BuildError::new(BuildErrorKind::BlockingThreadSpawn { thread, source })
+            })?;
         let headroom = self.headroom()?;
         let needs = self.memory_requirements();
         let stack_memory = (self.stack_memory.take())

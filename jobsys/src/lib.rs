@@ -125,13 +125,13 @@ pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};
 pub use frame::{ArenaFull, Frame, FrameArena, FrameStats, Frames, WorkerFrameStats};
 pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
+pub use local::WorkerLocal;
 pub use memory::{Memory, MemoryRegion, MemoryRequirements};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use system::{Handle, JobSystem};
-pub use worker::WorkerStats;
-pub use local::WorkerLocal;
 pub use worker::WorkerInfo;
+pub use worker::WorkerStats;
 
 // The package README's examples compile and pass as doc tests.
 #[cfg(doctest)]

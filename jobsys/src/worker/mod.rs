@@ -17,6 +17,8 @@ mod stats;
 mod submit;
 mod switch;
 
+pub(crate) use hooks::WorkerHooks;
+pub use hooks::WorkerInfo;
 pub(crate) use inline::run_own_children;
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use owner::WorkerCore;
@@ -28,8 +30,6 @@ pub(crate) use stall::StderrWriter;
 pub(crate) use start::{FpState, start_worker};
 pub(crate) use stats::IdleRounds;
 pub use stats::WorkerStats;
-pub use hooks::WorkerInfo;
-pub(crate) use hooks::WorkerHooks;
 pub(crate) use submit::submit;
 pub(crate) use switch::switch_into;
 
