@@ -5,6 +5,23 @@ use core::fmt;
 use std::sync::Arc;
 
 /// What a worker start or stop hook is told about the worker whose thread calls it.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// let names = Arc::new(Mutex::new(Vec::new()));
+/// let log = names.clone();
+/// let jobs = jobsys::JobSystem::builder()
+///     .workers(2)
+///     .on_worker_start(move |w: &jobsys::WorkerInfo<'_>| {
+///         if w.index > 0 {
+///             log.lock().unwrap().push((w.index, w.thread_name.map(str::to_owned), w.core));
+///         }
+///     })
+///     .build()?;
+/// assert_eq!(*names.lock().unwrap(), [(1, Some("jobsys-worker-1".to_owned()), None)]);
+/// # drop(jobs);
+/// # Ok::<(), jobsys::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct WorkerInfo<'a> {
