@@ -45,6 +45,8 @@ pub struct Builder {
     stack_memory: Supplied,
     queue_memory: Supplied,
     arena_memory: Supplied,
+    blocking_threads: usize,
+    hooks: crate::worker::WorkerHooks,
 }
 
 impl Default for Builder {
@@ -66,6 +68,8 @@ impl Default for Builder {
             stack_memory: Supplied::default(),
             queue_memory: Supplied::default(),
             arena_memory: Supplied::default(),
+            blocking_threads: Self::DEFAULT_BLOCKING_THREADS,
+            hooks: crate::worker::WorkerHooks::default(),
         }
     }
 }
@@ -111,6 +115,10 @@ impl Builder {
     /// Default growth limit of an arena, as a multiple of its capacity (see
     /// [`frame_arena`](Self::frame_arena)).
     pub const DEFAULT_ARENA_GROWTH: usize = 16;
+    /// Default number of blocking-lane threads ([`blocking_threads`](Self::blocking_threads)):
+    /// a couple of calls in flight at once, few threads idle. Picked; raise it for more
+    /// concurrent blocking calls.
+    pub const DEFAULT_BLOCKING_THREADS: usize = 2;
 
     /// A builder with the defaults: one worker per physical core (capped by the available
     /// parallelism), 128 × 64 KiB + 32 × 512 KiB fibers, no pinning.
@@ -308,6 +316,90 @@ impl Builder {
         self
     }
 
+    /// Number of blocking-lane threads: the threads outside the workers that run
+    /// [`Ctx::blocking`](crate::Ctx::blocking) calls while their fibers park. Spawned at
+    /// build (named `jobsys-blocking-N`), joined when the system drops; they sleep while no
+    /// call is queued. Default [`DEFAULT_BLOCKING_THREADS`](Self::DEFAULT_BLOCKING_THREADS).
+    ///
+    /// Zero spawns none: each `Ctx::blocking` call then runs its closure inline on the
+    /// worker, blocking the worker and every fiber on it meanwhile (for platforms or tests
+    /// without spare threads; a call that waits for another job can then deadlock).
+    ///
+    /// # Errors
+    /// [`build`](Self::build) reports `BuildErrorKind::BlockingThreadSpawn` if the OS refuses
+    /// a thread.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).blocking_threads(4).build()?;
+    /// let len = jobs.run(|ctx| ctx.blocking(|| std::env::temp_dir().as_os_str().len()));
+    /// assert!(len > 0);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn blocking_threads(mut self, n: usize) -> Self {
+        self.blocking_threads = n;
+        self
+    }
+
+    /// A hook every worker thread calls when it starts, before it runs any job: set a thread
+    /// priority, initialise a per-thread library, log where it was pinned (see
+    /// [`WorkerInfo`](crate::WorkerInfo)). Workers 1 and up call it on their own thread right
+    /// after starting (and pinning); worker 0 — the thread that builds the system — calls it
+    /// on that thread at the end of [`build`](Self::build). Every call has returned when
+    /// `build` returns. A later call replaces an earlier hook.
+    ///
+    /// A hook must not panic (a panic aborts the process: no one could receive it) and must
+    /// not wait for jobs (none run yet).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let jobs = jobsys::JobSystem::builder()
+    ///     .workers(3)
+    ///     .on_worker_start(move |w| log.lock().unwrap().push(w.index))
+    ///     .build()?;
+    /// let mut started = seen.lock().unwrap().clone();
+    /// started.sort();
+    /// assert_eq!(started, [0, 1, 2]);
+    /// # drop(jobs);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn on_worker_start(
+        mut self,
+        hook: impl Fn(&crate::WorkerInfo<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.start = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// A hook every worker thread calls when it stops, after its last job: workers 1 and up on
+    /// their own thread as they leave their loop during the system's drop; worker 0 on the
+    /// thread that drops the system (the one that built it), once the drain is done. Every
+    /// call has returned when the drop returns. A later call replaces an earlier hook; the
+    /// rules of [`on_worker_start`](Self::on_worker_start) apply.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let count = stopped.clone();
+    /// let jobs = jobsys::JobSystem::builder()
+    ///     .workers(4)
+    ///     .on_worker_stop(move |_| { count.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 0);
+    /// drop(jobs);
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 4);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn on_worker_stop(
+        mut self,
+        hook: impl Fn(&crate::WorkerInfo<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.stop = Some(std::sync::Arc::new(hook));
+        self
+    }
+
     /// Validates the configuration, maps every fiber stack, spawns the workers.
     pub fn build(mut self) -> Result<JobSystem, BuildError> {
         let workers = self.worker_count();
@@ -393,6 +485,10 @@ impl Builder {
             memory: None,
         };
 
+        let lane =
+            crate::blocking::Lane::new(self.blocking_threads).map_err(|(thread, source)| {
+                BuildError::new(BuildErrorKind::BlockingThreadSpawn { thread, source })
+            })?;
         let headroom = self.headroom()?;
         let needs = self.memory_requirements();
         let stack_memory = (self.stack_memory.take())
@@ -431,6 +527,8 @@ impl Builder {
             migration: self.migration,
             stall: crate::worker::StallWatch::new(),
             frames: crate::frame::FrameRing::new(frame_config, workers)?,
+            lane,
+            hooks: self.hooks.clone(),
         });
         let _ = shared.workers[0].thread.set(std::thread::current());
         crate::profile::worker_start(0);
@@ -483,7 +581,7 @@ impl Builder {
         while started.load(Ordering::Acquire) != workers - 1 {
             crate::shim::thread::yield_now();
         }
-        let pinned_cores = (0..workers)
+        let pinned_cores: Vec<Option<usize>> = (0..workers)
             .map(|i| {
                 let core = if i == 0 {
                     self.pin_main.then(|| core_for(0)).flatten()
@@ -494,6 +592,8 @@ impl Builder {
                     .map(|c| c.id)
             })
             .collect();
+        // Worker 0's start hook, on this thread: every worker's has returned when build does.
+        shared.hooks.started(0, pinned_cores[0]);
         Ok(JobSystem::from_parts(shared, threads, pinned_cores))
     }
 

@@ -67,7 +67,18 @@ impl Timing {
         }
     }
 
-    /// Whether this is a timed wait.
+    /// A wait that something outside the pool ends (a blocking-lane thread finishing the
+    /// call): a fresh stamp but no deadline, so the wait is counted with those that end by
+    /// themselves (never part of a deadlock, see `Shared::fiber_parked`), and no timer is
+    /// armed for it (see `Shared::arm_timer`).
+    pub(crate) fn external() -> Self {
+        Self {
+            stamp: next_stamp(),
+            deadline: NEVER,
+        }
+    }
+
+    /// Whether this is a timed wait (or an [`external`](Self::external) one).
     pub(crate) fn is_timed(&self) -> bool {
         self.stamp != 0
     }

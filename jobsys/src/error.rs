@@ -112,6 +112,14 @@ pub enum BuildErrorKind {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Spawning a blocking-lane thread failed
+    /// ([`Builder::blocking_threads`](crate::Builder::blocking_threads)).
+    BlockingThreadSpawn {
+        /// Which lane thread (from 0).
+        thread: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A block of user memory ([`Memory`](crate::Memory)) smaller than its region needs for
     /// this configuration (see [`Builder::memory_requirements`](crate::Builder::memory_requirements)).
     MemoryTooSmall {
@@ -223,6 +231,10 @@ impl fmt::Display for BuildError {
                 f,
                 "spawning worker thread {worker} failed ({source}); lower workers()"
             ),
+            BlockingThreadSpawn { thread, source } => write!(
+                f,
+                "spawning blocking-lane thread {thread} failed ({source}); lower blocking_threads()"
+            ),
             MemoryTooSmall {
                 region,
                 needed,
@@ -255,7 +267,8 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             BuildErrorKind::StackAlloc { source, .. }
-            | BuildErrorKind::ThreadSpawn { source, .. } => Some(source),
+            | BuildErrorKind::ThreadSpawn { source, .. }
+            | BuildErrorKind::BlockingThreadSpawn { source, .. } => Some(source),
             _ => None,
         }
     }

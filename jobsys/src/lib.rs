@@ -42,6 +42,8 @@
 //! | `sim/` | deterministic simulation: the public `jobsys::sim` (feature `simulation`), its scheduler, its threads, and the hooks the runtime calls (empty without the feature) | std only |
 //! | [`fault`] | fault-injection sites (empty without the feature) | `sim` |
 //! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
+//! | `blocking` | the blocking lane: threads outside the workers that run [`Ctx::blocking`] calls | `fiber` ([`Ctx`]), `counter` |
+//! | `local` | [`WorkerLocal`]: one value per worker, reached through a [`Ctx`] | `fiber` ([`Ctx`]) |
 //!
 //! ```
 //! use jobsys::JobSystem;
@@ -89,6 +91,7 @@
 //! `panic = "abort"` a job panic aborts the process instead of reaching its owner. The rules in
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
+mod blocking;
 mod builder;
 mod counter;
 mod deadline;
@@ -97,6 +100,7 @@ pub mod fault;
 mod fiber;
 mod frame;
 mod job;
+mod local;
 mod memory;
 mod panic;
 mod park;
@@ -123,12 +127,14 @@ pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};
 pub use frame::{ArenaFull, Frame, FrameArena, FrameStats, Frames, WorkerFrameStats};
 pub use job::{Affinity, JobDecl, JobMeta, Priority, StackClass};
+pub use local::WorkerLocal;
 pub use memory::{Memory, MemoryRegion, MemoryRequirements};
 pub use sched::{GLOBAL_PICK_PERIOD, Hint};
 pub use scope::Scope;
 pub use scope::ScopedJobHandle;
 pub use system::{Handle, JobSystem};
 pub use task::{JobHandle, JobOptions};
+pub use worker::WorkerInfo;
 pub use worker::WorkerStats;
 
 // The package README's examples compile and pass as doc tests.

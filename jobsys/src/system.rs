@@ -217,11 +217,14 @@ impl Drop for JobSystem {
             shared.drained()
         });
         shared.in_run.store(false, Ordering::Release);
+        shared.hooks.stopped(0, self.pinned_cores[0]);
         shared.exit.store(true, Ordering::SeqCst);
         shared.wake_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // Drained: no blocking call is in flight, and no job is left to make one.
+        shared.lane.shutdown();
         shared.fibers.shutdown();
     }
 }
@@ -244,7 +247,12 @@ impl Shared {
                     && w.bed.settled.load(Ordering::SeqCst)
                     && !self.has_work(w.index)
             });
-        if !idle || self.timers.armed() || self.dorm.epoch.load(Ordering::SeqCst) != epoch {
+        // A blocking-lane call in flight will wake its fiber: not drained yet.
+        if !idle
+            || self.timers.armed()
+            || self.lane.busy()
+            || self.dorm.epoch.load(Ordering::SeqCst) != epoch
+        {
             return false;
         }
         // One load per worker reads its parked fibers and the wakers in flight toward it

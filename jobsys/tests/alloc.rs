@@ -514,6 +514,51 @@ fn frames_in_flight_allocate_and_free_nothing() {
     }
 }
 
+/// A frame of the everyday lanes: blocking calls on the lane threads (their closures
+/// borrowing the job's stack), fiber sleeps, and per-worker values.
+fn lanes_frame(jobs: &JobSystem, local: &jobsys::WorkerLocal<u64>) {
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            for i in 0..8u64 {
+                s.spawn(move |s| {
+                    let mut buf = [0u64; 16];
+                    let sum = s.blocking(|| {
+                        buf.iter_mut().for_each(|b| *b = i);
+                        buf.iter().sum::<u64>()
+                    });
+                    s.sleep(std::time::Duration::from_micros(50));
+                    local.with(s, |v| *v += sum);
+                });
+            }
+        })
+    });
+}
+
+fn steady_state_blocking_calls_sleeps_and_worker_locals_allocate_nothing() {
+    for workers in [1, 2, 4] {
+        let jobs = JobSystem::builder().workers(workers).build().unwrap();
+        let local = jobsys::WorkerLocal::new(workers, |_| 0u64);
+        for _ in 0..20 {
+            lanes_frame(&jobs, &local);
+        }
+        let allocs = count_allocs(|| {
+            for _ in 0..100 {
+                lanes_frame(&jobs, &local);
+            }
+        });
+        let mut local = local;
+        let total: u64 = local.iter_mut().map(|v| *v).sum();
+        assert_eq!(total, 120 * 16 * 28);
+        assert_eq!(
+            allocs,
+            0,
+            "{allocs} heap allocations in 100 warmed-up lane frames at {workers} workers; the \
+             first: {}",
+            first_alloc()
+        );
+    }
+}
+
 type Check = (&'static str, fn());
 
 /// Runs the checks one at a time and prints libtest-style lines; exits non-zero if any check
@@ -523,7 +568,7 @@ fn main() {
     if std::env::var_os(STALL_CHILD).is_some() {
         stall_report_child();
     }
-    let checks: [Check; 5] = [
+    let checks: [Check; 6] = [
         (
             "allocations_inside_jobs_on_other_workers_are_counted",
             allocations_inside_jobs_on_other_workers_are_counted,
@@ -543,6 +588,10 @@ fn main() {
         (
             "frames_in_flight_allocate_and_free_nothing",
             frames_in_flight_allocate_and_free_nothing,
+        ),
+        (
+            "steady_state_blocking_calls_sleeps_and_worker_locals_allocate_nothing",
+            steady_state_blocking_calls_sleeps_and_worker_locals_allocate_nothing,
         ),
     ];
     let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);

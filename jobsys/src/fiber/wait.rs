@@ -65,6 +65,97 @@ impl Ctx {
         reached
     }
 
+    /// Parks this fiber until `counter` is at or below `target`, where the decrement comes
+    /// from outside the pool (a blocking-lane thread): the wait is counted as one that ends by
+    /// itself (`Timing::external`), so it is never reported as a deadlock, and it runs none of
+    /// the counter's jobs inline (it has none). Never unwinds: the caller's frame may be
+    /// borrowed by whoever decrements.
+    pub(crate) fn wait_external(&self, counter: &CounterCore, target: u32) {
+        self.flush_decrements();
+        if counter.is_done(target) {
+            return;
+        }
+        if std::thread::panicking() {
+            fatal(
+                "a job made a blocking call while its thread was panicking (in a Drop during unwinding?); that is refused",
+            );
+        }
+        profile::wait_begin(self.worker_index());
+        // A wake may be spurious (see `wait_cold`): park again until the target is reached.
+        while !counter.is_done(target) {
+            let mut node = WaitNode::new(target, self.waiter_on(counter, target));
+            node.timing = crate::deadline::Timing::external();
+            self.suspend(Suspend::Wait(
+                NonNull::from(&mut node),
+                NonNull::from(counter),
+            ));
+        }
+        profile::wait_end(self.worker_index());
+    }
+
+    /// Parks this fiber for at least `duration`; other jobs run on its worker meanwhile.
+    ///
+    /// The fiber parks with a timer that the workers fire at their first scheduling point
+    /// after the deadline (as for
+    /// [`wait_for_counter_timeout`](Self::wait_for_counter_timeout)), so the sleep lasts at
+    /// least `duration` and may last longer while every worker is busy in a long job. A zero
+    /// duration returns at once without parking (use [`yield_now`](Self::yield_now) to let
+    /// other work run).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// let (slept, other) = jobs.run(|ctx| {
+    ///     let start = Instant::now();
+    ///     // One worker: the other half of the join runs while this fiber sleeps.
+    ///     ctx.join(|c| { c.sleep(Duration::from_millis(5)); start.elapsed() }, |_| 42)
+    /// });
+    /// assert!(slept >= Duration::from_millis(5));
+    /// assert_eq!(other, 42);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// In debug builds, if a no-suspend region is open on this fiber (before it parks).
+    /// Aborts the process if called while this thread is panicking, as the counter waits do.
+    pub fn sleep(&self, duration: std::time::Duration) {
+        self.sleep_to(crate::deadline::after(duration));
+    }
+
+    /// Parks this fiber until `deadline` has passed (at once if it already has); see
+    /// [`sleep`](Self::sleep).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let deadline = Instant::now() + Duration::from_millis(2);
+    /// jobs.run(|ctx| ctx.sleep_until(deadline));
+    /// assert!(Instant::now() >= deadline);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// As [`sleep`](Self::sleep).
+    pub fn sleep_until(&self, deadline: std::time::Instant) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        self.sleep_to(crate::deadline::after(left));
+    }
+
+    /// Parks until the deadline clock passes `deadline`: a timed wait on a counter nothing
+    /// decrements, so only the timer ends it (`wait_cold` returns only once it passed).
+    fn sleep_to(&self, deadline: u64) {
+        super::check_no_suspend("Ctx::sleep");
+        if crate::deadline::passed(deadline) {
+            return;
+        }
+        let never = crate::Counter::with_value(1);
+        // Always a timed wait, even for a sleep past the clock's range: one that ends by itself
+        // (so never part of a deadlock report), however far away.
+        let deadline = deadline.min(crate::deadline::NEVER - 1);
+        let reached = self.wait_cold(never.core(), 0, deadline);
+        debug_assert!(!reached, "nothing decrements a sleep's counter");
+    }
+
     /// After a timed park: takes this fiber's timer out of the table if it did not fire.
     #[inline]
     fn disarm(&self, stamp: u64) {

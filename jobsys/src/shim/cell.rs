@@ -37,6 +37,11 @@ impl<T> UnsafeCell<T> {
     }
 
     /// Writes through a unique pointer.
+    /// Unwraps the value.
+    pub(crate) fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+
     #[inline]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         #[cfg(loom)]

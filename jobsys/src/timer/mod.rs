@@ -186,13 +186,15 @@ impl Timers {
 }
 
 impl crate::worker::Shared {
-    /// Arms `fiber`'s timer if its wait is timed and `parked` (it was published). A new
+    /// Arms `fiber`'s timer if its wait is timed and `parked` (it was published); an external
+    /// wait (`Timing::external`, no deadline) arms nothing. A new
     /// earliest deadline wakes a sleeping worker, which goes back to sleep no longer than that:
     /// the worker that armed it may run a long job next and not look at the timers until it
     /// ends.
     pub(crate) fn arm_timer(&self, parked: bool, fiber: u32, timing: Timing, target: Target) {
         if parked
             && timing.is_timed()
+            && timing.deadline != NEVER
             && self
                 .timers
                 .arm(fiber, timing.deadline, timing.stamp, target)

@@ -6,6 +6,7 @@
 //! workers 1.. are OS threads spawned at build, optionally pinned one per core.
 
 mod debt;
+mod hooks;
 mod inline;
 mod main_loop;
 mod owner;
@@ -16,6 +17,8 @@ mod stats;
 mod submit;
 mod switch;
 
+pub(crate) use hooks::WorkerHooks;
+pub use hooks::WorkerInfo;
 pub(crate) use inline::run_own_children;
 pub(crate) use main_loop::{Host, LoopMode, main_loop};
 pub(crate) use owner::WorkerCore;

@@ -181,6 +181,10 @@ pub(crate) struct Shared {
     pub(crate) stall: super::StallWatch,
     /// Frames in flight, their arenas and stats (see `frame/`).
     pub(crate) frames: crate::frame::FrameRing,
+    /// The blocking lane's threads and queue (see `blocking.rs`).
+    pub(crate) lane: crate::blocking::Lane,
+    /// The builder's worker start and stop hooks (see `hooks.rs`).
+    pub(crate) hooks: super::WorkerHooks,
 }
 
 impl Shared {

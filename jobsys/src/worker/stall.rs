@@ -136,6 +136,7 @@ impl Shared {
         });
         all_idle
             && !self.timers.armed()
+            && !self.lane.busy()
             && (self.parked.load(Ordering::Relaxed) >> 32 != 0 || self.starved_class().is_some())
     }
 

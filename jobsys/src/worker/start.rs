@@ -82,16 +82,22 @@ pub(crate) fn start_worker(
         .stack_size(stack_size);
     crate::shim::thread::spawn(builder, move || {
         fp.apply();
+        let mut pinned_to = None;
         if let Some(core) = core {
-            pinned[index].store(core_affinity::set_for_current(core), Ordering::Relaxed);
+            let ok = core_affinity::set_for_current(core);
+            pinned[index].store(ok, Ordering::Relaxed);
+            pinned_to = ok.then_some(core.id);
         }
         let _ = shared.workers[index].thread.set(std::thread::current());
         crate::profile::worker_start(index);
+        // Before counting itself started: `build` returns after every start hook returned.
+        shared.hooks.started(index, pinned_to);
         started.fetch_add(1, Ordering::Release);
         // This thread owns the worker's core for the worker's whole life.
         let core = super::WorkerCore::new(index);
         main_loop(&shared, index, &core, LoopMode::Sleep, &|| {
             shared.exit.load(Ordering::Acquire)
         });
+        shared.hooks.stopped(index, pinned_to);
     })
 }
