@@ -395,6 +395,8 @@ fn worker_local_for_too_few_workers_panics() {
         });
         // Worker 1 may have run none of them: make sure one runs there.
         let pinned = jobsys::job_meta!("on worker 1", affinity(jobsys::Affinity::Worker(1)));
-        ctx.scope(|s| s.spawn_with(pinned, |s| local.with(s, |_| ())));
+        ctx.scope(|s| {
+            s.spawn_with(pinned, |s| local.with(s, |_| ()));
+        });
     });
 }
