@@ -2,13 +2,15 @@
 //!
 //! Back-ends for jobsys' profiler hooks ([`jobsys::profile::ProfileHooks`]). This crate turns
 //! on jobsys' `profile` feature, which makes the scheduler call the hooks installed with
-//! [`jobsys::profile::set_hooks`]; without it the call sites compile to nothing.
+//! [`jobsys::profile::add_hooks`]; without it the call sites compile to nothing.
 //!
 //! - [`ChromeTrace`] records job, user-zone, lock-wait, wait, steal and sleep events per
 //!   worker into fixed buffers and writes them as Chrome trace JSON, for `chrome://tracing` or
-//!   <https://ui.perfetto.dev>. No profiler to install, nothing allocated while recording.
-//! - `Tracy` (cargo feature `tracy`) emits a Tracy zone per job over `tracy-client`, with
-//!   on-demand connection: nothing is recorded until the Tracy profiler connects.
+//!   the Perfetto UI. No profiler to install, nothing allocated while recording.
+//! - `Tracy` (cargo feature `tracy`; `tracy-network` to listen on every interface instead of
+//!   loopback; `tracy-fibers` for a track per fiber) feeds Tracy over `tracy-client`: zones per
+//!   job and user zone, frame marks and frame sets, plots, contended locks in the lock view,
+//!   with on-demand connection: nothing is recorded until the Tracy profiler connects.
 //!
 //! Hooks are process-wide; up to `jobsys::profile::MAX_HOOK_SETS` sets receive every event
 //! (a back-end beside a game's own stats hook, say). Install each back-end once,
@@ -41,11 +43,11 @@
 //! ```
 
 mod chrome;
-#[cfg(feature = "tracy")]
+#[cfg(feature = "tracy-backend")]
 mod tracy;
 
 pub use chrome::ChromeTrace;
-#[cfg(feature = "tracy")]
+#[cfg(feature = "tracy-backend")]
 pub use tracy::Tracy;
 
 // The package README's examples compile and pass as doc tests.

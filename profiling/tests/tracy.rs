@@ -1,6 +1,6 @@
 //! The Tracy back-end runs jobs without a profiler connected (on-demand mode: nothing is
 //! kept) and without disturbing them. Only built with `--features tracy`.
-#![cfg(feature = "tracy")]
+#![cfg(feature = "tracy-backend")]
 
 use jobsys::{Affinity, JobSystem, job_meta};
 use jobsys_profiling::Tracy;

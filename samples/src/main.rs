@@ -311,7 +311,7 @@ fn main() -> ExitCode {
     };
     // `--features tracy`: the Tracy back-end, installed before the workers start (so they are
     // named); it runs beside `--trace` (every hook set gets every event).
-    #[cfg(feature = "tracy")]
+    #[cfg(any(feature = "tracy", feature = "tracy-network"))]
     if !start_tracy(args.wait_for_profiler) {
         return ExitCode::FAILURE;
     }
@@ -389,12 +389,12 @@ fn main() -> ExitCode {
 }
 
 /// The Tracy back-end of `--features tracy`, in a static as the hooks need.
-#[cfg(feature = "tracy")]
+#[cfg(any(feature = "tracy", feature = "tracy-network"))]
 static TRACY: jobsys_profiling::Tracy = jobsys_profiling::Tracy::new();
 
 /// Installs the Tracy back-end, says so, and with `--wait-for-profiler` waits for the profiler
 /// to connect. `false` if the back-end could not be installed.
-#[cfg(feature = "tracy")]
+#[cfg(any(feature = "tracy", feature = "tracy-network"))]
 fn start_tracy(wait: Option<Duration>) -> bool {
     if !TRACY.install() {
         eprintln!("game-frame: the Tracy back-end could not be installed");
@@ -497,7 +497,7 @@ impl Args {
 
 /// The wait of `--wait-for-profiler[=SECS]`.
 fn profiler_wait(arg: &str) -> Result<Duration, String> {
-    if !cfg!(feature = "tracy") {
+    if !cfg!(any(feature = "tracy", feature = "tracy-network")) {
         return Err("--wait-for-profiler needs the sample built with --features tracy".into());
     }
     match arg.strip_prefix("--wait-for-profiler=") {
@@ -556,7 +556,7 @@ mod tests {
         let parse = |args: &[&str]| Args::parse(args.iter().map(|a| a.to_string()));
         let wait = |args: &[&str]| parse(args).map(|a| a.wait_for_profiler);
         assert_eq!(wait(&[]), Ok(None));
-        if cfg!(feature = "tracy") {
+        if cfg!(any(feature = "tracy", feature = "tracy-network")) {
             assert_eq!(
                 wait(&["--wait-for-profiler"]),
                 Ok(Some(DEFAULT_PROFILER_WAIT))
