@@ -527,6 +527,38 @@ impl ThreadZones {
         }
     }
 
+    /// Ends the running fiber's zone of job `meta`, and before it the user zones the fiber
+    /// left open inside it (a `Zone` guard leaked with `mem::forget`, or dropped before an
+    /// inner one, whose end then named a zone that was not the innermost and ended nothing),
+    /// innermost first, so they cannot keep the job's zone open for good. Nothing if the
+    /// fiber's innermost zone other than user zones is not `meta`'s. Other fibers' zones
+    /// (interleaved with `tracy-fibers`) stay as they are.
+    fn end_job(&mut self, meta: &'static JobMeta) {
+        let fiber = self.fiber;
+        let mut at = None;
+        for (i, (f, zone, _)) in self.open.iter().enumerate().rev() {
+            if *f != fiber {
+                continue;
+            }
+            match zone {
+                Zone::User(_) => {}
+                Zone::Job(m) if ptr::eq(*m, meta) => {
+                    at = Some(i);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        let Some(at) = at else {
+            return;
+        };
+        for i in (at..self.open.len()).rev() {
+            if self.open[i].0 == fiber {
+                self.open.remove(i); // ends the zone
+            }
+        }
+    }
+
     /// `fiber` comes back: enters its Tracy fiber track (`tracy-fibers`), or begins its parked
     /// zones again, outermost first.
     fn resume(&mut self, fiber: u32) {
@@ -762,7 +794,7 @@ impl ProfileHooks for Tracy {
     }
 
     fn job_end(&self, _worker: usize, meta: &'static JobMeta) {
-        with_zones(|z| z.end(|zone| matches!(zone, Zone::Job(m) if std::ptr::eq(m, meta))));
+        with_zones(|z| z.end_job(meta));
     }
 
     fn fiber_enter(&self, _worker: usize, fiber: u32) {
@@ -897,6 +929,47 @@ mod tests {
         assert_eq!(open(), before + 1);
         tracy.zone_end(0, 5, NAME);
         tracy.fiber_leave(0, 5);
+        assert_eq!((open(), parked()), (before, 0));
+    }
+
+    /// A user zone left open inside its job (its guard leaked with `mem::forget`, or dropped
+    /// before an inner one, whose end then names a zone that is not the innermost) does not keep
+    /// the job's zone open: the job's end ends both, and only the ending fiber's zones.
+    #[test]
+    fn a_jobs_end_ends_the_user_zones_left_open_inside_it() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        static LEAKY: JobMeta = JobMeta::new("leaky", "src/game.rs", 3);
+        static OTHER: JobMeta = JobMeta::new("other", "src/game.rs", 4);
+        let open = || ZONES.with(|z| z.borrow().open.len());
+        let parked = || ZONES.with(|z| z.borrow().parked.len());
+        let before = open();
+        // Fiber 12 runs `other` and waits inside its zone "o".
+        tracy.fiber_enter(0, 12);
+        tracy.job_begin(0, &OTHER);
+        tracy.zone_begin(0, 12, "o");
+        tracy.fiber_leave(0, 12);
+        let other_open = open() - before;
+        // Fiber 11 runs `leaky`: "kept" is dropped before "forgotten", whose guard leaks.
+        tracy.fiber_enter(0, 11);
+        tracy.job_begin(0, &LEAKY);
+        tracy.zone_begin(0, 11, "kept");
+        tracy.zone_begin(0, 11, "forgotten");
+        tracy.zone_end(0, 11, "kept"); // not the innermost: ends nothing
+        assert_eq!(open(), before + other_open + 3);
+        tracy.job_end(0, &LEAKY);
+        assert_eq!(
+            open(),
+            before + other_open,
+            "the job's zone or a zone inside it stayed open"
+        );
+        tracy.fiber_leave(0, 11);
+        assert_eq!(open(), before + other_open);
+        // Fiber 12's zones are untouched: it finishes as usual.
+        tracy.fiber_enter(0, 12);
+        tracy.zone_end(0, 12, "o");
+        tracy.job_end(0, &OTHER);
+        tracy.fiber_leave(0, 12);
         assert_eq!((open(), parked()), (before, 0));
     }
 
