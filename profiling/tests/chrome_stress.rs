@@ -96,7 +96,7 @@ fn nest(ctx: &Ctx, depth: u32) -> u64 {
     }
     // Out of order: "nest-outer" is not the innermost zone.
     drop(outer);
-    if depth % 3 == 0 {
+    if depth.is_multiple_of(3) {
         std::mem::forget(ctx.zone("nest-forgotten"));
     }
     let (a, b) = ctx.join(
@@ -185,7 +185,7 @@ fn misused_zones_and_a_full_buffer_leave_every_track_balanced() {
                             let b = s.zone("scoped-b");
                             s.yield_now();
                             drop(a); // out of order
-                            if i % 2 == 0 {
+                            if i.is_multiple_of(2) {
                                 *SHARED.lock(s) += 1;
                                 let _read = TABLE.read(s);
                                 spin(300);
