@@ -178,7 +178,7 @@ fn misused_zones_and_a_full_buffer_leave_every_track_balanced() {
                 // A zone held across a scope whose jobs lock, yield and leak zones.
                 let held = ctx.zone("held-across-scope");
                 ctx.scope(|s| {
-                    for i in 0..32 {
+                    for i in 0..32u32 {
                         s.spawn_with(job_meta!("scoped"), move |s| {
                             JOBS.fetch_add(1, Relaxed);
                             let a = s.zone("scoped-a");
