@@ -831,7 +831,9 @@ impl Sink for Bars {
     }
 }
 
-/// Text escaped for SVG (XML) content and attributes.
+/// Text escaped for SVG (XML) content and attributes. Characters XML 1.0 allows in no form
+/// (control characters other than tab, newline and carriage return; U+FFFE, U+FFFF) are
+/// replaced with U+FFFD: a name holding one must not make the whole file unreadable.
 struct Xml<'a>(&'a str);
 
 impl fmt::Display for Xml<'_> {
@@ -843,6 +845,8 @@ impl fmt::Display for Xml<'_> {
                 '&' => f.write_str("&amp;")?,
                 '"' => f.write_str("&quot;")?,
                 '\'' => f.write_str("&apos;")?,
+                '\t' | '\n' | '\r' => write!(f, "{c}")?,
+                c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => f.write_str("\u{fffd}")?,
                 c => write!(f, "{c}")?,
             }
         }
