@@ -4,7 +4,8 @@
 //! submitted by a plain thread through a `Handle` that contend for the same named locks. Two
 //! traces are installed (hook sets fan out): one with room for everything, whose job slices
 //! must match the jobs run one for one, and a tiny one that fills up, whose JSON must stay
-//! valid and balanced all the same.
+//! valid and balanced all the same. The workload runs twice: on a default system, then on one
+//! built with `allow_migration`, where a job that waits may continue on another worker.
 //!
 //! The hooks are process-wide, so this file has one test.
 
@@ -138,23 +139,23 @@ unsafe fn locker(ctx: &Ctx, _data: *mut ()) {
     *TABLE.write(ctx) += 1;
 }
 
-#[test]
-fn misused_zones_and_a_full_buffer_leave_every_track_balanced() {
-    const WORKERS: usize = 4;
-    const BATCH: usize = 64;
-    let big: &'static ChromeTrace = Box::leak(Box::new(ChromeTrace::new(WORKERS, 1 << 18)));
-    let tiny: &'static ChromeTrace = Box::leak(Box::new(ChromeTrace::new(WORKERS, 97)));
-    assert!(big.install() && tiny.install(), "hooks already installed");
-
+/// Runs the workload on a fresh system of `WORKERS` workers, `migrate`: built with
+/// `allow_migration` (a job may resume on another worker after a wait). Returns when the
+/// workers are joined: all their events are in.
+fn workload(migrate: bool) {
     // Stacks deep enough for 300 nested zones, also under AddressSanitizer.
-    let jobs = JobSystem::builder()
+    let builder = JobSystem::builder()
         .workers(WORKERS)
-        .small_fibers(jobsys::Builder::DEFAULT_SMALL_FIBERS, 512 << 10)
-        .build()
-        .expect("job system");
+        .small_fibers(jobsys::Builder::DEFAULT_SMALL_FIBERS, 512 << 10);
+    let builder = if migrate {
+        // SAFETY: the workload holds nothing tied to its thread across a wait (its zones and
+        // jobsys lock guards are not).
+        unsafe { builder.allow_migration() }
+    } else {
+        builder
+    };
+    let jobs = builder.build().expect("job system");
     let handle = jobs.handle();
-    // The panics below are expected; keep their messages out of the output.
-    std::panic::set_hook(Box::new(|_| {}));
     std::thread::scope(|threads| {
         // A plain thread: submits raw jobs through the handle and contends for the same
         // locks (its own lock waits have no track).
@@ -232,7 +233,21 @@ fn misused_zones_and_a_full_buffer_leave_every_track_balanced() {
             }
         });
     });
-    drop(jobs); // joins the workers: all events are in
+}
+
+const WORKERS: usize = 4;
+const BATCH: usize = 64;
+
+#[test]
+fn misused_zones_and_a_full_buffer_leave_every_track_balanced() {
+    let big: &'static ChromeTrace = Box::leak(Box::new(ChromeTrace::new(WORKERS, 1 << 18)));
+    let tiny: &'static ChromeTrace = Box::leak(Box::new(ChromeTrace::new(WORKERS, 97)));
+    assert!(big.install() && tiny.install(), "hooks already installed");
+
+    // The panics below are expected; keep their messages out of the output.
+    std::panic::set_hook(Box::new(|_| {}));
+    workload(false);
+    workload(true);
     let _ = std::panic::take_hook();
 
     let json = |trace: &ChromeTrace| {
