@@ -163,9 +163,7 @@ impl ChromeTrace {
             let Some((_, worker)) = next else {
                 break;
             };
-            if let Some(event) = streams[worker].next() {
-                replays[worker].step(event, &mut fibers, out)?;
-            }
+            step(worker, &mut streams, &mut replays, &mut fibers, out, 0)?;
         }
         // Close what the buffers cut off (a full buffer, or a trace written mid-run): open
         // slices on their track, parked spans on the track they began on.
@@ -480,6 +478,37 @@ struct Replay {
     /// Slices written as `"B"` and not yet closed, innermost last, with the fiber they ran on.
     open: Vec<(Option<u32>, Slice)>,
     last_ns: u64,
+}
+
+/// Replays the next event of `worker`'s stream. Before a fiber's enter, the worker that fiber
+/// left is replayed up to its leave, whatever the timestamps say: a fiber leaves (reported
+/// before it is handed on) before it enters elsewhere, but two clocks read on two cores may
+/// tie or disagree by a little. `depth` bounds that catching up (a cut-off stream may never
+/// show the leave).
+fn step<I: Iterator<Item = Event>>(
+    worker: usize,
+    streams: &mut [std::iter::Peekable<I>],
+    replays: &mut [Replay],
+    fibers: &mut Fibers,
+    out: &mut impl Sink,
+    depth: usize,
+) -> io::Result<()> {
+    let Some(event) = streams[worker].next() else {
+        return Ok(());
+    };
+    if let Kind::FiberEnter(fiber) = event.kind
+        && depth < replays.len()
+    {
+        for other in 0..replays.len() {
+            while other != worker
+                && replays[other].fiber == Some(fiber)
+                && streams[other].peek().is_some()
+            {
+                step(other, streams, replays, fibers, out, depth + 1)?;
+            }
+        }
+    }
+    replays[worker].step(event, fibers, out)
 }
 
 /// What the replays of all workers share: a fiber may leave one worker and resume on another

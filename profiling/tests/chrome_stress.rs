@@ -34,9 +34,11 @@ fn track(json: &str, tid: usize) -> Vec<&str> {
 
 /// Checks that `json` is one object whose braces and brackets balance, and that on every
 /// track each `"E"` closes the innermost open `"B"` of the same name, zones and lock waits
-/// only ever inside a job, nothing left open, and parked spans balanced. Returns the job
-/// slices that are not a part after a switch (`"resumed"`), all tracks together.
-fn check(json: &str, workers: usize) -> usize {
+/// only ever inside a job (`complete`: the trace dropped nothing; a cut-off trace may have
+/// lost a fiber's leave from one worker, and so its job, before the fiber went on elsewhere),
+/// nothing left open, and parked spans balanced. Returns the job slices that are not a part
+/// after a switch (`"resumed"`), all tracks together.
+fn check(json: &str, workers: usize, complete: bool) -> usize {
     assert!(json.starts_with("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"));
     assert!(json.trim_end().ends_with("}}"));
     assert_eq!(json.matches('{').count(), json.matches('}').count());
@@ -52,7 +54,7 @@ fn check(json: &str, workers: usize) -> usize {
         for line in track(json, tid) {
             if line.contains("\"ph\":\"B\"") {
                 let (name, cat) = (field(line, "name"), field(line, "cat"));
-                if cat == "zone" || cat == "lock" {
+                if complete && (cat == "zone" || cat == "lock") {
                     assert!(
                         open.iter().any(|(_, c)| c == "job"),
                         "track {tid}: {cat} {name} outside a job: {open:?}"
@@ -257,12 +259,12 @@ fn misused_zones_and_a_full_buffer_leave_every_track_balanced() {
     };
     assert_eq!(big.dropped(), 0, "the big trace had room for everything");
     assert_eq!(
-        check(&json(big), WORKERS),
+        check(&json(big), WORKERS, true),
         JOBS.load(Relaxed),
         "job slices, jobs run"
     );
     assert!(tiny.dropped() > 0, "the tiny trace filled up");
-    check(&json(tiny), WORKERS);
+    check(&json(tiny), WORKERS, false);
     // The SVG of each: one job bar per job slice, nothing left over.
     for trace in [big, tiny] {
         let mut svg = Vec::new();
