@@ -21,7 +21,8 @@ use std::time::Instant;
 ///
 /// What the trace shows, one track per worker (`pid` 0, `tid` = worker index):
 /// - a slice per job (`"B"`/`"E"`), named after its [`JobMeta`] and split where the job's fiber
-///   was switched out: the part after a wait is a second slice marked `"resumed": true`;
+///   was switched out: the part after a wait is a second slice marked `"resumed": true`, on
+///   the track of the worker that resumed it (another one in migration mode);
 /// - a slice per user zone ([`Ctx::zone`](jobsys::Ctx::zone)), named by the zone, category
 ///   `zone`, nested inside its job's slice and split with it where the fiber was switched out;
 /// - a `lock wait: NAME` slice (category `lock`) from a contended `jobsys::sync` lock's
