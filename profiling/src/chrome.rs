@@ -21,7 +21,8 @@ use std::time::Instant;
 ///
 /// What the trace shows, one track per worker (`pid` 0, `tid` = worker index):
 /// - a slice per job (`"B"`/`"E"`), named after its [`JobMeta`] and split where the job's fiber
-///   was switched out: the part after a wait is a second slice marked `"resumed": true`;
+///   was switched out: the part after a wait is a second slice marked `"resumed": true`, on
+///   the track of the worker that resumed it (another one in migration mode);
 /// - a slice per user zone ([`Ctx::zone`](jobsys::Ctx::zone)), named by the zone, category
 ///   `zone`, nested inside its job's slice and split with it where the fiber was switched out;
 /// - a `lock wait: NAME` slice (category `lock`) from a contended `jobsys::sync` lock's
@@ -117,10 +118,10 @@ impl ChromeTrace {
         out.w
             .write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
         out.metadata("process_name", 0, "name", "jobsys")?;
-        for (worker, buffer) in self.buffers.iter().enumerate() {
+        for worker in 0..self.buffers.len() {
             out.metadata("thread_name", worker, "name", &format!("worker {worker}"))?;
-            Replay::new(worker).run(buffer.events(), &mut out)?;
         }
+        self.replay(&mut out)?;
         for Event { ns, kind } in self.frames.events() {
             let (what, index) = match kind {
                 Kind::FrameBegin(i) => ("begin", i),
@@ -142,6 +143,38 @@ impl ChromeTrace {
     fn record_frame(&self, kind: Kind) {
         let ns = self.epoch.elapsed().as_nanos() as u64;
         self.frames.push(Event { ns, kind });
+    }
+
+    /// Replays every worker's events into `out`, the workers' streams merged in time order
+    /// (each stream kept in its own order), so that the slices a fiber was switched out in
+    /// reopen on whichever worker it resumes on: in migration mode
+    /// (`Builder::allow_migration`) a job may continue on another worker after a wait. A
+    /// fiber leaves (reported before it is handed on) before it enters elsewhere, so its
+    /// leave sorts first.
+    fn replay(&self, out: &mut impl Sink) -> io::Result<()> {
+        let mut fibers = Fibers::default();
+        let mut replays: Vec<Replay> = (0..self.buffers.len()).map(Replay::new).collect();
+        let mut streams: Vec<_> = self.buffers.iter().map(|b| b.events().peekable()).collect();
+        loop {
+            let next = streams
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(w, s)| s.peek().map(|e| (e.ns, w)))
+                .min();
+            let Some((_, worker)) = next else {
+                break;
+            };
+            step(worker, &mut streams, &mut replays, &mut fibers, out, 0)?;
+        }
+        // Close what the buffers cut off (a full buffer, or a trace written mid-run): open
+        // slices on their track, parked spans on the track they began on.
+        for replay in &mut replays {
+            replay.close(out)?;
+        }
+        for (fiber, worker) in std::mem::take(&mut fibers.waiting) {
+            out.wait(b'e', worker, replays[worker].last_ns, fiber, None)?;
+        }
+        Ok(())
     }
 
     /// Stores one event of `worker`.
@@ -445,11 +478,48 @@ struct Replay {
     fiber: Option<u32>,
     /// Slices written as `"B"` and not yet closed, innermost last, with the fiber they ran on.
     open: Vec<(Option<u32>, Slice)>,
+    last_ns: u64,
+}
+
+/// Replays the next event of `worker`'s stream. Before a fiber's enter, the worker that fiber
+/// left is replayed up to its leave, whatever the timestamps say: a fiber leaves (reported
+/// before it is handed on) before it enters elsewhere, but two clocks read on two cores may
+/// tie or disagree by a little. `depth` bounds that catching up (a cut-off stream may never
+/// show the leave).
+fn step<I: Iterator<Item = Event>>(
+    worker: usize,
+    streams: &mut [std::iter::Peekable<I>],
+    replays: &mut [Replay],
+    fibers: &mut Fibers,
+    out: &mut impl Sink,
+    depth: usize,
+) -> io::Result<()> {
+    let Some(event) = streams[worker].next() else {
+        return Ok(());
+    };
+    if let Kind::FiberEnter(fiber) = event.kind
+        && depth < replays.len()
+    {
+        for other in 0..replays.len() {
+            while other != worker
+                && replays[other].fiber == Some(fiber)
+                && streams[other].peek().is_some()
+            {
+                step(other, streams, replays, fibers, out, depth + 1)?;
+            }
+        }
+    }
+    replays[worker].step(event, fibers, out)
+}
+
+/// What the replays of all workers share: a fiber may leave one worker and resume on another
+/// (migration mode).
+#[derive(Default)]
+struct Fibers {
     /// Slices of fibers switched out in the middle of them, outermost first.
     parked: HashMap<u32, Vec<Slice>>,
-    /// Fibers with an open `parked` async span.
-    waiting: Vec<u32>,
-    last_ns: u64,
+    /// Fibers with an open `parked` async span, and the worker whose track it is on.
+    waiting: Vec<(u32, usize)>,
 }
 
 impl Replay {
@@ -458,20 +528,24 @@ impl Replay {
             worker,
             fiber: None,
             open: Vec::new(),
-            parked: HashMap::new(),
-            waiting: Vec::new(),
             last_ns: 0,
         }
     }
 
-    fn run(mut self, events: impl Iterator<Item = Event>, out: &mut impl Sink) -> io::Result<()> {
-        for Event { ns, kind } in events {
-            self.last_ns = self.last_ns.max(ns);
+    /// Replays one event of this worker.
+    fn step(
+        &mut self,
+        Event { ns, kind }: Event,
+        fibers: &mut Fibers,
+        out: &mut impl Sink,
+    ) -> io::Result<()> {
+        self.last_ns = self.last_ns.max(ns);
+        {
             match kind {
                 Kind::WorkerStart | Kind::FrameBegin(_) | Kind::FrameRetired(_) => {}
                 Kind::FiberEnter(fiber) => {
                     self.fiber = Some(fiber);
-                    for slice in self.parked.remove(&fiber).unwrap_or_default() {
+                    for slice in fibers.parked.remove(&fiber).unwrap_or_default() {
                         self.begin(out, ns, slice, true)?;
                     }
                 }
@@ -485,7 +559,7 @@ impl Replay {
                     }
                     if !suspended.is_empty() {
                         suspended.reverse();
-                        self.parked.insert(fiber, suspended);
+                        fibers.parked.insert(fiber, suspended);
                     }
                     self.fiber = None;
                 }
@@ -504,15 +578,17 @@ impl Replay {
                             _ => None,
                         });
                         out.wait(b'b', self.worker, ns, fiber, job)?;
-                        self.waiting.push(fiber);
+                        fibers.waiting.push((fiber, self.worker));
                     }
                 }
                 Kind::WaitEnd => {
+                    // On the track the span began on, also when the fiber resumed on another
+                    // worker: every track's `"b"`s and `"e"`s balance.
                     if let Some(fiber) = self.fiber
-                        && let Some(i) = self.waiting.iter().position(|&f| f == fiber)
+                        && let Some(i) = fibers.waiting.iter().position(|&(f, _)| f == fiber)
                     {
-                        self.waiting.swap_remove(i);
-                        out.wait(b'e', self.worker, ns, fiber, None)?;
+                        let (_, began) = fibers.waiting.swap_remove(i);
+                        out.wait(b'e', began, ns, fiber, None)?;
                     }
                 }
                 Kind::Wake => out.instant(self.worker, ns, "wake", None)?,
@@ -521,12 +597,13 @@ impl Replay {
                 }
             }
         }
-        // Close what the buffer cut off (a full buffer, or a trace written mid-run).
+        Ok(())
+    }
+
+    /// Closes the slices still open on this track at its last event.
+    fn close(&mut self, out: &mut impl Sink) -> io::Result<()> {
         while !self.open.is_empty() {
             self.end(out, self.last_ns)?;
-        }
-        for fiber in std::mem::take(&mut self.waiting) {
-            out.wait(b'e', self.worker, self.last_ns, fiber, None)?;
         }
         Ok(())
     }
@@ -778,9 +855,10 @@ struct Bars {
     bars: Vec<Bar>,
     /// Per worker: the slices open now (start, slice, resumed, fiber).
     open: HashMap<usize, Vec<OpenSlice>>,
-    /// Parked spans: worker, fiber, start, end.
+    /// Parked spans: worker (where it began), fiber, start, end.
     waits: Vec<(usize, u32, u64, u64)>,
-    open_waits: HashMap<(usize, u32), u64>,
+    /// Per fiber: the worker and time its open parked span began.
+    open_waits: HashMap<u32, (usize, u64)>,
 }
 
 impl Sink for Bars {
@@ -819,9 +897,9 @@ impl Sink for Bars {
         _job: Option<&str>,
     ) -> io::Result<()> {
         if ph == b'b' {
-            self.open_waits.insert((worker, fiber), ns);
-        } else if let Some(start) = self.open_waits.remove(&(worker, fiber)) {
-            self.waits.push((worker, fiber, start, ns));
+            self.open_waits.insert(fiber, (worker, ns));
+        } else if let Some((began, start)) = self.open_waits.remove(&fiber) {
+            self.waits.push((began, fiber, start, ns));
         }
         Ok(())
     }
@@ -831,7 +909,9 @@ impl Sink for Bars {
     }
 }
 
-/// Text escaped for SVG (XML) content and attributes.
+/// Text escaped for SVG (XML) content and attributes. Characters XML 1.0 allows in no form
+/// (control characters other than tab, newline and carriage return; U+FFFE, U+FFFF) are
+/// replaced with U+FFFD: a name holding one must not make the whole file unreadable.
 struct Xml<'a>(&'a str);
 
 impl fmt::Display for Xml<'_> {
@@ -843,6 +923,8 @@ impl fmt::Display for Xml<'_> {
                 '&' => f.write_str("&amp;")?,
                 '"' => f.write_str("&quot;")?,
                 '\'' => f.write_str("&apos;")?,
+                '\t' | '\n' | '\r' => write!(f, "{c}")?,
+                c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => f.write_str("\u{fffd}")?,
                 c => write!(f, "{c}")?,
             }
         }
@@ -877,9 +959,7 @@ impl ChromeTrace {
     /// trace.
     pub fn write_svg(&self, w: impl Write, frame: Option<u64>) -> io::Result<()> {
         let mut bars = Bars::default();
-        for (worker, buffer) in self.buffers.iter().enumerate() {
-            Replay::new(worker).run(buffer.events(), &mut bars)?;
-        }
+        self.replay(&mut bars)?;
         let marks: Vec<(u64, bool, u64)> = self
             .frames
             .events()

@@ -466,6 +466,40 @@ struct ThreadZones {
     entered: bool,
 }
 
+/// Fibers whose last thread is tracked (the first `FIBER_SLOTS` of the pool).
+const FIBER_SLOTS: usize = 1 << 16;
+
+/// Per fiber: a token of the thread it last resumed on (0: none yet). In migration mode
+/// (`Builder::allow_migration`) a fiber may leave one thread in the middle of a job and go on
+/// on another; the zones, parked zones and lock waits it left on the first thread are stale
+/// then, and dropped when it comes back there, rather than reopened around its next work (and
+/// kept, one set more per migration, for good).
+static FIBER_THREAD: [AtomicU32; FIBER_SLOTS] = [const { AtomicU32::new(0) }; FIBER_SLOTS];
+
+/// Hands out the thread tokens of [`FIBER_THREAD`].
+static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    /// This thread's token in [`FIBER_THREAD`] (0: not taken yet).
+    static THREAD_TOKEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Records that `fiber` resumes on this thread; returns whether it last resumed on another.
+/// Relaxed: the fiber's handoff between threads orders its resumes.
+fn ran_elsewhere(fiber: u32) -> bool {
+    let Some(slot) = FIBER_THREAD.get(fiber as usize) else {
+        return false;
+    };
+    let me = THREAD_TOKEN.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed).max(1));
+        }
+        t.get()
+    });
+    let last = slot.swap(me, Ordering::Relaxed);
+    last != 0 && last != me
+}
+
 /// Zones each thread's lists have room for from their first use.
 const RESERVED_ZONES: usize = 256;
 
@@ -527,9 +561,43 @@ impl ThreadZones {
         }
     }
 
+    /// Ends the running fiber's zone of job `meta`, and before it the user zones the fiber
+    /// left open inside it (a `Zone` guard leaked with `mem::forget`, or dropped before an
+    /// inner one, whose end then named a zone that was not the innermost and ended nothing),
+    /// innermost first, so they cannot keep the job's zone open for good. Nothing if the
+    /// fiber's innermost zone other than user zones is not `meta`'s. Other fibers' zones
+    /// (interleaved with `tracy-fibers`) stay as they are.
+    fn end_job(&mut self, meta: &'static JobMeta) {
+        let fiber = self.fiber;
+        let mut at = None;
+        for (i, (f, zone, _)) in self.open.iter().enumerate().rev() {
+            if *f != fiber {
+                continue;
+            }
+            match zone {
+                Zone::User(_) => {}
+                Zone::Job(m) if ptr::eq(*m, meta) => {
+                    at = Some(i);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        let Some(at) = at else {
+            return;
+        };
+        for i in (at..self.open.len()).rev() {
+            if self.open[i].0 == fiber {
+                self.open.remove(i); // ends the zone
+            }
+        }
+    }
+
     /// `fiber` comes back: enters its Tracy fiber track (`tracy-fibers`), or begins its parked
-    /// zones again, outermost first.
+    /// zones again, outermost first. If it ran on another thread since it left this one
+    /// (migration mode), what it left here is stale and dropped first (see [`FIBER_THREAD`]).
     fn resume(&mut self, fiber: u32) {
+        let moved = ran_elsewhere(fiber);
         self.fiber = Some(fiber);
         #[cfg(feature = "tracy-fibers")]
         {
@@ -539,9 +607,23 @@ impl ThreadZones {
                 // pointer.
                 unsafe { sys::___tracy_fiber_enter(fiber_name(fiber)) };
             }
+            if moved {
+                // Its zones still open here end now, on its track, innermost first.
+                for i in (0..self.open.len()).rev() {
+                    if self.open[i].0 == Some(fiber) {
+                        self.open.remove(i);
+                    }
+                }
+            }
+        }
+        if moved {
+            self.lock_waits.retain(|&(f, _, _)| f != Some(fiber));
         }
         #[cfg(not(feature = "tracy-fibers"))]
         {
+            if moved {
+                self.parked.retain(|&(f, _)| f != fiber);
+            }
             let mut i = 0;
             while i < self.parked.len() {
                 let (f, zone) = self.parked[i];
@@ -762,7 +844,7 @@ impl ProfileHooks for Tracy {
     }
 
     fn job_end(&self, _worker: usize, meta: &'static JobMeta) {
-        with_zones(|z| z.end(|zone| matches!(zone, Zone::Job(m) if std::ptr::eq(m, meta))));
+        with_zones(|z| z.end_job(meta));
     }
 
     fn fiber_enter(&self, _worker: usize, fiber: u32) {
@@ -898,6 +980,91 @@ mod tests {
         tracy.zone_end(0, 5, NAME);
         tracy.fiber_leave(0, 5);
         assert_eq!((open(), parked()), (before, 0));
+    }
+
+    /// A user zone left open inside its job (its guard leaked with `mem::forget`, or dropped
+    /// before an inner one, whose end then names a zone that is not the innermost) does not keep
+    /// the job's zone open: the job's end ends both, and only the ending fiber's zones.
+    #[test]
+    fn a_jobs_end_ends_the_user_zones_left_open_inside_it() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        static LEAKY: JobMeta = JobMeta::new("leaky", "src/game.rs", 3);
+        static OTHER: JobMeta = JobMeta::new("other", "src/game.rs", 4);
+        let open = || ZONES.with(|z| z.borrow().open.len());
+        let parked = || ZONES.with(|z| z.borrow().parked.len());
+        let before = open();
+        // Fiber 12 runs `other` and waits inside its zone "o".
+        tracy.fiber_enter(0, 12);
+        tracy.job_begin(0, &OTHER);
+        tracy.zone_begin(0, 12, "o");
+        tracy.fiber_leave(0, 12);
+        let other_open = open() - before;
+        // Fiber 11 runs `leaky`: "kept" is dropped before "forgotten", whose guard leaks.
+        tracy.fiber_enter(0, 11);
+        tracy.job_begin(0, &LEAKY);
+        tracy.zone_begin(0, 11, "kept");
+        tracy.zone_begin(0, 11, "forgotten");
+        tracy.zone_end(0, 11, "kept"); // not the innermost: ends nothing
+        assert_eq!(open(), before + other_open + 3);
+        tracy.job_end(0, &LEAKY);
+        assert_eq!(
+            open(),
+            before + other_open,
+            "the job's zone or a zone inside it stayed open"
+        );
+        tracy.fiber_leave(0, 11);
+        assert_eq!(open(), before + other_open);
+        // Fiber 12's zones are untouched: it finishes as usual.
+        tracy.fiber_enter(0, 12);
+        tracy.zone_end(0, 12, "o");
+        tracy.job_end(0, &OTHER);
+        tracy.fiber_leave(0, 12);
+        assert_eq!((open(), parked()), (before, 0));
+    }
+
+    /// In migration mode a fiber may leave this thread in the middle of a job and finish it on
+    /// another. What it left here is stale when it comes back with other work: dropped, not
+    /// reopened around that work, and not kept (one set more per migration).
+    #[test]
+    fn a_fiber_that_ran_elsewhere_leaves_nothing_stale_on_this_thread() {
+        let _client = Client::start();
+        let tracy = Tracy::new();
+        static MOVED: JobMeta = JobMeta::new("moved", "src/game.rs", 5);
+        static NEXT: JobMeta = JobMeta::new("next", "src/game.rs", 6);
+        const F: u32 = 40; // no other test uses this fiber
+        let open = || ZONES.with(|z| z.borrow().open.len());
+        let parked = || ZONES.with(|z| z.borrow().parked.len());
+        let waits = || ZONES.with(|z| z.borrow().lock_waits.len());
+        let before = (open(), parked(), waits());
+        for round in 0..3 {
+            tracy.fiber_enter(0, F);
+            tracy.job_begin(0, &MOVED);
+            tracy.zone_begin(0, F, "held");
+            tracy.lock_wait_begin(0, "moved-lock", 0x40);
+            tracy.fiber_leave(0, F);
+            // Another thread (worker 1) resumes fiber F and finishes the job.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    tracy.fiber_enter(1, F);
+                    tracy.lock_obtained(1, "moved-lock", 0x40);
+                    tracy.zone_end(1, F, "held");
+                    tracy.job_end(1, &MOVED);
+                    tracy.fiber_leave(1, F);
+                });
+            });
+            // F comes back here with another job.
+            tracy.fiber_enter(0, F);
+            assert_eq!(
+                (open(), parked(), waits()),
+                before,
+                "round {round}: `moved`'s zones or lock wait still here"
+            );
+            tracy.job_begin(0, &NEXT);
+            tracy.job_end(0, &NEXT);
+            tracy.fiber_leave(0, F);
+            assert_eq!((open(), parked(), waits()), before, "round {round}");
+        }
     }
 
     /// One Tracy lock context per (address, name), announced at the first contention only;

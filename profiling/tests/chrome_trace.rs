@@ -436,3 +436,75 @@ fn zones_and_lock_waits_nest_in_their_job_and_split_with_it() {
     assert!(json.contains("\"cat\":\"zone\""));
     assert!(json.contains("\"cat\":\"lock\""));
 }
+
+/// In migration mode (`Builder::allow_migration`) a job that waits may resume on another
+/// worker. Its part after the wait, with the zone it holds, belongs on the track of the worker
+/// that runs it, and the worker it left must not show it again when its fiber later comes
+/// back there with another job.
+#[test]
+fn a_job_that_migrates_continues_on_its_new_worker_and_not_on_its_old_one() {
+    let trace = ChromeTrace::new(2, 64);
+    let (moved, next) = (job_meta!("moved"), job_meta!("next"));
+    // Worker 0: fiber 5 runs `moved`, opens a zone, waits and parks.
+    trace.fiber_enter(0, 5);
+    trace.job_begin(0, moved);
+    trace.zone_begin(0, 5, "held");
+    trace.wait_begin(0);
+    trace.fiber_leave(0, 5);
+    // Worker 1 resumes fiber 5: the wait ends, the zone and the job end there.
+    trace.fiber_enter(1, 5);
+    trace.wait_end(1);
+    trace.zone_end(1, 5, "held");
+    trace.job_end(1, moved);
+    trace.fiber_leave(1, 5);
+    // Worker 0 later runs `next` on the pooled fiber 5.
+    trace.fiber_enter(0, 5);
+    trace.job_begin(0, next);
+    trace.job_end(0, next);
+    trace.fiber_leave(0, 5);
+
+    let mut out = Vec::new();
+    trace.write_json(&mut out).unwrap();
+    let json = String::from_utf8(out).unwrap();
+    check_well_formed(&json, 2);
+    let slices = |tid| -> Vec<(String, bool)> {
+        nested_slices(&json, tid)
+            .into_iter()
+            .map(|(name, _, _, resumed)| (name, resumed))
+            .collect()
+    };
+    let s = |name: &str, resumed| (name.to_owned(), resumed);
+    assert_eq!(
+        slices(0),
+        [s("moved", false), s("held", false), s("next", false)],
+        "worker 0: `moved` shown again around `next`"
+    );
+    assert_eq!(
+        slices(1),
+        [s("moved", true), s("held", true)],
+        "worker 1: the part of `moved` it ran"
+    );
+    // The parked span ends when worker 1 resumed the fiber, on the track it began on.
+    let worker0 = track(&json, 0);
+    assert_eq!((count(&worker0, "b"), count(&worker0, "e")), (1, 1));
+    let ts = |line: &str| -> f64 {
+        let ts = line
+            .split("\"ts\":")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
+        ts.parse().unwrap()
+    };
+    let find =
+        |lines: &[&str], needle: &str| ts(lines.iter().find(|l| l.contains(needle)).unwrap());
+    let end = find(&worker0, "\"ph\":\"e\"");
+    let resumed = find(&track(&json, 1), "\"name\":\"moved\"");
+    let next_begin = find(&worker0, "\"name\":\"next\"");
+    // Hook order, on one thread: the resume, the wait's end, then `next`.
+    assert!(
+        resumed <= end && end <= next_begin,
+        "the span ends when the fiber resumed: {resumed} <= {end} <= {next_begin}"
+    );
+}

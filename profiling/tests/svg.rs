@@ -147,3 +147,33 @@ fn zones_and_lock_waits_have_their_own_bars() {
     assert!(svg.contains("fill=\"url(#lock-wait)\""));
     assert!(svg.contains("<pattern id=\"lock-wait\""));
 }
+
+/// Names are arbitrary `&'static str`s: control characters, which XML 1.0 allows in no form
+/// (not even as a character reference), must not reach the SVG, whose parsers would reject
+/// the whole file. The JSON escapes them; the SVG replaces them.
+#[test]
+fn control_characters_in_names_do_not_reach_the_svg() {
+    use jobsys::profile::ProfileHooks;
+    let trace = ChromeTrace::new(1, 64);
+    let meta = job_meta!("job\u{1}name");
+    trace.fiber_enter(0, 1);
+    trace.job_begin(0, meta);
+    trace.zone_begin(0, 1, "zone\u{7}\u{1b}[31m");
+    trace.lock_wait_begin(0, "lock\u{0}", 0x10);
+    trace.lock_obtained(0, "lock\u{0}", 0x10);
+    trace.zone_end(0, 1, "zone\u{7}\u{1b}[31m");
+    trace.job_end(0, meta);
+    trace.fiber_leave(0, 1);
+    let mut svg = Vec::new();
+    trace.write_svg(&mut svg, None).unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    check_well_formed(&svg);
+    let bad: Vec<char> = svg
+        .chars()
+        .filter(|&c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}')
+        .collect();
+    assert!(bad.is_empty(), "characters XML forbids: {bad:?}");
+    for class in ["class=\"job\"", "class=\"zone\"", "class=\"lock\""] {
+        assert_eq!(svg.matches(class).count(), 1, "{class}");
+    }
+}
