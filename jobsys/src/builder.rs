@@ -241,7 +241,9 @@ impl Builder {
     /// yield. The caller guarantees that no job holds across such a call anything tied to its
     /// thread: a reference obtained from a `thread_local!` (`LocalKey::with` borrow), a std
     /// `MutexGuard`/`RwLock` guard, a `RefCell` borrow of thread-local data, a Tracy span, any
-    /// other `!Send` value, or an assumption about `std::thread::current()`; and that no code
+    /// other `!Send` value tied to its thread, or an assumption about `std::thread::current()`
+    /// (jobsys's own `!Send` guards — `jobsys::sync` guards and `profile::Zone` — belong to the
+    /// job, not its thread, and may be held across waits here too); and that no code
     /// on the job's call stack caches a thread-local's address across it (LLVM may keep such
     /// addresses in registers across the switch). Violating this is undefined behaviour.
     pub unsafe fn allow_migration(mut self) -> Self {

@@ -66,6 +66,9 @@ struct Recorder {
     children_done_at_zone_end: AtomicUsize,
     /// The `TICK` this set took at the outer zone's begin (fan-out order).
     zone_tick: AtomicU64,
+    /// "test-migrate-mutex": the worker its last contended wait began on / got the lock on.
+    migrate_wait_worker: AtomicUsize,
+    migrate_obtained_worker: AtomicUsize,
 }
 
 /// Taken by each set in turn, to see the order the sets are called in.
@@ -109,12 +112,18 @@ impl ProfileHooks for Recorder {
         self.frame_stats.fetch_add(1, SeqCst);
     }
     fn lock_wait_begin(&self, worker: usize, name: &'static str, addr: usize) {
+        if name == "test-migrate-mutex" {
+            self.migrate_wait_worker.store(worker, SeqCst);
+        }
         if let Some(l) = self.lock(name) {
             l.wait.fetch_add(1, SeqCst);
             l.note(worker, addr);
         }
     }
     fn lock_obtained(&self, worker: usize, name: &'static str, addr: usize) {
+        if name == "test-migrate-mutex" {
+            self.migrate_obtained_worker.store(worker, SeqCst);
+        }
         if let Some(l) = self.lock(name) {
             l.obtained.fetch_add(1, SeqCst);
             l.note(worker, addr);
@@ -374,6 +383,54 @@ fn a_contended_mutex_reports_wait_obtained_released_to_both_sets() {
         assert_eq!(r.mutex.addr.load(SeqCst), addr);
         assert!(r.mutex.worker.load(SeqCst) < 2);
     }
+}
+
+/// In migration mode a contended wait may resume on another worker than it began on: the
+/// obtain is reported for the worker that got the lock (a back-end files it on that worker's
+/// track). Fails without that whenever a wait migrated; the count of migrated waits is printed.
+#[test]
+fn a_lock_obtained_after_migrating_reports_the_worker_it_resumed_on() {
+    let _serial = serial();
+    let m = Mutex::named(0u32, "test-migrate-mutex");
+    // SAFETY: these jobs hold nothing tied to their thread across a wait.
+    let jobs = unsafe { JobSystem::builder().workers(2).allow_migration() }
+        .build()
+        .unwrap();
+    let (mut contended, mut migrated) = (0, 0);
+    for _ in 0..200 {
+        let (waited, got) = jobs.run(|ctx| {
+            let held = m.lock(ctx);
+            let before = parked_waits(ctx);
+            let seen = std::sync::Mutex::new(None);
+            ctx.scope(|s| {
+                s.spawn(|s| {
+                    let _g = m.lock(s);
+                    *seen.lock().unwrap() = Some(s.worker_index());
+                });
+                yield_until_parked(s, before);
+                drop(held);
+                // Keep this worker busy for a moment so the woken waiter may resume elsewhere.
+                for _ in 0..64 {
+                    s.yield_now();
+                }
+            });
+            (
+                FIRST.migrate_wait_worker.load(SeqCst),
+                seen.into_inner().unwrap(),
+            )
+        });
+        let got = got.expect("the waiter ran");
+        contended += 1;
+        if waited != got {
+            migrated += 1;
+        }
+        assert_eq!(
+            FIRST.migrate_obtained_worker.load(SeqCst),
+            got,
+            "lock_obtained names the worker the waiter got the lock on"
+        );
+    }
+    println!("{contended} contended waits, {migrated} resumed on another worker");
 }
 
 #[test]

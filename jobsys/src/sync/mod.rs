@@ -245,15 +245,26 @@ impl Contention {
         }
     }
 
-    /// The waiter got the lock.
+    /// The waiter got the lock. Reported for the worker `blocker` runs on now (in migration
+    /// mode the wait may have resumed on another worker than it began on), which the release
+    /// reports too.
     #[inline(always)]
-    pub(crate) fn obtained(self, name: &'static str, addr: usize) {
+    pub(crate) fn obtained<B: Blocker + ?Sized>(
+        self,
+        blocker: &B,
+        name: &'static str,
+        addr: usize,
+    ) -> Self {
         #[cfg(feature = "profile")]
-        if let Some(worker) = self.worker {
+        if self.worker.is_some() {
+            let worker = blocker.profile_worker();
             crate::profile::lock_obtained(worker, name, addr);
+            return Self {
+                worker: Some(worker),
+            };
         }
-        #[cfg(not(feature = "profile"))]
-        let _ = (name, addr);
+        let _ = (blocker, name, addr);
+        self
     }
 
     /// The guard of a reported acquisition dropped.

@@ -130,8 +130,7 @@ impl<T: ?Sized> Mutex<T> {
         let (name, addr) = self.profile_id();
         let contention = Contention::begin(blocker, name, addr);
         self.wait_for_lock(blocker);
-        contention.obtained(name, addr);
-        contention
+        contention.obtained(blocker, name, addr)
     }
 
     fn wait_for_lock<B: Blocker + ?Sized>(&self, blocker: &B) {

@@ -224,8 +224,7 @@ impl<T: ?Sized> RwLock<T> {
             }
         }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        contention.obtained(name, addr);
-        contention
+        contention.obtained(blocker, name, addr)
     }
 
     /// Wakes every waiter to re-check its turn, if any waits.
