@@ -143,6 +143,20 @@ pub fn parfor(ctx: &Ctx, data: &mut Parfor) {
     });
 }
 
+/// W4 through the parallel loop: `Ctx::par_chunks_mut` over `y` with a grain of one
+/// 4,096-element chunk (the adaptive splitter picks the leaves, as rayon's does); each leaf
+/// runs the kernel chunk by chunk, as rayon's `par_chunks_mut` leaves do.
+pub fn parfor_loop(ctx: &Ctx, data: &mut Parfor) {
+    let Parfor { x, y } = data;
+    let x = &x[..];
+    ctx.par_chunks_mut(y, PARFOR_CHUNK, |_, offset, yc| {
+        let xc = &x[offset..offset + yc.len()];
+        for (yc, xc) in yc.chunks_mut(PARFOR_CHUNK).zip(xc.chunks(PARFOR_CHUNK)) {
+            parfor_kernel(xc, yc);
+        }
+    });
+}
+
 /// One W4 chunk as a raw job sees it.
 struct ChunkPtrs {
     x: *const f32,

@@ -198,12 +198,19 @@ pub(crate) fn w4(b: &mut Session) {
         };
         let jd = decl_batch(&mut data, 1, "decl batch");
         let jg = decl_batch(&mut data, grain, "grained decl batch");
+        progress("W4 parfor jobsys (par_chunks_mut)");
+        let jl = on_jobsys_pool(t, |ctx| {
+            parfor_passes(&mut data, passes, "jobsys W4 par_chunks_mut", |d| {
+                on_jobsys::parfor_loop(ctx, d)
+            })
+        });
         progress("W4 parfor rayon");
         let ry = on_rayon_pool(t, || {
             parfor_passes(&mut data, passes, "rayon W4", on_rayon::parfor)
         });
         let grained = format!("decl batch, {grain} chunks per job");
         for (how, s) in [
+            ("Ctx::par_chunks_mut (grain 1 chunk)", jl),
             ("scope spawn per chunk", js),
             ("one decl batch", jd),
             (grained.as_str(), jg),
@@ -226,7 +233,7 @@ pub(crate) fn w4(b: &mut Session) {
             });
         }
         b.notes.push(
-            "W4: scope = one `spawn` per chunk and decls = one batch of 4,096 `JobDecl`s, both 4,096 jobs per pass; grained = one batch of `JobDecl`s of several whole chunks each (16 jobs per worker, as the workload allows), each chunk through the same kernel. Declarations are filled inside the pass. `× seq` = speedup, sequential / parallel median.".into(),
+            "W4: scope = one `spawn` per chunk and decls = one batch of 4,096 `JobDecl`s, both 4,096 jobs per pass; grained = one batch of `JobDecl`s of several whole chunks each (16 jobs per worker, as the workload allows), each chunk through the same kernel; par_chunks_mut = `Ctx::par_chunks_mut` with a grain of one chunk (adaptive splitting), each leaf running the kernel chunk by chunk. Declarations are filled inside the pass. `× seq` = speedup, sequential / parallel median.".into(),
         );
     }
 }
