@@ -143,8 +143,15 @@ fn par_reduce_matches_the_sequential_fold_in_order() {
 }
 
 /// Spins (no park, so this worker runs nothing else) until `flag` is set by another worker.
+/// The 60 s guard only turns a broken loop (one that never runs the other leaf in parallel)
+/// into a failure instead of a hang; a working loop sets the flag as soon as a thief runs.
 fn spin_until(flag: &AtomicBool) {
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !flag.load(Ordering::Acquire) {
+        assert!(
+            std::time::Instant::now() < guard,
+            "the other leaf never ran while this one held its worker"
+        );
         std::hint::spin_loop();
     }
 }
