@@ -9,6 +9,7 @@ use jobsys::{Counter, Ctx};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Every index of the range is visited exactly once, for lengths around the grain.
 #[test]
@@ -146,7 +147,7 @@ fn par_reduce_matches_the_sequential_fold_in_order() {
 /// The 60 s guard only turns a broken loop (one that never runs the other leaf in parallel)
 /// into a failure instead of a hang; a working loop sets the flag as soon as a thief runs.
 fn spin_until(flag: &AtomicBool) {
-    let guard = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let guard = std::time::Instant::now() + Duration::from_secs(60);
     while !flag.load(Ordering::Acquire) {
         assert!(
             std::time::Instant::now() < guard,
@@ -285,8 +286,9 @@ fn the_panic_waits_for_the_other_leaf() {
             jobs.run(|ctx| {
                 ctx.par_for(0..2, 1, |c, i| {
                     if i == 0 {
-                        // Wait until the other leaf has started on another worker, then fail.
-                        c.wait_for_counter(&started, 0);
+                        // Wait until the other leaf has started, then fail. (The timeout only
+                        // keeps a loop that never splits from hanging here.)
+                        c.wait_for_counter_timeout(&started, 0, Duration::from_secs(60));
                         panic!("left leaf failed");
                     } else {
                         started.sub(1);
