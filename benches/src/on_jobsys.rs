@@ -667,4 +667,15 @@ mod tests {
             });
         }
     }
+
+    #[test]
+    fn parfor_loop_makes_one_pass() {
+        for t in [1, 2] {
+            let jobs = JobSystem::builder().workers(t).build().unwrap();
+            // Not a multiple of the chunk: the last leaf is short.
+            let mut p = crate::Parfor::new(5 * crate::PARFOR_CHUNK + 123);
+            jobs.run(|ctx| parfor_loop(ctx, &mut p));
+            p.verify_one_pass("parfor_loop");
+        }
+    }
 }
