@@ -349,3 +349,102 @@ fn grain_zero_panics() {
     let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("grain must be at least 1"), "{msg:?}");
 }
+
+/// A small deterministic generator (no dependency): the test data.
+fn lcg(n: usize, seed: u64, modulo: u64) -> Vec<u64> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % modulo
+        })
+        .collect()
+}
+
+/// The parallel sort agrees with the standard sort on random, duplicate-heavy, sorted,
+/// reversed and all-equal inputs, for small and large grains, and really forks with several
+/// workers (more than one worker takes part).
+#[test]
+fn par_sort_unstable_sorts_like_std() {
+    each_worker_count(|jobs, n| {
+        let inputs = [
+            lcg(100_000, 1, u64::MAX),
+            lcg(50_000, 2, 10),
+            (0..30_000).collect(),
+            (0..30_000).rev().collect(),
+            vec![7; 20_000],
+            lcg(5, 3, 100),
+            Vec::new(),
+        ];
+        for (k, input) in inputs.iter().enumerate() {
+            for grain in [1, 64, 4096] {
+                let mut want = input.clone();
+                want.sort_unstable();
+                let mut got = input.clone();
+                let mut by = input.clone();
+                jobs.run(|ctx| {
+                    ctx.par_sort_unstable(&mut got, grain);
+                    ctx.par_sort_unstable_by(&mut by, grain, |a, b| b.cmp(a));
+                });
+                assert!(got == want, "{n} workers, input {k}, grain {grain}: not sorted");
+                by.reverse();
+                assert!(by == want, "{n} workers, input {k}, grain {grain}: `_by` not sorted");
+            }
+        }
+    });
+}
+
+/// The sort forks: with two workers, once the first partition is done (the right side is
+/// published), comparisons on the calling thread spin — holding its worker — until a
+/// comparison ran on another thread, which only a thief that took a side can do.
+#[test]
+fn par_sort_runs_on_several_workers() {
+    let jobs = common::system(2);
+    let other = AtomicBool::new(false);
+    let home_calls = AtomicUsize::new(0);
+    let len = 10_000;
+    let mut v = lcg(len, 4, u64::MAX);
+    let home = std::thread::current().id();
+    jobs.run(|ctx| {
+        ctx.par_sort_unstable_by(&mut v, 16, |a, b| {
+            if std::thread::current().id() != home {
+                other.store(true, Ordering::Release);
+            // The first partition makes at most `len + 2` comparisons (median of three, then
+            // one per element); later ones come after its fork.
+            } else if home_calls.fetch_add(1, Ordering::Relaxed) > len + 2 {
+                spin_until(&other);
+            }
+            a.cmp(b)
+        });
+    });
+    assert!(v.windows(2).all(|w| w[0] <= w[1]));
+    assert!(other.into_inner());
+}
+
+/// A comparison that panics: the panic reaches the caller and the data is still a
+/// permutation of the input.
+#[test]
+fn par_sort_compare_panic_keeps_a_permutation() {
+    each_worker_count(|jobs, n| {
+        let input = lcg(20_000, 5, 1000);
+        let mut v = input.clone();
+        let calls = AtomicUsize::new(0);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            jobs.run(|ctx| {
+                ctx.par_sort_unstable_by(&mut v, 32, |a, b| {
+                    if calls.fetch_add(1, Ordering::Relaxed) == 50_000 {
+                        panic!("compare failed");
+                    }
+                    a.cmp(b)
+                })
+            })
+        }));
+        assert!(r.is_err(), "{n} workers: the panic was lost");
+        let (mut a, mut b) = (input, v);
+        a.sort_unstable();
+        b.sort_unstable();
+        assert!(a == b, "{n} workers: elements lost or duplicated");
+    });
+}

@@ -1,5 +1,6 @@
 //! Parallel loops over index ranges and slices: [`Ctx::par_for`], [`Ctx::par_for_chunks`],
-//! [`Ctx::par_chunks`], [`Ctx::par_chunks_mut`] and [`Ctx::par_reduce`].
+//! [`Ctx::par_chunks`], [`Ctx::par_chunks_mut`] and [`Ctx::par_reduce`]; and a parallel
+//! quicksort over the same fork, [`Ctx::par_sort_unstable_by`].
 //!
 //! All of them share one splitter, the adaptive one rayon uses. The loop cuts its input into
 //! grains (`grain` items each; the last one may be shorter) and starts with a budget of one
@@ -17,6 +18,7 @@
 //! by the loop only after every leaf finished.
 
 use crate::fiber::{Ctx, check_no_suspend};
+use core::cmp::Ordering;
 use core::ops::Range;
 
 /// What a loop splits: an index range or a slice. `split_at(at)` cuts after `at` items.
@@ -365,4 +367,108 @@ impl Ctx {
         };
         start(self, "Ctx::par_reduce", range, len, grain, &leaf, &reduce)
     }
+
+    /// Sorts `data`, potentially in parallel; like `slice::sort_unstable` (not stable, in
+    /// place, no allocation).
+    ///
+    /// A parallel quicksort: it partitions around a median-of-three pivot on this fiber and
+    /// sorts the two sides with [`Ctx::join`]; pieces of at most `grain` elements (and pieces
+    /// left after `2 × log2(len)` levels of lopsided partitions) are sorted sequentially with
+    /// `sort_unstable_by`, so the worst case stays O(n log n). The first partition is
+    /// sequential: the speed-up grows with the worker count more slowly than the loops'.
+    ///
+    /// If a comparison panics, the other side still finishes, then the panic is re-raised
+    /// here; `data` then holds all its elements in an unspecified order. The order must be
+    /// total (as for `slice::sort_unstable`; otherwise the result's order is unspecified,
+    /// never unsound).
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+    /// let mut keys: Vec<u64> = (0..10_000).map(|i| (i * 7919) % 10_007).collect();
+    /// jobs.run(|ctx| ctx.par_sort_unstable(&mut keys, 512));
+    /// assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+    /// ```
+    ///
+    /// # Panics
+    /// If `grain` is 0; if `Ord::cmp` panics. In debug builds, if a no-suspend region is
+    /// open on this fiber.
+    #[track_caller]
+    pub fn par_sort_unstable<T: Ord + Send>(&self, data: &mut [T], grain: usize) {
+        self.par_sort_unstable_by(data, grain, T::cmp);
+    }
+
+    /// [`par_sort_unstable`](Self::par_sort_unstable) with a comparison function.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build().unwrap();
+    /// let mut depths: Vec<u32> = (0..10_000).map(|i| (i * 7919) % 10_007).collect();
+    /// jobs.run(|ctx| ctx.par_sort_unstable_by(&mut depths, 512, |a, b| b.cmp(a)));
+    /// assert!(depths.windows(2).all(|w| w[0] >= w[1]));
+    /// ```
+    ///
+    /// # Panics
+    /// As [`par_sort_unstable`](Self::par_sort_unstable), and if `compare` panics.
+    #[track_caller]
+    pub fn par_sort_unstable_by<T, F>(&self, data: &mut [T], grain: usize, compare: F)
+    where
+        T: Send,
+        F: Fn(&T, &T) -> Ordering + Sync,
+    {
+        assert!(
+            grain >= 1,
+            "Ctx::par_sort_unstable_by: the grain must be at least 1 item"
+        );
+        check_no_suspend("Ctx::par_sort_unstable_by");
+        let limit = 2 * (usize::BITS - data.len().leading_zeros());
+        sort(self, data, grain, limit, &compare);
+    }
+}
+
+/// One level of [`Ctx::par_sort_unstable_by`]: `limit` more partitions before the sequential
+/// fallback.
+fn sort<T, F>(ctx: &Ctx, v: &mut [T], grain: usize, limit: u32, compare: &F)
+where
+    T: Send,
+    F: Fn(&T, &T) -> Ordering + Sync,
+{
+    let len = v.len();
+    if len <= grain.max(8) || limit == 0 {
+        v.sort_unstable_by(compare);
+        return;
+    }
+    // Median of three to the front.
+    let (a, b, c) = (0, len / 2, len - 1);
+    let lt = |i: usize, j: usize| compare(&v[i], &v[j]) == Ordering::Less;
+    let m = if lt(a, b) {
+        if lt(b, c) {
+            b
+        } else if lt(a, c) {
+            c
+        } else {
+            a
+        }
+    } else if lt(a, c) {
+        a
+    } else if lt(b, c) {
+        c
+    } else {
+        b
+    };
+    v.swap(0, m);
+    // Lomuto partition of `v[1..]` around `v[0]`: `v[1..=store]` < pivot.
+    let (pivot, rest) = v.split_first_mut().expect("len > 8");
+    let mut store = 0;
+    for i in 0..rest.len() {
+        if compare(&rest[i], pivot) == Ordering::Less {
+            rest.swap(i, store);
+            store += 1;
+        }
+    }
+    v.swap(0, store);
+    let (left, right) = v.split_at_mut(store);
+    let right = &mut right[1..];
+    ctx.join(
+        |c| sort(c, left, grain, limit - 1, compare),
+        |c| sort(c, right, grain, limit - 1, compare),
+    );
 }
