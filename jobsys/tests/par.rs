@@ -388,9 +388,15 @@ fn par_sort_unstable_sorts_like_std() {
                     ctx.par_sort_unstable(&mut got, grain);
                     ctx.par_sort_unstable_by(&mut by, grain, |a, b| b.cmp(a));
                 });
-                assert!(got == want, "{n} workers, input {k}, grain {grain}: not sorted");
+                assert!(
+                    got == want,
+                    "{n} workers, input {k}, grain {grain}: not sorted"
+                );
                 by.reverse();
-                assert!(by == want, "{n} workers, input {k}, grain {grain}: `_by` not sorted");
+                assert!(
+                    by == want,
+                    "{n} workers, input {k}, grain {grain}: `_by` not sorted"
+                );
             }
         }
     });

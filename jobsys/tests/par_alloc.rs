@@ -1,7 +1,8 @@
 //! Parallel loops allocate nothing in steady state, proven with a counting global allocator.
 //!
 //! After a warm-up, `par_for`, `par_for_chunks`, `par_chunks`, `par_chunks_mut` and
-//! `par_reduce` (nested inside each other and inside a scope) perform no heap allocation on any
+//! `par_reduce` (nested inside each other and inside a scope) and `par_sort_unstable` perform
+//! no heap allocation on any
 //! thread, at 1, 2, 4 and 8 workers.
 //!
 //! The count is process-wide, so nothing else may allocate while it counts: like `alloc.rs`,
@@ -57,6 +58,7 @@ struct Parts {
     bodies: Vec<f32>,
     velocity: Vec<f32>,
     hits: Vec<AtomicUsize>,
+    keys: Vec<u32>,
 }
 
 /// One frame: every loop kind, nested and inside a scope; checks its own results.
@@ -65,6 +67,7 @@ fn frame(jobs: &JobSystem, p: &mut Parts) {
         bodies,
         velocity,
         hits,
+        keys,
     } = p;
     jobs.run(|ctx: &Ctx| {
         ctx.par_chunks_mut(bodies, 256, |_, offset, chunk| {
@@ -77,6 +80,14 @@ fn frame(jobs: &JobSystem, p: &mut Parts) {
         });
         let sum = ctx.par_reduce(0..10_000, 64, || 0u64, |_, i| i as u64, |a, b| a + b);
         assert_eq!(sum, 49_995_000);
+        // Scramble, then sort back.
+        ctx.par_chunks_mut(keys, 512, |_, offset, chunk| {
+            for (k, key) in chunk.iter_mut().enumerate() {
+                *key = (((offset + k) as u32).wrapping_mul(2_654_435_761)) >> 8;
+            }
+        });
+        ctx.par_sort_unstable(keys, 256);
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]));
         ctx.scope(|s| {
             s.spawn(|s| {
                 s.par_chunks(velocity, 100, |c, _, chunk| {
@@ -119,6 +130,7 @@ fn steady_state_parallel_loops_allocate_nothing() {
             bodies: vec![0.0; 100_000],
             velocity: vec![1.0; 100_000],
             hits: (0..5_000).map(|_| AtomicUsize::new(0)).collect(),
+            keys: vec![0; 20_000],
         };
         for _ in 0..50 {
             frame(&jobs, &mut parts);

@@ -3,7 +3,8 @@
 //! An engine frame over 100,000 bodies with the loops of `Ctx`: integrate positions
 //! (`par_chunks_mut`), cull against a view box and count what is drawn (`par_reduce`), find the
 //! highest body (`par_reduce` with `f32::max`), mark every tenth body (`par_for`), and build
-//! per-chunk bounds (`par_chunks`). Each loop takes a grain — the smallest piece one job runs —
+//! per-slot bounds (`par_chunks_mut` with a `par_reduce` inside), then sort the bodies by
+//! height (`par_sort_unstable_by`). Each loop takes a grain — the smallest piece one job runs —
 //! and splits adaptively: a few leaves per worker, more where other workers steal. The closures
 //! borrow the frame's arrays straight from `main`'s stack; nothing is allocated per loop.
 //!
@@ -66,6 +67,12 @@ fn main() -> Result<(), jobsys::BuildError> {
                 }
             });
         });
+        // 6. A draw order: body indices sorted by height, highest first.
+        let mut order: Vec<u32> = (0..BODIES as u32).collect();
+        ctx.par_sort_unstable_by(&mut order, 2048, |&a, &b| {
+            height[b as usize].total_cmp(&height[a as usize])
+        });
+        assert!(height[order[0] as usize] >= height[order[BODIES - 1] as usize]);
         (drawn, highest)
     });
 
