@@ -143,6 +143,20 @@ pub fn parfor(ctx: &Ctx, data: &mut Parfor) {
     });
 }
 
+/// W4 through the parallel loop: `Ctx::par_chunks_mut` over `y` with a grain of one
+/// 4,096-element chunk (the adaptive splitter picks the leaves, as rayon's does); each leaf
+/// runs the kernel chunk by chunk, as rayon's `par_chunks_mut` leaves do.
+pub fn parfor_loop(ctx: &Ctx, data: &mut Parfor) {
+    let Parfor { x, y } = data;
+    let x = &x[..];
+    ctx.par_chunks_mut(y, PARFOR_CHUNK, |_, offset, yc| {
+        let xc = &x[offset..offset + yc.len()];
+        for (yc, xc) in yc.chunks_mut(PARFOR_CHUNK).zip(xc.chunks(PARFOR_CHUNK)) {
+            parfor_kernel(xc, yc);
+        }
+    });
+}
+
 /// One W4 chunk as a raw job sees it.
 struct ChunkPtrs {
     x: *const f32,
@@ -651,6 +665,17 @@ mod tests {
                 empty_spawns(ctx, flags.as_slice());
                 flags.check_all_set("test");
             });
+        }
+    }
+
+    #[test]
+    fn parfor_loop_makes_one_pass() {
+        for t in [1, 2] {
+            let jobs = JobSystem::builder().workers(t).build().unwrap();
+            // Not a multiple of the chunk: the last leaf is short.
+            let mut p = crate::Parfor::new(5 * crate::PARFOR_CHUNK + 123);
+            jobs.run(|ctx| parfor_loop(ctx, &mut p));
+            p.verify_one_pass("parfor_loop");
         }
     }
 }

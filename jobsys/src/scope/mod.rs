@@ -7,6 +7,7 @@
 
 mod arena;
 mod join;
+mod par;
 mod scoped;
 
 pub(crate) use arena::BlockPool;
