@@ -115,6 +115,12 @@ impl Lane {
                 Err(e) => return Err((i, e)),
             }
         }
+        // Every lane thread is running its loop (it marks itself idle first) before `build`
+        // returns: a thread's start-up (std allocates its name for the stack-overflow
+        // handler) never lands in a frame that must allocate nothing.
+        while lane.state.queue.lock().idle.iter().any(Option::is_none) {
+            crate::shim::thread::yield_now();
+        }
         Ok(lane)
     }
 
