@@ -92,6 +92,7 @@
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
 mod blocking;
+mod cancel;
 mod builder;
 mod counter;
 mod deadline;
@@ -105,6 +106,7 @@ mod memory;
 mod panic;
 mod park;
 pub mod profile;
+pub mod promise;
 mod queue;
 mod sched;
 mod scope;
@@ -122,6 +124,7 @@ mod wake;
 mod worker;
 
 pub use builder::Builder;
+pub use cancel::{CancelToken, Cancelled};
 pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};
