@@ -92,8 +92,8 @@
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
 mod blocking;
-mod cancel;
 mod builder;
+mod cancel;
 mod counter;
 mod deadline;
 mod error;

@@ -73,8 +73,13 @@ fn round(jobs: &JobSystem, data: &[u64]) -> u64 {
                 0u64
             };
             let quick = |_: &Ctx| 5u64;
-            sum += first([lazy(slow as fn(&Ctx) -> u64), lazy(quick), lazy(quick), lazy(quick)])
-                .get(ctx);
+            sum += first([
+                lazy(slow as fn(&Ctx) -> u64),
+                lazy(quick),
+                lazy(quick),
+                lazy(quick),
+            ])
+            .get(ctx);
             // Eager handles in a scope, and a cancelled scope whose jobs are dropped unrun.
             sum += ctx.scope(|s| {
                 let hs: [_; 16] = core::array::from_fn(|i| lazy(move |_: &Ctx| i as u64).spawn(s));
@@ -122,7 +127,10 @@ fn promises_allocate_nothing_after_warm_up() {
             assert_eq!((r - base) % 1000, 0, "{n} workers: checksum {r}");
         }
         println!("{n} workers: {allocs} allocations in 10 warmed-up rounds of promise forms");
-        assert_eq!(allocs, 0, "{n} workers: promise forms allocated in steady state");
+        assert_eq!(
+            allocs, 0,
+            "{n} workers: promise forms allocated in steady state"
+        );
     }
 }
 

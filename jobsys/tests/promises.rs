@@ -112,12 +112,24 @@ fn cancel_counts_add_up() {
             let started = tally.started.load(Ordering::Relaxed);
             let unrun = tally.unrun.load(Ordering::Relaxed);
             assert_eq!(started + unrun, 64, "{n} workers, round {round}");
-            assert_eq!(tally.drops.load(Ordering::Relaxed), 64, "dropped exactly once");
+            assert_eq!(
+                tally.drops.load(Ordering::Relaxed),
+                64,
+                "dropped exactly once"
+            );
             assert!(started >= 1, "the cancelling job ran");
-            assert_eq!(late.started.load(Ordering::Relaxed), 0, "{n} workers: ran after cancel");
+            assert_eq!(
+                late.started.load(Ordering::Relaxed),
+                0,
+                "{n} workers: ran after cancel"
+            );
             assert_eq!(late.unrun.load(Ordering::Relaxed), 16);
             assert_eq!(late.drops.load(Ordering::Relaxed), 16);
-            assert_eq!((ok, err), (started, unrun + 16), "{n} workers, round {round}");
+            assert_eq!(
+                (ok, err),
+                (started, unrun + 16),
+                "{n} workers, round {round}"
+            );
             cancelled_total += unrun;
         }
         eprintln!("{n} workers: {cancelled_total} of 19200 racing jobs dropped unrun");
@@ -207,7 +219,10 @@ fn join_of_cancelled_job_panics_clearly() {
             panic_message(catch_unwind(AssertUnwindSafe(|| h.join(s))).unwrap_err())
         })
     });
-    assert!(msg.contains("cancelled") && msg.contains("try_join"), "{msg}");
+    assert!(
+        msg.contains("cancelled") && msg.contains("try_join"),
+        "{msg}"
+    );
 }
 
 /// A lazy value can be cancelled before it starts: through a token, and by spawning it
@@ -238,7 +253,10 @@ fn lazy_cancelled_before_start() {
         assert_eq!(tally.drops.load(Ordering::Relaxed), 2);
         // Not cancelled: it runs.
         let token = CancelToken::new();
-        assert_eq!(jobs.run(|ctx| lazy(|_| 3).cancellable(&token).get(ctx)), Ok(3));
+        assert_eq!(
+            jobs.run(|ctx| lazy(|_| 3).cancellable(&token).get(ctx)),
+            Ok(3)
+        );
     });
 }
 
@@ -260,7 +278,8 @@ fn lazy_runs_when_got() {
 fn panic_in_lazy_reaches_the_getter() {
     each(|jobs, n| {
         let msgs: Vec<String> = jobs.run(|ctx| {
-            let catch = |f: &dyn Fn() -> ()| panic_message(catch_unwind(AssertUnwindSafe(f)).unwrap_err());
+            let catch =
+                |f: &dyn Fn()| panic_message(catch_unwind(AssertUnwindSafe(f)).unwrap_err());
             let boom = || lazy(|_: &Ctx| -> u32 { panic!("boom") });
             vec![
                 catch(&|| {
@@ -282,8 +301,11 @@ fn panic_in_lazy_reaches_the_getter() {
                     both(ready(1), boom()).get(ctx);
                 }),
                 catch(&|| {
-                    join_all((0..5).map(|i| lazy(move |_: &Ctx| if i == 3 { panic!("boom") } else { i })))
-                        .get(ctx);
+                    join_all(
+                        (0..5)
+                            .map(|i| lazy(move |_: &Ctx| if i == 3 { panic!("boom") } else { i })),
+                    )
+                    .get(ctx);
                 }),
                 catch(&|| {
                     first([boom()]).get(ctx);
@@ -328,7 +350,11 @@ fn combinators_results_and_order() {
                 });
                 (a, v, (x, y), chained, eager)
             });
-            assert_eq!(out.0, core::array::from_fn(|i| i as u64 * 10), "{n} workers");
+            assert_eq!(
+                out.0,
+                core::array::from_fn(|i| i as u64 * 10),
+                "{n} workers"
+            );
             assert_eq!(out.1, (0..20).map(|i| i * 10).collect::<Vec<_>>());
             assert_eq!(out.2, (10, 20));
             assert_eq!(out.3, 62);
@@ -367,14 +393,20 @@ fn first_returns_the_winner_and_cancels_the_rest() {
             let started = tally.started.load(Ordering::Relaxed);
             assert_eq!(started + tally.unrun.load(Ordering::Relaxed), 4);
             assert_eq!(tally.drops.load(Ordering::Relaxed), 4);
-            assert_eq!(ended.load(Ordering::Relaxed), started, "running losers ended first");
+            assert_eq!(
+                ended.load(Ordering::Relaxed),
+                started,
+                "running losers ended first"
+            );
         }
         // One part: it wins. No parts: a clear panic.
         assert_eq!(jobs.run(|ctx| first([ready(5)]).get(ctx)), 5);
         let msg = jobs.run(|ctx| {
             panic_message(
-                catch_unwind(AssertUnwindSafe(|| first(Vec::<jobsys::promise::Ready<u8>>::new()).get(ctx)))
-                    .unwrap_err(),
+                catch_unwind(AssertUnwindSafe(|| {
+                    first(Vec::<jobsys::promise::Ready<u8>>::new()).get(ctx)
+                }))
+                .unwrap_err(),
             )
         });
         assert!(msg.contains("no part finished"), "{msg}");
