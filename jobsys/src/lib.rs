@@ -44,6 +44,8 @@
 //! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
 //! | `blocking` | the blocking lane: threads outside the workers that run [`Ctx::blocking`] calls | `fiber` ([`Ctx`]), `counter` |
 //! | `local` | [`WorkerLocal`]: one value per worker, reached through a [`Ctx`] | `fiber` ([`Ctx`]) |
+//! | `cancel` | [`Cancelled`], [`CancelToken`], and the cancellation nodes of scopes (a leaf: `fiber/` keeps the node current on a fiber, `scope/` owns one per scope) | nothing but `shim` and `panic` |
+//! | [`promise`] | [`Deferred`](promise::Deferred) values (lazy work, eager handles) and their combinators | `fiber` ([`Ctx`]), `scope`, `task` ([`JobHandle`]), `cancel` |
 //!
 //! ```
 //! use jobsys::JobSystem;

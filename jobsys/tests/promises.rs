@@ -412,3 +412,30 @@ fn first_returns_the_winner_and_cancels_the_rest() {
         assert!(msg.contains("no part finished"), "{msg}");
     });
 }
+
+/// The second half of a `Ctx::join` made in a cancelled scope sees the cancellation when it
+/// runs on a fiber of its own (here it always does: the first half yields until it started).
+#[test]
+fn cancel_reaches_a_stolen_join_half() {
+    each(|jobs, n| {
+        let seen = jobs.run(|ctx| {
+            ctx.scope(|s| {
+                s.cancel();
+                let started = AtomicBool::new(false);
+                let ((), b) = s.join(
+                    |c| {
+                        while !started.load(Ordering::Acquire) {
+                            c.yield_now();
+                        }
+                    },
+                    |c| {
+                        started.store(true, Ordering::Release);
+                        c.is_cancelled()
+                    },
+                );
+                b
+            })
+        });
+        assert!(seen, "{n} workers: a stolen join half missed its scope's cancel");
+    });
+}
