@@ -436,6 +436,9 @@ fn cancel_reaches_a_stolen_join_half() {
                 b
             })
         });
-        assert!(seen, "{n} workers: a stolen join half missed its scope's cancel");
+        assert!(
+            seen,
+            "{n} workers: a stolen join half missed its scope's cancel"
+        );
     });
 }
