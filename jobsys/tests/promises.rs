@@ -442,3 +442,25 @@ fn cancel_reaches_a_stolen_join_half() {
         );
     });
 }
+
+/// A panicking part of `first` cancels the others (which would otherwise wait forever) and
+/// its panic reaches the getter.
+#[test]
+fn first_with_a_panicking_part_ends_and_reraises() {
+    each(|jobs, n| {
+        let msg = jobs.run(|ctx| {
+            let wait_for_cancel = lazy(|ctx: &Ctx| -> u32 {
+                while !ctx.is_cancelled() {
+                    ctx.yield_now();
+                }
+                0
+            });
+            let boom = lazy(|_: &Ctx| -> u32 { panic!("boom") });
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                first([wait_for_cancel.boxed(), boom.boxed()]).get(ctx)
+            }));
+            panic_message(r.unwrap_err())
+        });
+        assert_eq!(msg, "boom", "{n} workers");
+    });
+}

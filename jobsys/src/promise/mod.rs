@@ -55,10 +55,12 @@
 
 use crate::cancel::{CancelToken, Cancelled};
 use crate::fiber::Ctx;
+use crate::panic::catch;
 use crate::scope::{Scope, ScopedJobHandle};
 use crate::shim::{AtomicBool, Ordering, SpinLock};
 use crate::task::JobHandle;
 use core::fmt;
+use std::panic::resume_unwind;
 
 /// A value got later on a fiber with [`get`](Self::get): lazy work that starts then, or the
 /// handle of eager work already running (see the [module docs](self)).
@@ -500,7 +502,8 @@ pub struct First<I>(I);
 /// [cancelled](Scope::cancel): parts that have not started are dropped unrun, and parts
 /// still running are left to finish (they may poll [`Ctx::is_cancelled`] to stop early) and
 /// their values are dropped. `get` returns the winner's value after every part ended, so the
-/// parts may borrow from the caller. A panic of any part that ran is re-raised instead.
+/// parts may borrow from the caller. A part that panics cancels the others the same way, and
+/// `get` re-raises its panic (the first one) once every part ended.
 ///
 /// Allocation-free once warm: `parts` is iterated, not collected, and the handles are not
 /// kept.
@@ -547,11 +550,18 @@ where
         ctx.scope(|s| {
             let (won, value) = (&won, &value);
             for part in self.0 {
-                s.spawn(move |s| {
-                    let v = part.get(s);
-                    if !won.swap(true, Ordering::AcqRel) {
-                        *value.lock() = Some(v);
+                s.spawn(move |s| match catch(move || part.get(s)) {
+                    Ok(v) => {
+                        if !won.swap(true, Ordering::AcqRel) {
+                            *value.lock() = Some(v);
+                            s.cancel();
+                        }
+                    }
+                    // A panicking part ends the race too (parts that wait to be cancelled
+                    // would otherwise never end); the scope re-raises its panic.
+                    Err(payload) => {
                         s.cancel();
+                        resume_unwind(payload)
                     }
                 });
             }
