@@ -44,6 +44,8 @@
 //! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
 //! | `blocking` | the blocking lane: threads outside the workers that run [`Ctx::blocking`] calls | `fiber` ([`Ctx`]), `counter` |
 //! | `local` | [`WorkerLocal`]: one value per worker, reached through a [`Ctx`] | `fiber` ([`Ctx`]) |
+//! | `cancel` | [`Cancelled`], [`CancelToken`], and the cancellation nodes of scopes (a leaf: `fiber/` keeps the node current on a fiber, `scope/` owns one per scope) | nothing but `shim` and `panic` |
+//! | [`promise`] | [`Deferred`](promise::Deferred) values (lazy work, eager handles) and their combinators | `fiber` ([`Ctx`]), `scope`, `task` ([`JobHandle`]), `cancel` |
 //!
 //! ```
 //! use jobsys::JobSystem;
@@ -93,6 +95,7 @@
 
 mod blocking;
 mod builder;
+mod cancel;
 mod counter;
 mod deadline;
 mod error;
@@ -105,6 +108,7 @@ mod memory;
 mod panic;
 mod park;
 pub mod profile;
+pub mod promise;
 mod queue;
 mod sched;
 mod scope;
@@ -122,6 +126,7 @@ mod wake;
 mod worker;
 
 pub use builder::Builder;
+pub use cancel::{CancelToken, Cancelled};
 pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
 pub use fiber::{Ctx, NoSuspend};

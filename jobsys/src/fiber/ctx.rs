@@ -43,6 +43,9 @@ pub struct Ctx {
     /// Frame slots held by the frame bodies running on this fiber (bit `s`: slot `s`), so a
     /// frame that would wait for one of them — its own caller — is refused (see `frame/`).
     pub(crate) frame_slots: Cell<u32>,
+    /// The cancellation node of the scope whose body or job runs on this fiber now (null
+    /// outside any scope); set and restored by `Ctx::scope` and by each scoped job.
+    pub(crate) cancel: Cell<*const crate::cancel::CancelNode>,
 }
 
 impl Ctx {
@@ -64,6 +67,7 @@ impl Ctx {
             frame_depth: Cell::new(0),
             _not_send_sync: PhantomData,
             frame_slots: Cell::new(0),
+            cancel: Cell::new(core::ptr::null()),
         }
     }
 
@@ -340,5 +344,31 @@ impl Ctx {
         // SAFETY: points into `Shared::workers`, which lives as long as the system (see
         // `shared`).
         unsafe { self.at.get().worker.as_ref() }
+    }
+}
+
+impl Ctx {
+    /// Whether the scope this code runs in — the scope whose job or body is running on this
+    /// fiber — or any scope enclosing it was cancelled (see
+    /// [`Scope::cancel`](crate::Scope::cancel)). Long-running jobs poll it to stop early;
+    /// `false` outside any scope.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// jobs.run(|ctx| {
+    ///     assert!(!ctx.is_cancelled());
+    ///     ctx.scope(|outer| {
+    ///         outer.cancel();
+    ///         // A nested scope sees its enclosing scope's cancellation.
+    ///         ctx.scope(|_| assert!(ctx.is_cancelled()));
+    ///     });
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        let node = self.cancel.get();
+        // SAFETY: a non-null node belongs to a scope whose body or job is running on this
+        // fiber, so it is alive (set and restored around them by `scope/`).
+        !node.is_null() && unsafe { &*node }.is_cancelled()
     }
 }

@@ -17,6 +17,9 @@ pub(crate) struct StackJob<F, R> {
     f: UnsafeCell<Option<F>>,
     result: UnsafeCell<Option<Result<R, Payload>>>,
     done: CounterCore,
+    /// The cancellation node current where the job was made (see `in_cancel_scope`): set on
+    /// whichever fiber runs it, so a stolen `b` of `Ctx::join` sees its scope's cancellation.
+    cancel: *const crate::cancel::CancelNode,
 }
 
 impl<F: FnOnce(&Ctx) -> R, R> StackJob<F, R> {
@@ -26,7 +29,16 @@ impl<F: FnOnce(&Ctx) -> R, R> StackJob<F, R> {
             f: UnsafeCell::new(Some(f)),
             result: UnsafeCell::new(None),
             done: CounterCore::new(1),
+            cancel: core::ptr::null(),
         }
+    }
+
+    /// This job, run under the cancellation node current on `ctx` (the scope whose body or
+    /// job makes it). The node outlives the job: the maker waits for it before its scope
+    /// ends.
+    pub(crate) fn in_cancel_scope(mut self, ctx: &Ctx) -> Self {
+        self.cancel = ctx.cancel.get();
+        self
     }
 
     /// The ref to publish.
@@ -75,7 +87,9 @@ unsafe fn execute_stack<F: FnOnce(&Ctx) -> R, R>(header: NonNull<JobHeader>, ctx
             .f
             .with_mut(|p| (*p).take())
             .expect("a stack job ran twice");
+        let outer = ctx.cancel.replace((*job).cancel);
         let r = catch(|| f(ctx));
+        ctx.cancel.set(outer);
         (*job).result.with_mut(|p| *p = Some(r));
         ctx.complete(&(*job).done);
     }
@@ -105,7 +119,7 @@ impl Ctx {
     {
         // As in `scope`: refuse a join inside a no-suspend region before publishing `b`.
         crate::fiber::check_no_suspend("Ctx::join");
-        let job = StackJob::new(&JobMeta::JOIN, b);
+        let job = StackJob::new(&JobMeta::JOIN, b).in_cancel_scope(self);
         // We wait below on every path but the take-back, panics in `a` included (`a` runs under
         // `catch`), and that wait (`wait_core`) never unwinds before `done` is zero.
         // SAFETY: so `job` stays in this frame until `done` is zero or it was taken back unrun;

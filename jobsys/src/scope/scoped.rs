@@ -1,6 +1,7 @@
 //! `Ctx::scope` and `Scope::spawn`.
 
 use super::arena::{Arena, BlockPool};
+use crate::cancel::{CancelNode, Cancelled, cancelled_payload, is_cancelled_payload};
 use crate::counter::CounterCore;
 use crate::fiber::Ctx;
 use crate::job::{JobHeader, JobMeta, JobRef};
@@ -21,6 +22,8 @@ pub(crate) struct ScopeState {
     counter: CounterCore,
     panic: PanicSlot,
     arena: SpinLock<Arena>,
+    /// Raised by `Scope::cancel`; links to the enclosing scope's node.
+    cancel: CancelNode,
 }
 
 /// A scope of jobs that may borrow anything that outlives `'env`; handed by reference to the
@@ -256,7 +259,40 @@ impl<T> ScopedJobHandle<'_, T> {
     ///
     /// If nobody started the job yet and it is still the newest job on this worker's ring (a
     /// spawn joined at once), it runs right here, on this fiber, without parking.
+    ///
+    /// # Panics
+    /// If the job was cancelled before it started (its scope, or an enclosing one, was
+    /// [cancelled](Scope::cancel)): its closure was dropped unrun and there is no value. Use
+    /// [`try_join`](Self::try_join) where cancellation is expected.
     pub fn join(self, ctx: &Ctx) -> T {
+        match self.try_join(ctx) {
+            Ok(v) => v,
+            Err(Cancelled) => panic!(
+                "ScopedJobHandle::join: the job was cancelled before it started (its scope was \
+                 cancelled), so it has no value; use try_join to handle cancellation"
+            ),
+        }
+    }
+
+    /// As [`join`](Self::join), but a job cancelled before it started (its closure dropped
+    /// unrun, see [`Scope::cancel`]) gives `Err(Cancelled)` instead of a panic. A job that
+    /// started always finishes: cancellation never interrupts it (it may poll
+    /// [`Scope::is_cancelled`] and return early). The job's own panic is still re-raised.
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         let before = s.spawn(|_| 1);
+    ///         assert_eq!(before.try_join(s), Ok(1)); // ran: joined before the cancel
+    ///         let after = s.spawn(|_| 2);
+    ///         s.cancel(); // `after` has not started (one worker, and we did not wait)
+    ///         assert_eq!(after.try_join(s), Err(jobsys::Cancelled));
+    ///     })
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn try_join(self, ctx: &Ctx) -> Result<T, Cancelled> {
         let this = ManuallyDrop::new(self);
         if !this.slot.is_finished() {
             this.run_here_if_unstarted(ctx);
@@ -264,7 +300,8 @@ impl<T> ScopedJobHandle<'_, T> {
         ctx.wait_core(this.slot.done(), 0);
         // SAFETY: `done` is zero; taken once (the handle is consumed, its drop skipped).
         match unsafe { this.slot.take() } {
-            Ok(v) => v,
+            Ok(v) => Ok(v),
+            Err(payload) if is_cancelled_payload(&payload) => Err(Cancelled),
             Err(payload) => resume_unwind(payload),
         }
     }
@@ -301,12 +338,73 @@ impl<T> Drop for ScopedJobHandle<'_, T> {
         // SAFETY: once, here (`join` skips the drop). The record lives until the scope ends,
         // after this handle (`'scope`), so the job signalling `done` late touches live memory.
         if let Some(result) = unsafe { self.slot.abandon() } {
-            dispose(result, |p| self.state.panic.record(p));
+            dispose(result, |p| {
+                if !is_cancelled_payload(&p) {
+                    self.state.panic.record(p)
+                }
+            });
         }
     }
 }
 
 impl<'scope, 'env> Scope<'scope, 'env> {
+    /// Cancels this scope and every scope nested in it (idempotent; any job of the scope, or
+    /// its body, may call it).
+    ///
+    /// - A job of these scopes that has not started yet — spawned before or after the cancel
+    ///   — never runs: when a worker takes it, its closure is dropped unrun, and its handle's
+    ///   [`try_join`](ScopedJobHandle::try_join) gives `Err(Cancelled)` (while
+    ///   [`join`](ScopedJobHandle::join) panics saying so).
+    /// - A job that started runs to its end; it may poll [`is_cancelled`](Self::is_cancelled)
+    ///   (or [`Ctx::is_cancelled`]) and return early.
+    /// - The scope still waits for all its jobs, re-raises a job's panic, and returns its
+    ///   body's value: cancellation is not an error of the scope.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let jobs = jobsys::JobSystem::builder().workers(1).build()?;
+    /// let ran = AtomicU32::new(0);
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         for _ in 0..10 {
+    ///             s.spawn(|_| ran.fetch_add(1, Ordering::Relaxed));
+    ///         }
+    ///         s.cancel(); // one worker, and the body has not waited: none has started
+    ///     })
+    /// });
+    /// assert_eq!(ran.load(Ordering::Relaxed), 0);
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn cancel(&self) {
+        self.state.cancel.cancel();
+    }
+
+    /// Whether this scope or one enclosing it was [cancelled](Self::cancel).
+    ///
+    /// ```
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// jobs.run(|ctx| {
+    ///     ctx.scope(|s| {
+    ///         let worker = s.spawn(|s| {
+    ///             let mut steps = 0u64;
+    ///             while !s.is_cancelled() {
+    ///                 steps += 1;
+    ///                 s.yield_now();
+    ///             }
+    ///             steps
+    ///         });
+    ///         s.cancel();
+    ///         assert!(s.is_cancelled());
+    ///         // Either it never started (`Err(Cancelled)`) or it saw the flag and stopped.
+    ///         let _steps: Result<u64, jobsys::Cancelled> = worker.try_join(s);
+    ///     })
+    /// });
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.state.cancel.is_cancelled()
+    }
+
     /// Spawns `f` as a job of this scope. It may run on any worker, possibly before `spawn`
     /// returns; the scope waits for it. Returns a [`ScopedJobHandle`] for the job's value; it
     /// may simply be ignored (dropped), and then a panic of the job reaches the scope.
@@ -423,21 +521,39 @@ where
     // SAFETY: the record is alive and ours (runs once); `f` is taken exactly once, here; the
     // scope state outlives its jobs.
     let (f, state) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).state) };
-    let scope = Scope {
-        state,
-        body: None,
-        ctx: NonNull::from(ctx),
-        _scope: PhantomData,
-        _env: PhantomData,
+    let result = if state.cancel.is_cancelled() {
+        // Cancelled before it started: the closure is dropped unrun (a panic in its drop goes
+        // to the scope), and the handle learns it was cancelled.
+        if let Err(payload) = catch(move || drop(f)) {
+            state.panic.record(payload);
+        }
+        Err(cancelled_payload())
+    } else {
+        let scope = Scope {
+            state,
+            body: None,
+            ctx: NonNull::from(ctx),
+            _scope: PhantomData,
+            _env: PhantomData,
+        };
+        // The job's code sees its scope's cancellation through `Ctx::is_cancelled`, and
+        // scopes it opens link to this one.
+        let outer = ctx.cancel.replace(&state.cancel);
+        let result = catch(|| f(&scope));
+        ctx.cancel.set(outer);
+        result
     };
-    let result = catch(|| f(&scope));
     // SAFETY: the job's side of its slot, once; the record lives until the scope ends.
     match unsafe { (*record).slot.finish(result) } {
         // The handle is alive: it owns the result (and its panic) from `signal` on.
         // SAFETY: as above.
         None => unsafe { (*record).slot.signal() },
         // Nobody will join: a panic goes to the scope, a value is dropped here.
-        Some(result) => dispose(result, |p| state.panic.record(p)),
+        Some(result) => dispose(result, |p| {
+            if !is_cancelled_payload(&p) {
+                state.panic.record(p)
+            }
+        }),
     }
     ctx.complete(&state.counter);
 }
@@ -484,6 +600,8 @@ impl Ctx {
             counter: CounterCore::new(0),
             panic: PanicSlot::new(),
             arena: SpinLock::new(Arena::new()),
+            // The enclosing scope (if this fiber runs one's body or job) outlives this one.
+            cancel: CancelNode::new(self.cancel.get()),
         };
         let body = BodyLocal::new();
         let scope = Scope {
@@ -493,7 +611,9 @@ impl Ctx {
             _scope: PhantomData,
             _env: PhantomData,
         };
+        let outer = self.cancel.replace(&state.cancel);
         let result = catch(|| f(&scope));
+        self.cancel.set(outer);
         body.return_credits(&state.counter);
         // The records go back to the pool once every job is done — also when the wait raises
         // its after-the-wait report (a no-suspend region opened inside the body and left open).
