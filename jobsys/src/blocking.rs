@@ -12,7 +12,7 @@
 //! The wait is counted with those that end by themselves (`Timing::external`): a pool whose
 //! every fiber waits on the lane is not deadlocked. While a call is in flight the system is
 //! not drained (`JobSystem` drop waits for it) and no stall is reported. The threads are
-//! spawned at build and joined when the system drops.
+//! spawned at build, which returns once they all run, and joined when the system drops.
 
 use crate::Counter;
 use crate::fiber::Ctx;
@@ -73,6 +73,8 @@ struct LaneState {
     queue: SpinLock<Queue>,
     /// Calls submitted and not finished: the system is not drained while any is.
     in_flight: AtomicUsize,
+    /// Lane threads that have started (entered [`serve`]).
+    started: AtomicUsize,
 }
 
 // SAFETY: the request pointers in the queue point at calls whose fibers wait for them; they are
@@ -100,6 +102,7 @@ impl Lane {
                 exit: false,
             }),
             in_flight: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
         });
         let lane = Self {
             state,
@@ -115,10 +118,10 @@ impl Lane {
                 Err(e) => return Err((i, e)),
             }
         }
-        // Every lane thread is running its loop (it marks itself idle first) before `build`
-        // returns: a thread's start-up (std allocates its name for the stack-overflow
-        // handler) never lands in a frame that must allocate nothing.
-        while lane.state.queue.lock().idle.iter().any(Option::is_none) {
+        // A thread's start-up (the runtime names it, sets up its signal stack: heap
+        // allocations) happens before `serve`: waiting here keeps it inside `build`, out of
+        // the caller's steady state, as for the workers.
+        while lane.state.started.load(Ordering::Acquire) != threads {
             crate::shim::thread::yield_now();
         }
         Ok(lane)
@@ -188,6 +191,7 @@ impl Drop for Lane {
 /// A lane thread's loop: take a request, run it; with none, sleep until a submitter or the
 /// shutdown wakes this thread.
 fn serve(state: &LaneState, me: usize) {
+    state.started.fetch_add(1, Ordering::Release);
     loop {
         let next = {
             let mut q = state.queue.lock();

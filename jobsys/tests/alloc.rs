@@ -509,7 +509,8 @@ fn frames_in_flight_allocate_and_free_nothing() {
         assert_eq!(
             (allocs, frees),
             (0, 0),
-            "heap allocations and frees in frames {WARM}..{FRAMES} at {workers} workers"
+            "heap allocations and frees in frames {WARM}..{FRAMES} at {workers} workers; first: {}",
+            first_alloc()
         );
     }
 }
@@ -559,6 +560,40 @@ fn steady_state_blocking_calls_sleeps_and_worker_locals_allocate_nothing() {
     }
 }
 
+/// How many threads of this process the OS knows by a name that starts with `prefix` (its
+/// 15-byte `comm`, which a Rust thread sets itself as it starts, before its closure runs).
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with(prefix))
+        .count()
+}
+
+/// `build` returns once every blocking-lane thread runs: a thread's start-up allocates (the
+/// runtime copies its name, sets up its signal stack), and a lane thread still starting after
+/// `build` would put those allocations into the caller's steady state (seen as one or two
+/// stray allocations in `frames_in_flight_allocate_and_free_nothing` on a busy machine). The
+/// checks run one at a time, so no other system's lane threads are alive here.
+fn blocking_lane_threads_have_started_when_build_returns() {
+    // Many rounds: without the wait, a just-spawned thread is often, not always, still
+    // starting when `build` returns.
+    for threads in [1, 2, 8, 32].repeat(25) {
+        let jobs = JobSystem::builder()
+            .workers(1)
+            .blocking_threads(threads)
+            .build()
+            .unwrap();
+        assert_eq!(
+            threads_named("jobsys-blocking"),
+            threads,
+            "blocking-lane threads started by the time build returned ({threads} spawned)"
+        );
+        drop(jobs);
+        assert_eq!(threads_named("jobsys-blocking"), 0, "joined at drop");
+    }
+}
+
 type Check = (&'static str, fn());
 
 /// Runs the checks one at a time and prints libtest-style lines; exits non-zero if any check
@@ -568,7 +603,7 @@ fn main() {
     if std::env::var_os(STALL_CHILD).is_some() {
         stall_report_child();
     }
-    let checks: [Check; 6] = [
+    let checks: [Check; 7] = [
         (
             "allocations_inside_jobs_on_other_workers_are_counted",
             allocations_inside_jobs_on_other_workers_are_counted,
@@ -592,6 +627,10 @@ fn main() {
         (
             "steady_state_blocking_calls_sleeps_and_worker_locals_allocate_nothing",
             steady_state_blocking_calls_sleeps_and_worker_locals_allocate_nothing,
+        ),
+        (
+            "blocking_lane_threads_have_started_when_build_returns",
+            blocking_lane_threads_have_started_when_build_returns,
         ),
     ];
     let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);

@@ -128,6 +128,52 @@ fn scoped_unjoined_values_are_dropped() {
     });
 }
 
+/// A scoped join that unwinds after the job finished (its wait refuses a no-suspend region
+/// left open, debug builds) still disposes of the job's result: the value is dropped, and a
+/// panic of the job reaches the scope, as for a handle dropped without joining.
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "regions are checked in debug builds")]
+fn scoped_join_that_unwinds_disposes_of_the_result() {
+    each_worker_count(|jobs, n| {
+        let token = Arc::new(());
+        let t = token.clone();
+        let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    let h = s.spawn(move |_| t);
+                    while !h.is_finished() {
+                        s.yield_now();
+                    }
+                    let _region = s.no_suspend();
+                    drop(h.join(s));
+                })
+            })
+        })));
+        assert!(msg.contains("no-suspend region"), "{n} workers: {msg}");
+        assert_eq!(
+            Arc::strong_count(&token),
+            1,
+            "{n} workers: the value was leaked"
+        );
+        let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    let h = s.spawn(|_| -> u32 { panic!("the job's own panic") });
+                    while !h.is_finished() {
+                        s.yield_now();
+                    }
+                    let _region = s.no_suspend();
+                    h.join(s)
+                })
+            })
+        })));
+        assert_eq!(
+            msg, "the job's own panic",
+            "{n} workers: the job's panic was lost"
+        );
+    });
+}
+
 /// Detached jobs return their values to a joining job and to a joining foreign thread.
 #[test]
 fn detached_join_from_jobs_and_threads() {

@@ -293,11 +293,13 @@ impl<T> ScopedJobHandle<'_, T> {
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     pub fn try_join(self, ctx: &Ctx) -> Result<T, Cancelled> {
-        let this = ManuallyDrop::new(self);
-        if !this.slot.is_finished() {
-            this.run_here_if_unstarted(ctx);
+        if !self.slot.is_finished() {
+            self.run_here_if_unstarted(ctx);
         }
-        ctx.wait_core(this.slot.done(), 0);
+        // A wait may unwind once the job finished (a no-suspend region left open, debug
+        // builds): the handle is still owned then, and its drop disposes of the result.
+        ctx.wait_core(self.slot.done(), 0);
+        let this = ManuallyDrop::new(self);
         // SAFETY: `done` is zero; taken once (the handle is consumed, its drop skipped).
         match unsafe { this.slot.take() } {
             Ok(v) => Ok(v),

@@ -104,6 +104,12 @@ impl<T> JobHandle<T> {
     /// Blocks the calling thread (one outside the pool) until the job finished and returns its
     /// value, or re-raises its panic.
     ///
+    /// The thread that built the system is worker 0's thread, and worker 0 runs jobs only
+    /// inside [`JobSystem::run`](crate::JobSystem::run): called there outside `run`, this
+    /// waits forever if only worker 0 can run the job (a one-worker system, or a job pinned to
+    /// `Affinity::Worker(0)`). There, join inside `run` instead:
+    /// `jobs.run(|ctx| handle.join(ctx))`.
+    ///
     /// ```
     /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
     /// let handle = jobs.handle();
