@@ -43,6 +43,7 @@
 //! | [`fault`] | fault-injection sites (empty without the feature) | `sim` |
 //! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
 //! | `blocking` | the blocking lane: threads outside the workers that run [`Ctx::blocking`] calls | `fiber` ([`Ctx`]), `counter` |
+//! | `bridge/` | the async bridge: [`Ctx::block_on`] and its fiber waker; futures over counters, [`JobHandle`]s and `sync` events | `counter`, `park`, `waitlist`, `fiber` ([`Ctx`]), `task`, `worker` (the system a waker keeps alive), `sync` |
 //! | `local` | [`WorkerLocal`]: one value per worker, reached through a [`Ctx`] | `fiber` ([`Ctx`]) |
 //!
 //! ```
@@ -92,6 +93,7 @@
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
 mod blocking;
+mod bridge;
 mod builder;
 mod counter;
 mod deadline;
@@ -134,6 +136,7 @@ pub use scope::Scope;
 pub use scope::ScopedJobHandle;
 pub use system::{Handle, JobSystem};
 pub use task::{JobHandle, JobOptions};
+pub use bridge::{CounterWait, JobHandleFuture};
 pub use worker::WorkerInfo;
 pub use worker::WorkerStats;
 
