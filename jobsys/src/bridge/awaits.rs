@@ -137,7 +137,7 @@ impl Counter {
     /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
     /// let done = Counter::new();
     /// fn work(_: &jobsys::Ctx, _: *mut ()) {}
-    /// let decls: Vec<JobDecl> = (0..8).map(|_| JobDecl::new(work, std::ptr::null_mut())).collect();
+    /// let decls: Vec<JobDecl> = (0..8).map(|_| JobDecl::new(&jobsys::JobMeta::DEFAULT, work, std::ptr::null_mut())).collect();
     /// // SAFETY: the declarations and the counter outlive the jobs (the wait below).
     /// unsafe { jobs.handle().run_jobs(&decls, &done) };
     /// // Any executor: here a minimal one on this thread.
