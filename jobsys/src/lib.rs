@@ -123,6 +123,7 @@ mod waitlist;
 mod wake;
 mod worker;
 
+pub use bridge::{CounterWait, JobHandleFuture};
 pub use builder::Builder;
 pub use counter::Counter;
 pub use error::{BuildError, BuildErrorKind};
@@ -136,7 +137,6 @@ pub use scope::Scope;
 pub use scope::ScopedJobHandle;
 pub use system::{Handle, JobSystem};
 pub use task::{JobHandle, JobOptions};
-pub use bridge::{CounterWait, JobHandleFuture};
 pub use worker::WorkerInfo;
 pub use worker::WorkerStats;
 

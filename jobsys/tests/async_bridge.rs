@@ -99,7 +99,10 @@ fn a_future_woken_from_a_foreign_thread_resumes_its_fiber() {
         });
         io.join().unwrap();
         assert_eq!(got, 42, "{n} workers");
-        assert!(worker_ok, "{n} workers: a parked fiber resumes on its own worker");
+        assert!(
+            worker_ok,
+            "{n} workers: a parked fiber resumes on its own worker"
+        );
     });
 }
 
@@ -274,7 +277,9 @@ fn a_job_handle_awaited_inside_block_on_and_a_counter_from_async() {
 #[test]
 fn a_panic_in_the_awaited_job_reaches_the_awaiter() {
     each_worker_count(|jobs, n| {
-        let h = jobs.handle().spawn_detached(|_| -> u32 { panic!("boom in the job") });
+        let h = jobs
+            .handle()
+            .spawn_detached(|_| -> u32 { panic!("boom in the job") });
         let awaited = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let awaiter = {
             let awaited = awaited.clone();
@@ -300,9 +305,13 @@ fn a_panic_in_the_awaited_job_reaches_the_awaiter() {
             "{n} workers"
         );
         // Inside a job too, through block_on.
-        let h = jobs.handle().spawn_detached(|_| -> u32 { panic!("boom again") });
+        let h = jobs
+            .handle()
+            .spawn_detached(|_| -> u32 { panic!("boom again") });
         let r = jobs.run(|ctx| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.block_on(h.into_future())))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ctx.block_on(h.into_future())
+            }))
         });
         assert_eq!(
             r.expect_err("re-raised").downcast_ref::<&str>(),
@@ -336,7 +345,11 @@ fn a_dropped_future_withdraws_and_an_auto_event_signal_handed_to_it_is_passed_on
         assert!(poll_once(f.as_mut(), &wakes).is_pending());
     }
     c.sub(1);
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "a withdrawn wait is not woken");
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        0,
+        "a withdrawn wait is not woken"
+    );
     // A pending wait is woken by the decrement, once, and is then ready.
     let c = Counter::with_value(2);
     let mut f = pin!(c.wait_async(1));

@@ -2,12 +2,12 @@
 //! core that `sync::Event::wait_async` parks with (see `bridge/mod.rs` for the protocol).
 
 use super::{arm, set_waker, settle};
+use crate::Counter;
 use crate::counter::{CounterCore, WaitNode};
 use crate::park::ParkNode;
+use crate::sync::Validate;
 use crate::task::JobHandle;
 use crate::waitlist::Waiter;
-use crate::Counter;
-use crate::sync::Validate;
 use core::fmt;
 use core::future::{Future, IntoFuture};
 use core::marker::PhantomPinned;

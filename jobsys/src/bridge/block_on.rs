@@ -25,7 +25,10 @@ unsafe fn decode<'a>(data: *const ()) -> (&'a WakeCell, u64) {
     let bits = data as usize;
     let mask = GENS as usize - 1;
     // SAFETY: caller contract: the cell lies in the pool of a live system.
-    (unsafe { &*((bits & !mask) as *const WakeCell) }, (bits & mask) as u64)
+    (
+        unsafe { &*((bits & !mask) as *const WakeCell) },
+        (bits & mask) as u64,
+    )
 }
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);

@@ -76,7 +76,8 @@ impl WakeCell {
         );
         let generation = (s >> 2).wrapping_add(1);
         // Only the fiber leaves IDLE; wakers never change an IDLE state, so a store does.
-        self.state.store(generation << 2 | POLLING, Ordering::Relaxed);
+        self.state
+            .store(generation << 2 | POLLING, Ordering::Relaxed);
         generation
     }
 
@@ -150,8 +151,8 @@ impl WakeCell {
         }
     }
 
-    /// The phase now (tests).
-    #[cfg(test)]
+    /// The phase now (loom tests).
+    #[cfg(all(test, loom))]
     pub(crate) fn phase(&self) -> u64 {
         self.state.load(Ordering::Acquire) & PHASE
     }

@@ -82,7 +82,10 @@ fn loom_a_stale_waker_never_notifies_a_later_block_on() {
         cell.resume(second);
         cell.end(second);
         stale.join().unwrap();
-        assert!(!cell.wake(first % GENS), "a finished block_on's waker does nothing");
+        assert!(
+            !cell.wake(first % GENS),
+            "a finished block_on's waker does nothing"
+        );
     });
 }
 

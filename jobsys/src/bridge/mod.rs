@@ -27,8 +27,8 @@ mod cell;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-pub use awaits::{CounterWait, JobHandleFuture};
 pub(crate) use awaits::ParkAwait;
+pub use awaits::{CounterWait, JobHandleFuture};
 pub(crate) use cell::WakeCell;
 
 use crate::shim::{AtomicBool, Ordering, UnsafeCell};

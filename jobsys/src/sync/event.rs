@@ -2,10 +2,10 @@
 
 use super::{Blocker, HANDOFF, ParkWord, Woken, key_of, park_with_bit};
 use crate::bridge::ParkAwait;
+use crate::shim::{AtomicU8, Ordering};
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use crate::shim::{AtomicU8, Ordering};
 use std::time::Duration;
 
 const SET: u8 = 1;
@@ -256,7 +256,12 @@ impl Future for EventWait<'_> {
                     EventKind::Manual => return Poll::Ready(()),
                     EventKind::Auto => {
                         if state
-                            .compare_exchange_weak(s, s & !SET, Ordering::Acquire, Ordering::Relaxed)
+                            .compare_exchange_weak(
+                                s,
+                                s & !SET,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
                             .is_ok()
                         {
                             return Poll::Ready(());

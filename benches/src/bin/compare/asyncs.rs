@@ -24,7 +24,10 @@ use std::time::Instant;
 fn cell(runs: &[f64], per: f64) -> (f64, String) {
     let s = Sample::of(runs).scaled(per);
     let max = runs.iter().copied().fold(f64::MIN, f64::max) / per;
-    (s.median, format!("{:.1} ({:.1}–{:.1})", s.median, s.min, max))
+    (
+        s.median,
+        format!("{:.1} ({:.1}–{:.1})", s.median, s.min, max),
+    )
 }
 
 /// A one-value async mailbox (std mutex and a waker slot), the same on both sides.
