@@ -18,6 +18,10 @@
 //!   park's validation runs under the bucket lock and parks only while the state is `PARKED`,
 //!   so either it sees `NOTIFIED` and does not park, or the fiber's node is linked when the
 //!   unpark looks.
+//! - **Two wakers.** A waker that finds `NOTIFIED` (another waker got there first) still
+//!   writes the state (a compare-exchange to the same value), so the fiber's next swap to
+//!   `POLLING` acquires what this waker wrote before it woke; a plain load would let that write
+//!   and the swap pass each other, and the fiber could poll, miss it, and park for good.
 //! - **Stale wakers.** A waker carries its generation (modulo [`GENS`]); one of a finished
 //!   `block_on` finds another generation or `IDLE` and changes nothing. Its unpark may still
 //!   be on its way and land on a later park of the same fiber on the same key: that park wakes,
@@ -131,8 +135,28 @@ impl WakeCell {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             let phase = s & PHASE;
-            if (s >> 2) % GENS != tag || !(phase == POLLING || phase == PARKED) {
-                return false; // another generation, not started, over, or already notified
+            if (s >> 2) % GENS != tag || phase == IDLE {
+                return false; // another generation, not started, or over
+            }
+            if phase == NOTIFIED {
+                // Already notified, but not by us: publish our writes with an RMW all the same.
+                // A plain load would let the fiber's `resume` (its swap to POLLING) and our
+                // writes before this wake pass each other (store buffering): the fiber would
+                // poll without seeing them and park, and we would not wake it — a lost wake-up
+                // that the loom model `loom_two_wakers_one_park` found. The RMW sits in the
+                // state's modification order before that swap, which then acquires it.
+                match self.state.compare_exchange_weak(
+                    s,
+                    s,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return false,
+                    Err(x) => {
+                        s = x;
+                        continue;
+                    }
+                }
             }
             match self.state.compare_exchange_weak(
                 s,
