@@ -145,12 +145,10 @@ impl WakeCell {
                 // poll without seeing them and park, and we would not wake it — a lost wake-up
                 // that the loom model `loom_two_wakers_one_park` found. The RMW sits in the
                 // state's modification order before that swap, which then acquires it.
-                match self.state.compare_exchange_weak(
-                    s,
-                    s,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
+                match self
+                    .state
+                    .compare_exchange_weak(s, s, Ordering::AcqRel, Ordering::Acquire)
+                {
                     Ok(_) => return false,
                     Err(x) => {
                         s = x;
