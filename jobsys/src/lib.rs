@@ -43,6 +43,7 @@
 //! | [`fault`] | fault-injection sites (empty without the feature) | `sim` |
 //! | [`profile`] | profiler hooks (empty without the feature) | `job` ([`JobMeta`]), `panic` |
 //! | `blocking` | the blocking lane: threads outside the workers that run [`Ctx::blocking`] calls | `fiber` ([`Ctx`]), `counter` |
+//! | `bridge/` | the async bridge: [`Ctx::block_on`] and its fiber waker; futures over counters, [`JobHandle`]s and `sync` events | `counter`, `park`, `waitlist`, `fiber` ([`Ctx`]), `task`, `worker` (the system a waker keeps alive), `sync` |
 //! | `local` | [`WorkerLocal`]: one value per worker, reached through a [`Ctx`] | `fiber` ([`Ctx`]) |
 //! | `cancel` | [`Cancelled`], [`CancelToken`], and the cancellation nodes of scopes (a leaf: `fiber/` keeps the node current on a fiber, `scope/` owns one per scope) | nothing but `shim` and `panic` |
 //! | [`promise`] | [`Deferred`](promise::Deferred) values (lazy work, eager handles) and their combinators | `fiber` ([`Ctx`]), `scope`, `task` ([`JobHandle`]), `cancel` |
@@ -94,6 +95,7 @@
 //! full, migration mode included, are in the source repository's `docs/safety.md`.
 
 mod blocking;
+mod bridge;
 mod builder;
 mod cancel;
 mod counter;
@@ -125,6 +127,7 @@ mod waitlist;
 mod wake;
 mod worker;
 
+pub use bridge::{CounterWait, JobHandleFuture};
 pub use builder::Builder;
 pub use cancel::{CancelToken, Cancelled};
 pub use counter::Counter;

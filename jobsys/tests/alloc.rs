@@ -594,6 +594,59 @@ fn blocking_lane_threads_have_started_when_build_returns() {
     }
 }
 
+/// One frame of the async bridge: `block_on` of ready futures, and a `block_on` that parks on
+/// an event's `wait_async` (its fiber waker cloned into the event's wait node) until a sibling
+/// job sets it.
+fn async_frame(jobs: &JobSystem, event: &jobsys::sync::Event) -> u64 {
+    jobs.run(|ctx| {
+        let mut sum = 0u64;
+        for i in 0..100u64 {
+            sum += ctx.block_on(std::future::ready(i));
+        }
+        let (a, b) = ctx.join(
+            |c| {
+                c.block_on(async {
+                    event.wait_async().await;
+                    1u64
+                })
+            },
+            |_| {
+                event.set();
+                2u64
+            },
+        );
+        sum + a + b
+    })
+}
+
+fn steady_state_block_on_allocates_nothing() {
+    for workers in [1, 2, 4] {
+        // No blocking lane: its idle threads would never run a job here, so on a loaded machine
+        // std's start-up of one (its name) could land inside the count.
+        let jobs = JobSystem::builder()
+            .workers(workers)
+            .blocking_threads(0)
+            .build()
+            .unwrap();
+        let event = jobsys::sync::Event::new(jobsys::sync::EventKind::Auto);
+        for _ in 0..20 {
+            assert_eq!(async_frame(&jobs, &event), 4953);
+        }
+        let allocs = count_allocs(|| {
+            for _ in 0..100 {
+                assert_eq!(async_frame(&jobs, &event), 4953);
+            }
+        });
+        assert_eq!(
+            allocs,
+            0,
+            "{allocs} heap allocations in 100 warmed-up async-bridge frames at {workers} \
+             workers; the first: {}",
+            first_alloc()
+        );
+    }
+}
+
 type Check = (&'static str, fn());
 
 /// Runs the checks one at a time and prints libtest-style lines; exits non-zero if any check
@@ -603,7 +656,7 @@ fn main() {
     if std::env::var_os(STALL_CHILD).is_some() {
         stall_report_child();
     }
-    let checks: [Check; 7] = [
+    let checks: [Check; 8] = [
         (
             "allocations_inside_jobs_on_other_workers_are_counted",
             allocations_inside_jobs_on_other_workers_are_counted,
@@ -631,6 +684,10 @@ fn main() {
         (
             "blocking_lane_threads_have_started_when_build_returns",
             blocking_lane_threads_have_started_when_build_returns,
+        ),
+        (
+            "steady_state_block_on_allocates_nothing",
+            steady_state_block_on_allocates_nothing,
         ),
     ];
     let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);

@@ -13,4 +13,4 @@ mod word;
 
 pub(crate) use wait::{WaitNode, block_thread_until};
 pub use word::Counter;
-pub(crate) use word::{CounterCore, cancel};
+pub(crate) use word::{CounterCore, cancel, with_linked};

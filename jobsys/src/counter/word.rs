@@ -231,6 +231,26 @@ fn wake_cold(counter: *const CounterCore, reached: u32) {
     }
 }
 
+/// Runs `f` on `node` under its bucket lock if it is still linked on `counter`'s list (an async
+/// waiter updating its `Waker`, or `unlink`ing itself when its future is dropped) and returns
+/// true; false when a decrement unlinked it first (that decrement owns the wake, and the
+/// waiter's `done` says when it is over). The node is dereferenced only while linked.
+pub(crate) fn with_linked(
+    counter: *const CounterCore,
+    node: *mut WaitNode,
+    f: impl FnOnce(&mut crate::waitlist::Locked<'_, WaitNode>, *mut WaitNode),
+) -> bool {
+    let mut list = waits().lock(counter as usize);
+    if list
+        .find(|n| core::ptr::eq(n, node) && n.counter == counter)
+        .is_none()
+    {
+        return false;
+    }
+    f(&mut list, node);
+    true
+}
+
 /// Takes a timed wait's `node` (of park `stamp`) off `counter`'s list if it is still there
 /// and wakes its waiter; false if a decrement took it first (and owns the wake) or the wait is
 /// over. The race is settled by who unlinks the node under the bucket lock, as for parks (see

@@ -72,6 +72,9 @@ pub(crate) struct FiberSlot {
     /// Pinned jobs (affinity other than `Any`) on this fiber's stack; a fiber with any may
     /// never resume on another worker, even in migration mode. Written by the fiber only.
     pinned: AtomicU32,
+    /// The waker state of a `Ctx::block_on` on this fiber (`bridge/`); its address is what the
+    /// fiber's wakers point at, so it never moves (the slots are a boxed slice).
+    pub(crate) wake: crate::bridge::WakeCell,
 }
 
 // SAFETY: the coroutine is only touched by the one worker that owns the fiber's current state
@@ -265,6 +268,7 @@ impl FiberPool {
                 wait_detail: AtomicU64::new(0),
                 job: AtomicPtr::new(core::ptr::null_mut()),
                 pinned: AtomicU32::new(0),
+                wake: crate::bridge::WakeCell::new(),
             });
             let free = if class == StackClass::Small {
                 &free_small

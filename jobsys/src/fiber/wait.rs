@@ -231,6 +231,11 @@ impl Ctx {
         }
     }
 
+    /// This fiber's `block_on` state (see `bridge/`).
+    pub(crate) fn wake_cell(&self) -> &crate::bridge::WakeCell {
+        &self.shared().fibers.slot(self.fiber).wake
+    }
+
     /// This fiber as a waiter, recorded in the pool's deadlock report as waiting on `on` for
     /// `target` (`SYNC_WAIT`: `on` is a primitive's address, not a counter).
     fn waiter_on(&self, on: *const CounterCore, target: u32) -> Waiter {

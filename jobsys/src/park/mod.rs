@@ -324,6 +324,31 @@ pub(crate) unsafe fn unlink_group(nodes: *mut ParkNode, n: usize) {
     }
 }
 
+/// Runs `f` on `node` under its bucket lock if it is still linked on `key` (an async waiter
+/// updating its `Waker`, or unlinking itself when its future is dropped) and returns true; false
+/// when an unparker unlinked it first (it owns the wake, and the waiter's `done` says when it is
+/// over). The node is dereferenced only while linked.
+pub(crate) fn with_linked(
+    key: usize,
+    node: *mut ParkNode,
+    f: impl FnOnce(&mut crate::waitlist::Locked<'_, ParkNode>, *mut ParkNode),
+) -> bool {
+    let mut list = table().lock(key);
+    if list.find(|n| ptr::eq(n, node) && n.key == key).is_none() {
+        return false;
+    }
+    f(&mut list, node);
+    true
+}
+
+/// The waiter of an own (non-group) node.
+pub(crate) fn own_waiter(node: &ParkNode) -> &Waiter {
+    match &node.wake {
+        Wake::Own(w) => w,
+        Wake::Group { .. } => unreachable!("a group node"),
+    }
+}
+
 /// Takes a timed park's node off its list if it is still there (matched by address *and*
 /// stamp) and wakes its waiter with [`TOKEN_TIMED_OUT`] — or, for a group node, claims the
 /// group as timed out and wakes its waiter. Returns false if an unparker got there first (it

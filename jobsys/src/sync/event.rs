@@ -1,7 +1,11 @@
 //! `Event`: manual- or auto-reset signal.
 
-use super::{Blocker, HANDOFF, Woken, key_of, park_with_bit};
+use super::{Blocker, HANDOFF, ParkWord, Woken, key_of, park_with_bit};
+use crate::bridge::ParkAwait;
 use crate::shim::{AtomicU8, Ordering};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 use std::time::Duration;
 
 const SET: u8 = 1;
@@ -115,6 +119,38 @@ impl Event {
         }
     }
 
+    /// A future that is ready once the event is set (for an auto-reset event: once this
+    /// waiter consumed a signal): wait for the event from async code running anywhere.
+    ///
+    /// The future parks its waker on the event like a parked fiber (no allocation) and
+    /// re-checks the event under the same lock as [`set`](Self::set), so a `set` racing the
+    /// registration is never lost. Dropping it withdraws the wait; an auto-reset signal that
+    /// was already handed to it then goes to the next waiter (or stays set).
+    ///
+    /// ```
+    /// use jobsys::sync::{Event, EventKind};
+    /// let jobs = jobsys::JobSystem::builder().workers(2).build()?;
+    /// let ready = Event::new(EventKind::Manual);
+    /// let v = jobs.run(|ctx| {
+    ///     ctx.join(
+    ///         |c| c.block_on(async { ready.wait_async().await; 1 }),
+    ///         |_| { ready.set(); 2 },
+    ///     )
+    /// });
+    /// assert_eq!(v, (1, 2));
+    /// # Ok::<(), jobsys::BuildError>(())
+    /// ```
+    pub fn wait_async(&self) -> EventWait<'_> {
+        EventWait {
+            event: self,
+            park: ParkAwait::new(
+                key_of(&self.state),
+                validate,
+                (&self.state as *const AtomicU8).cast(),
+            ),
+        }
+    }
+
     /// Sets the event: a manual-reset event releases every waiter; an auto-reset event releases
     /// the longest waiter, or stays set for the next `wait` if nobody waits.
     pub fn set(&self) {
@@ -172,4 +208,85 @@ impl Event {
 unsafe fn validate(data: *const ()) -> bool {
     // SAFETY: caller contract.
     unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed) == PARKED
+}
+
+/// A future that is ready once an [`Event`] is set (see [`Event::wait_async`]).
+#[must_use = "futures do nothing unless awaited"]
+pub struct EventWait<'a> {
+    event: &'a Event,
+    park: ParkAwait,
+}
+
+impl core::fmt::Debug for EventWait<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EventWait")
+            .field("event", &self.event)
+            .finish()
+    }
+}
+
+// SAFETY: the node's raw pointers are dereferenced only under the park table's protocol (the
+// bucket lock, or after `done`); the event is `Sync`.
+unsafe impl Send for EventWait<'_> {}
+// SAFETY: `&EventWait` reaches only `Debug` (an atomic load).
+unsafe impl Sync for EventWait<'_> {}
+
+impl Future for EventWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: we never move the node out of the pinned future.
+        let this = unsafe { self.get_unchecked_mut() };
+        let state = &this.event.state;
+        loop {
+            if this.park.linked() {
+                match this.park.poll_linked(cx) {
+                    None => return Poll::Pending,
+                    Some(HANDOFF) => {
+                        // The setter's writes before `set` are visible to the awaiter.
+                        crate::shim::fence(Ordering::Acquire);
+                        return Poll::Ready(());
+                    }
+                    Some(_) => {}
+                }
+            }
+            let s = state.load(Ordering::Acquire);
+            if s & SET != 0 {
+                match this.event.kind {
+                    EventKind::Manual => return Poll::Ready(()),
+                    EventKind::Auto => {
+                        if state
+                            .compare_exchange_weak(
+                                s,
+                                s & !SET,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            return Poll::Ready(());
+                        }
+                        continue;
+                    }
+                }
+            }
+            if !state.try_set(s.into(), PARKED.into()) {
+                continue;
+            }
+            // SAFETY: pinned; the validator reads the event's state, borrowed for the
+            // future's life (the node is withdrawn in `Drop` at the latest).
+            if unsafe { this.park.publish(cx) } {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Drop for EventWait<'_> {
+    fn drop(&mut self) {
+        // A signal handed to a waiter that will never see it: pass it on.
+        if self.park.cancel() == Some(HANDOFF) && self.event.kind == EventKind::Auto {
+            self.event.set();
+        }
+    }
 }

@@ -61,7 +61,7 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use channel::{
     Channel, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, EventWait};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use select::{MAX_ARMS, RecvArm, SelectArm, SendArm, select, select_timeout, try_select};

@@ -136,6 +136,17 @@ impl<T> JobHandle<T> {
         self.take()
     }
 
+    /// The counter the job brings to zero as its last touch (the async bridge awaits it).
+    pub(crate) fn done_core(&self) -> &crate::counter::CounterCore {
+        self.slot().done()
+    }
+
+    /// The result, once [`done_core`](Self::done_core) was seen at zero (the async bridge);
+    /// re-raises the job's panic.
+    pub(crate) fn take_finished(self) -> T {
+        self.take()
+    }
+
     /// The result once `done` is zero; frees the record.
     fn take(self) -> T {
         let this = ManuallyDrop::new(self);

@@ -1,7 +1,7 @@
 //! Who a wait node wakes, the one way to wake it, and the one way a plain OS thread blocks.
 
 use crate::shim::thread::{self, Thread};
-use crate::shim::{AtomicBool, Ordering};
+use crate::shim::{AtomicBool, Ordering, UnsafeCell};
 use crate::worker::Shared;
 
 /// How to resume a waiter.
@@ -10,9 +10,25 @@ pub(crate) enum Waiter {
     Fiber { shared: *const Shared, fiber: u32 },
     /// A blocked OS thread (off the worker pool): `done` then unpark.
     Thread { thread: Thread, done: AtomicBool },
+    /// An async task (a future awaiting a counter or a primitive, see `bridge/`): take its
+    /// `Waker`, store `done`, then wake it. The future writes `waker` only while it owns the
+    /// node (before publishing it, or under the bucket lock while the node is linked), and
+    /// frees the node only after `done` (see `bridge::Await`).
+    Task {
+        waker: UnsafeCell<Option<core::task::Waker>>,
+        done: AtomicBool,
+    },
 }
 
 impl Waiter {
+    /// An async task's waiter, with no waker yet (the future sets it before each publication).
+    pub(crate) fn task() -> Self {
+        Waiter::Task {
+            waker: UnsafeCell::new(None),
+            done: AtomicBool::new(false),
+        }
+    }
+
     /// The calling OS thread, as a waiter.
     pub(crate) fn thread() -> Self {
         Waiter::Thread {
@@ -44,6 +60,17 @@ impl Waiter {
                 // Release pairs with the blocked thread's Acquire: it sees what we wrote.
                 done.store(true, Ordering::Release);
                 thread::unpark(&thread);
+            }
+            Waiter::Task { waker, done } => {
+                // SAFETY: the caller owns the node (it unlinked it): the future does not touch
+                // `waker` until it sees `done`.
+                let waker = waker.with_mut(|w| unsafe { (*w).take() });
+                // Release pairs with the future's Acquire: after this store the future may
+                // free the node, so nothing below touches it.
+                done.store(true, Ordering::Release);
+                if let Some(w) = waker {
+                    w.wake();
+                }
             }
         }
     }

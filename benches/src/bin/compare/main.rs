@@ -9,7 +9,9 @@
 //! - `--workers T`: threads that run jobs, the submitting one included (default: all cores);
 //! - `--only`: a comma-separated list of workloads (`W1`, `W1b`, `W2`, `W2a`, `W2b`, `W3`,
 //!   `W4` (or `parfor`), `W5`, `W6`, the "Beyond throughput" figures `sync`, `idle` and `wake`, and `arena`);
-//!   `W1b` also runs `W1`, which it is compared with. Without it every workload runs, `idle`
+//!   `W1b` also runs `W1`, which it is compared with; `async`: the async bridge
+//!   (`Ctx::block_on` of a ready future, a ping-pong between an async task and a job) against
+//!   `pollster::block_on` on plain threads (see `asyncs.rs`). Without it every workload runs, `idle`
 //!   and `wake` last;
 //! - `--runs N`: timed runs per value, after one untimed warm-up; the median is reported (and
 //!   the min). Default 5 (3 with `--quick`). W4 always makes 10 timed passes (3 with `--quick`)
@@ -38,6 +40,7 @@
 //! the arena section, and `session.rs` what they share (the rows and notes being built, the pools, the cell format).
 
 mod arena;
+mod asyncs;
 mod beyond;
 mod session;
 mod throughput;
@@ -55,7 +58,7 @@ pub(crate) struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("compare: {msg}");
     eprintln!(
-        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4|parfor,W5,W6,idle,wake,sync,arena] [--runs N] [--quick]"
+        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4|parfor,W5,W6,idle,wake,sync,arena,async] [--runs N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -100,7 +103,7 @@ fn parse_args() -> Args {
                 for w in &list {
                     if ![
                         "w1", "w1b", "w2", "w2a", "w2b", "w3", "w4", "w5", "w6", "idle", "wake",
-                        "sync", "arena",
+                        "sync", "arena", "async",
                     ]
                     .contains(&w.as_str())
                     {
@@ -172,6 +175,7 @@ fn main() {
     throughput::w6(&mut b);
     beyond::sync(&mut b);
     arena::arena(&mut b);
+    asyncs::asyncs(&mut b);
     beyond::idle(&mut b);
     beyond::wake(&mut b);
     let Session { rows, notes, .. } = b;
