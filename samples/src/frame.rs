@@ -27,10 +27,10 @@
 
 use crate::raw::{RawTask, run_batch};
 use crate::world::{
-    Agent, Body, Clip, DrawCmd, ENCODE_CHUNK, Grid, Input, PLANS_PER_FRAME, STREAM_LATENCY,
-    World, animate, apply_plans, build_draws, camera, cell_keys, cell_starts, cull, decompress,
-    draw_order, encode, gather_bodies, install_clip, integrate, load_asset, plan_agent, plan_path, present,
-    read_input, steer,
+    Agent, Body, Clip, DrawCmd, ENCODE_CHUNK, Grid, Input, PLANS_PER_FRAME, STREAM_LATENCY, World,
+    animate, apply_plans, build_draws, camera, cell_keys, cell_starts, cull, decompress,
+    draw_order, encode, gather_bodies, install_clip, integrate, load_asset, plan_agent, plan_path,
+    present, read_input, steer,
 };
 use jobsys::sync::Channel;
 use jobsys::{
@@ -237,7 +237,10 @@ fn run_frame<'f>(
 
     // Ask for the clip that animation needs STREAM_LATENCY frames from now.
     if n + STREAM_LATENCY < frames {
-        stream.requests.send(ctx, n).expect("the asset stream is open");
+        stream
+            .requests
+            .send(ctx, n)
+            .expect("the asset stream is open");
     }
 
     // 1. Input, on the main thread.
@@ -310,7 +313,10 @@ fn run_frame<'f>(
 
     // 5. The asset requested STREAM_LATENCY frames ago; parks if it is late.
     if n >= STREAM_LATENCY {
-        let (id, clip) = stream.results.recv(ctx).expect("the stream answers every request");
+        let (id, clip) = stream
+            .results
+            .recv(ctx)
+            .expect("the stream answers every request");
         assert_eq!(id, n - STREAM_LATENCY, "assets arrive in request order");
         install_clip(&mut world.clips, id, clip);
     }

@@ -25,9 +25,7 @@
 
 use jobsys_profiling::ChromeTrace;
 use jobsys_samples::frame::{Report, build_system, simulate};
-use jobsys_samples::world::{
-    DEFAULT_ENTITIES, SequentialScratch, World, run_frame_sequential,
-};
+use jobsys_samples::world::{DEFAULT_ENTITIES, SequentialScratch, World, run_frame_sequential};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,7 +179,11 @@ fn run(args: &Args) -> ExitCode {
     );
     print_counters(&report, workers);
     let allocs: u64 = report.allocations[warm..].iter().sum();
-    let max_allocs = report.allocations[warm..].iter().max().copied().unwrap_or(0);
+    let max_allocs = report.allocations[warm..]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0);
     println!(
         "heap allocations per frame: {} after warm-up ({allocs} in {measured} frames, at most {max_allocs} in one; {} during {} warm-up frames)",
         allocs / measured,
@@ -237,7 +239,9 @@ fn sweep(args: &Args, counts: &[usize]) -> ExitCode {
     let warm = args.warmup as usize;
     let seq = Stats::of(&sequential_times[warm..]);
     println!();
-    println!("| workers | mean ms | p50 ms | p99 ms | max ms | speedup | jobs/frame | steals/frame | checksum |");
+    println!(
+        "| workers | mean ms | p50 ms | p99 ms | max ms | speedup | jobs/frame | steals/frame | checksum |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
         "| sequential | {:.2} | {:.2} | {:.2} | {:.2} | 1.00x | — | — | reference |",

@@ -20,10 +20,19 @@ pub trait RawTask: Send {
 /// # Panics
 /// If a task panicked (the raw layer poisons the counter; the payload is reported by the
 /// panic hook).
-pub fn run_batch<T: RawTask>(ctx: &Ctx, arena: FrameArena<'_>, meta: &'static JobMeta, tasks: &mut [T]) {
+pub fn run_batch<T: RawTask>(
+    ctx: &Ctx,
+    arena: FrameArena<'_>,
+    meta: &'static JobMeta,
+    tasks: &mut [T],
+) {
     let mut decls = arena.vec_with_capacity::<JobDecl>(tasks.len());
     for task in tasks.iter_mut() {
-        decls.push(JobDecl::new(meta, entry::<T>, std::ptr::from_mut(task).cast()));
+        decls.push(JobDecl::new(
+            meta,
+            entry::<T>,
+            std::ptr::from_mut(task).cast(),
+        ));
     }
     let done = Counter::new();
     // SAFETY: (the caller contract of `run_jobs`, established here) every declaration points
@@ -34,7 +43,11 @@ pub fn run_batch<T: RawTask>(ctx: &Ctx, arena: FrameArena<'_>, meta: &'static Jo
     // and it returns only once every job finished.
     unsafe { ctx.run_jobs(&decls, &done) };
     ctx.wait_for_counter(&done, 0);
-    assert!(!done.is_poisoned(), "a job of the raw batch '{}' panicked", meta.name);
+    assert!(
+        !done.is_poisoned(),
+        "a job of the raw batch '{}' panicked",
+        meta.name
+    );
 }
 
 /// Entry point of a job of `run_batch`.

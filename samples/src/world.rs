@@ -193,7 +193,11 @@ impl World {
         let h = geometry.half * 0.95;
         let bodies = (0..entities as u64)
             .map(|i| Body {
-                pos: [unit(i, 0) * h, 1.0 + (unit(i, 1) + 1.0) * 5.0, unit(i, 2) * h],
+                pos: [
+                    unit(i, 0) * h,
+                    1.0 + (unit(i, 1) + 1.0) * 5.0,
+                    unit(i, 2) * h,
+                ],
                 vel: [unit(i, 3), 0.0, unit(i, 4)],
             })
             .collect();
@@ -585,7 +589,10 @@ pub fn encode(chunk: &[DrawCmd]) -> u64 {
 
 /// Present: "submit" the frame's encoded chunks — fold them into the running hash.
 pub fn present(encoded: &[u64], draws: usize, presented: u64) -> u64 {
-    fnv(encoded.iter().fold(presented, |h, &e| fnv(h, e)), draws as u64)
+    fnv(
+        encoded.iter().fold(presented, |h, &e| fnv(h, e)),
+        draws as u64,
+    )
 }
 
 /// The asset stream's "file read" for asset `id`: the quantised clip as stored.
