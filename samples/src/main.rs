@@ -20,7 +20,7 @@
 //! report can say what a frame allocates after warm-up: nothing.
 //!
 //! ```text
-//! cargo run --release -p jobsys-samples --bin game-frame -- --frames 240 --workers 4
+//! cargo run --release -p jobsys-samples --bin game-frame -- --frames 120 --workers 4
 //! ```
 
 use jobsys_profiling::ChromeTrace;
@@ -355,7 +355,7 @@ const USAGE: &str = "usage: game-frame [--entities N] [--frames N] [--warmup N] 
                   [--sweep T1,T2,..] [--check-allocations] [--trace FILE] [--svg FILE]
                   [--wait-for-profiler[=SECS]]
   --entities N  entities in the world (default 100000)
-  --frames N    frames to simulate (default 240)
+  --frames N    frames to simulate (default 120)
   --warmup N    first frames left out of the figures (default 10, at most frames - 1)
   --workers T   worker threads, the main thread included (default: one per physical core)
   --sweep LIST  run at each worker count of LIST (e.g. 1,2,4) and print a scaling table
@@ -389,7 +389,7 @@ impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut parsed = Args {
             entities: DEFAULT_ENTITIES,
-            frames: 240,
+            frames: 120,
             warmup: 10,
             workers: None,
             sweep: None,
