@@ -134,6 +134,7 @@ pub fn simulate(
     });
     let presented = AtomicU64::new(world.presented);
     jobs.run(|ctx| {
+        prewarm_scope_pool(ctx, world.len());
         let streamer = {
             let stream = Arc::clone(&stream);
             let opts = JobOptions::new("asset stream").priority(Priority::Low);
@@ -165,6 +166,38 @@ pub fn simulate(
     });
     world.presented = presented.into_inner();
     report
+}
+
+/// Fills jobsys's pool of scope record blocks before the first frame.
+///
+/// A scope body keeps its first spawns' records on its own stack and the rest in 64 KiB blocks
+/// from a system-wide pool, which allocates a block only when more are in use at once than
+/// ever before. How many the frames hold at once depends on how their scopes happen to
+/// overlap (render of frame N beside frame N + 1's body), so without this a frame long after
+/// warm-up could still allocate one. Four nested scopes, each with twice the records of the
+/// frame's widest scope (steering), each record bigger than any of the frame's, hold more
+/// blocks at once than the frame's scopes can; the pool keeps them for the frames.
+fn prewarm_scope_pool(ctx: &Ctx, entities: usize) {
+    fn level(ctx: &Ctx, depth: usize, records: usize) {
+        if depth == 0 {
+            return;
+        }
+        ctx.scope(|s| {
+            for i in 0..records {
+                // 256 bytes of captures: more than any frame job's closure.
+                let payload = [i as u64; 32];
+                s.spawn(move |_| {
+                    std::hint::black_box(payload);
+                });
+            }
+            level(s, depth - 1, records);
+        });
+    }
+    level(
+        ctx,
+        4,
+        2 * (entities.div_ceil(STEER_CHUNK) + PLANS_PER_FRAME),
+    );
 }
 
 impl Report {
