@@ -174,9 +174,10 @@ pub fn simulate(
 /// from a system-wide pool, which allocates a block only when more are in use at once than
 /// ever before. How many the frames hold at once depends on how their scopes happen to
 /// overlap (render of frame N beside frame N + 1's body), so without this a frame long after
-/// warm-up could still allocate one. Four nested scopes, each with twice the records of the
-/// frame's widest scope (steering), each record bigger than any of the frame's, hold more
-/// blocks at once than the frame's scopes can; the pool keeps them for the frames.
+/// warm-up could still allocate one. At most three of the frames' scopes are open at once
+/// (animation beside culling, and the previous frame's render), none with more records than
+/// steering's. Four nested scopes, each with twice steering's records, each record bigger
+/// than any of the frame's, hold more blocks at once than that; the pool keeps them.
 fn prewarm_scope_pool(ctx: &Ctx, entities: usize) {
     fn level(ctx: &Ctx, depth: usize, records: usize) {
         if depth == 0 {
