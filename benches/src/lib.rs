@@ -6,7 +6,9 @@
 //! - [`on_jobsys`]: jobsys (`Ctx::join`, `Ctx::scope`, raw `JobDecl` batches, park/unpark);
 //! - [`on_rayon`]: the rayon idioms the design document names (`rayon::join`, `rayon::scope`,
 //!   `par_chunks_mut`);
-//! - [`on_corosensei`]: the raw corosensei resume/suspend round trip (W1).
+//! - [`on_corosensei`]: the raw corosensei resume/suspend round trip (W1);
+//! - [`frame_sample`]: the game-frame sample's frame (the world and kernels of
+//!   `jobsys-samples`) on rayon and on bevy_tasks.
 //!
 //! This root module holds what the systems share: the `spin` work unit and its calibration,
 //! the expected results, the W4 arrays and kernel, the W5 frame bookkeeping and statistics,
@@ -17,6 +19,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod frame_sample;
 pub mod on_corosensei;
 pub mod on_jobsys;
 pub mod on_rayon;

@@ -1,299 +1,81 @@
 //! # game-frame — an engine frame loop on jobsys
 //!
-//! Every frame of a game engine is a chain of dependent stages, each of which is wide enough
-//! to split into many jobs. This sample runs such a chain over a few thousand entities:
+//! A game's frame over 100,000 entities (`--entities`): input on the main thread, a uniform
+//! grid for the broad phase (keys, parallel sort, cell starts), path plans with long tails and
+//! crowd steering that reads each agent's neighbours, physics with contacts (a raw `JobDecl`
+//! batch behind a safe typed helper), pose blending beside frustum culling, a draw list, and a
+//! render stage — sort by material and depth, encode, present on the main thread — that runs
+//! beside the next frame's logic. An asset stream reads on the blocking lane and finishes each
+//! asset four frames later, in a background job. Two frames in flight; all scratch in the
+//! frames' arenas; over 1,000 jobs a frame. The stages are in `frame.rs`, the world and its
+//! kernels in `world.rs` (the library `jobsys_samples`, which `compare` in `jobsys-benches`
+//! also runs on rayon and bevy_tasks).
+//!
+//! The simulation is deterministic, so the sample checks itself: after the timed frames it
+//! runs the same frames again on one thread with plain loops, times them, and compares the
+//! checksums of the whole world and of every draw command presented. Exit status 1 means they
+//! differed (or, with `--check-allocations`, that a frame after warm-up allocated).
+//!
+//! A counting global allocator (below) counts every heap allocation of the process, so the
+//! report can say what a frame allocates after warm-up: nothing.
 //!
 //! ```text
-//!  input ──► physics ──► animation ─┬─► culling ──► render build ──► present
-//!  (main     (raw batch,  AI ────────┘   (scope)      (scope)          (main
-//!   thread)   counter)   (join of two scopes)                           thread)
-//! ```
-//!
-//! - **input** and **present** are pinned to worker 0, the thread that called
-//!   `JobSystem::run` — where window, input and GPU-device calls must happen.
-//! - **physics** uses the raw, Naughty-Dog-style layer: an array of `JobDecl`s (entry function
-//!   plus data pointer), submitted in one call and waited on through a `Counter`.
-//! - **animation** and **AI** only read physics' output, so they run side by side with
-//!   `Ctx::join`; each half fans out over chunks of its own data with a scope.
-//! - **culling** and **render build** use scopes whose jobs borrow the frame's data mutably,
-//!   one disjoint chunk per job.
-//!
-//! Waiting never blocks a thread: a stage that waits parks its *fiber*, and the worker runs
-//! the stage's jobs meanwhile.
-//!
-//! The simulation is deterministic, so the sample checks itself: after the last frame it runs
-//! the same frames again on one thread with plain loops and compares checksums of the whole
-//! world and of every draw command presented. A job that ran twice, never ran, or ran before
-//! its inputs were ready would change the checksum. Exit status 1 means they differed.
-//!
-//! The world itself (data, the stages' kernels, the sequential reference) is in `world.rs`;
-//! this file is the job-system driver: the frame as jobs, the timing and the self-check.
-//!
-//! ```text
-//! cargo run --release -p jobsys-samples --bin game-frame -- --frames 300 --workers 4
+//! cargo run --release -p jobsys-samples --bin game-frame -- --frames 120 --workers 4
 //! ```
 
-use jobsys::{Affinity, Counter, Ctx, JobDecl, JobSystem, job_meta};
 use jobsys_profiling::ChromeTrace;
+use jobsys_samples::frame::{Report, build_system, simulate};
+use jobsys_samples::world::{DEFAULT_ENTITIES, SequentialScratch, World, run_frame_sequential};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-mod world;
+// ── Counting every heap allocation ──────────────────────────────────────────────────────────
 
-use world::{
-    AI_CHUNK, ANIMATION_CHUNK, Agent, Body, CULL_CHUNK, DrawCmd, ENTITIES, Input, PHYSICS_CHUNK,
-    World, animate, build_commands, camera, cull, integrate, present, read_input,
-    simulate_sequential, think,
-};
+/// The system allocator, counting allocations (and reallocations) in [`ALLOCATIONS`].
+struct Counting;
 
-// ── One frame on the job system ──────────────────────────────────────────────────────────────
+/// Heap allocations and reallocations of the whole process so far.
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Pinned to worker 0, the main thread: where an engine talks to the OS and the GPU.
-const MAIN_THREAD: Affinity = Affinity::Worker(0);
-
-/// Runs one frame as jobs and returns how many jobs it submitted.
-///
-/// Each stage waits for the previous one. The waits park this fiber; the worker thread that
-/// ran it helps with the stage's jobs meanwhile.
-fn run_frame(ctx: &Ctx, world: &mut World, physics: &mut PhysicsBatch, frame: u64) -> usize {
-    let mut jobs = 0;
-
-    // 1. Input, on the main thread. A scope job may write to the stack of the code that
-    //    opened the scope: the scope returns only after its jobs finished.
-    let mut input = Input::default();
-    ctx.scope(|s| {
-        let input = &mut input;
-        s.spawn_with(job_meta!("input", affinity(MAIN_THREAD)), move |s| {
-            assert_eq!(
-                s.worker_index(),
-                0,
-                "a job pinned to the main thread ran elsewhere"
-            );
-            *input = read_input(frame);
-        });
-    });
-    jobs += 1;
-
-    // 2. Physics, with the raw layer (see `PhysicsBatch`). While the batch runs, this fiber
-    //    prepares the camera for culling: in the raw layer, the submitter keeps working until
-    //    it chooses to wait.
-    let (batch, cam) = physics.run(ctx, &mut world.bodies, &world.agents, &input, || {
-        camera(frame)
-    });
-    jobs += batch;
-
-    // 3. Animation and AI both read the bodies physics just moved, and write disjoint arrays,
-    //    so they run in parallel: `join` runs the first closure here and publishes the second as
-    //    a job that an idle worker steals. Each side fans out over chunks with its own scope.
-    let (bodies, poses, agents) = (&world.bodies, &mut world.poses, &mut world.agents);
-    let (animation_jobs, ai_jobs) = ctx.join(
-        |ctx| {
-            ctx.scope(|s| {
-                for (poses, bodies) in poses
-                    .chunks_mut(ANIMATION_CHUNK)
-                    .zip(bodies.chunks(ANIMATION_CHUNK))
-                {
-                    s.spawn_with(job_meta!("animation"), move |_| animate(poses, bodies));
-                }
-            });
-            poses.len().div_ceil(ANIMATION_CHUNK)
-        },
-        |ctx| {
-            ctx.scope(|s| {
-                for (agents, bodies) in agents.chunks_mut(AI_CHUNK).zip(bodies.chunks(AI_CHUNK)) {
-                    s.spawn_with(job_meta!("ai"), move |_| think(agents, bodies));
-                }
-            });
-            agents.len().div_ceil(AI_CHUNK)
-        },
-    );
-    jobs += 1 + animation_jobs + ai_jobs; // + 1: join's second half is a job of its own
-
-    // 4. Culling: each job flags its chunk's visible entities and counts them.
-    let cam = &cam;
-    ctx.scope(|s| {
-        let chunks = world
-            .visible
-            .chunks_mut(CULL_CHUNK)
-            .zip(world.bodies.chunks(CULL_CHUNK));
-        for ((visible, bodies), count) in chunks.zip(&mut world.visible_counts) {
-            s.spawn_with(job_meta!("cull"), move |_| {
-                *count = cull(visible, bodies, cam)
-            });
-        }
-    });
-    jobs += world.visible_counts.len();
-
-    // 5. Render build: the counts say where each chunk's commands go, so every job writes
-    //    straight into its own slice of one command buffer, and the buffer comes out in entity
-    //    order however the jobs were scheduled.
-    let total = world.visible_counts.iter().sum();
-    world.commands.resize(total, DrawCmd::default());
-    ctx.scope(|s| {
-        let mut rest = world.commands.as_mut_slice();
-        let chunks = world
-            .visible
-            .chunks(CULL_CHUNK)
-            .zip(world.bodies.chunks(CULL_CHUNK))
-            .zip(world.poses.chunks(CULL_CHUNK));
-        for (i, (((visible, bodies), poses), &count)) in
-            chunks.zip(&world.visible_counts).enumerate()
-        {
-            let (out, tail) = rest.split_at_mut(count);
-            rest = tail;
-            s.spawn_with(job_meta!("render"), move |_| {
-                build_commands(out, visible, bodies, poses, i * CULL_CHUNK, cam)
-            });
-        }
-    });
-    jobs += world.visible_counts.len();
-
-    // 6. Present, on the main thread again.
-    ctx.scope(|s| {
-        let (commands, presented) = (&world.commands, &mut world.presented);
-        s.spawn_with(job_meta!("present", affinity(MAIN_THREAD)), move |s| {
-            assert_eq!(
-                s.worker_index(),
-                0,
-                "a job pinned to the main thread ran elsewhere"
-            );
-            present(commands, presented);
-        });
-    });
-    jobs + 1
-}
-
-/// The physics stage in the raw layer: one `JobDecl` per chunk of bodies, each pointing at a
-/// `PhysicsTask` that says which bodies it integrates. Both arrays are kept across frames, so
-/// after the first frame submitting physics allocates nothing.
-struct PhysicsBatch {
-    tasks: Vec<PhysicsTask>,
-    decls: Vec<JobDecl>,
-}
-
-/// What one physics job works on. The raw layer hands jobs a `*mut ()`, so the chunks travel
-/// as raw pointers; `PhysicsBatch::run` keeps what they point to alive and unaliased.
-struct PhysicsTask {
-    bodies: *mut Body,
-    agents: *const Agent,
-    len: usize,
-    input: Input,
-}
-
-impl PhysicsBatch {
-    fn new() -> Self {
-        let chunks = ENTITIES.div_ceil(PHYSICS_CHUNK);
-        Self {
-            tasks: Vec::with_capacity(chunks),
-            decls: Vec::with_capacity(chunks),
-        }
+// SAFETY: every call forwards to `System` with the caller's arguments unchanged, so `System`'s
+// guarantees are this allocator's; the counter is a relaxed atomic add, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
     }
 
-    /// Integrates `bodies` as a batch of jobs, runs `meanwhile` on this fiber while they run,
-    /// and returns the number of jobs with what `meanwhile` returned.
-    fn run<R>(
-        &mut self,
-        ctx: &Ctx,
-        bodies: &mut [Body],
-        agents: &[Agent],
-        input: &Input,
-        meanwhile: impl FnOnce() -> R,
-    ) -> (usize, R) {
-        self.decls.clear();
-        self.tasks.clear();
-        for (bodies, agents) in bodies
-            .chunks_mut(PHYSICS_CHUNK)
-            .zip(agents.chunks(PHYSICS_CHUNK))
-        {
-            self.tasks.push(PhysicsTask {
-                bodies: bodies.as_mut_ptr(),
-                agents: agents.as_ptr(),
-                len: bodies.len(),
-                input: *input,
-            });
-        }
-        // `tasks` is complete and will not reallocate: pointers into it stay valid.
-        for task in &self.tasks {
-            let data = std::ptr::from_ref(task).cast_mut().cast::<()>();
-            self.decls
-                .push(JobDecl::new(job_meta!("physics"), physics_job, data));
-        }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
 
-        let done = Counter::new();
-        // A panic here would leave the batch running with its borrows gone, so catch one in
-        // `meanwhile` and re-raise it after the wait.
-        let result = {
-            // SAFETY: the declarations, their tasks, the bodies and agents they point to, and
-            // `done` all outlive the wait for zero below, which runs on every path (the only
-            // code in between is `meanwhile`, whose panic is caught). Each task covers its own
-            // chunk of `bodies`, which this function borrows mutably, and no task is in another
-            // batch. `physics_job` is sound on any worker for such a task.
-            unsafe { ctx.run_jobs(&self.decls, &done) };
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(meanwhile));
-            ctx.wait_for_counter(&done, 0);
-            result
-        };
-        assert!(!done.is_poisoned(), "a physics job panicked");
-        match result {
-            Ok(r) => (self.decls.len(), r),
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `realloc` (`ptr` came from this allocator, which
+        // is `System`'s), passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) }
     }
 }
 
-/// Entry point of a physics job.
-///
-/// # Safety
-/// `data` points to a `PhysicsTask` that stays alive while the job runs, whose `bodies` range
-/// no one else accesses and whose `agents` range no one writes meanwhile.
-unsafe fn physics_job(_ctx: &Ctx, data: *mut ()) {
-    // SAFETY: caller contract; `PhysicsBatch::run` waits for the batch before it touches the
-    // tasks or the world again.
-    let task = unsafe { &*data.cast::<PhysicsTask>() };
-    // SAFETY: both ranges are chunks of live slices (caller contract), the bodies exclusively
-    // this job's.
-    let (bodies, agents) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(task.bodies, task.len),
-            std::slice::from_raw_parts(task.agents, task.len),
-        )
-    };
-    integrate(bodies, agents, &task.input);
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// What a run on the job system produced.
-struct Run {
-    world: World,
-    frame_times: Vec<Duration>,
-    /// Jobs submitted, all frames together.
-    jobs: usize,
-    /// Draw commands presented, all frames together.
-    draws: usize,
-}
-
-/// Simulates `frames` frames on `jobs`, timing each.
-fn simulate(jobs: &JobSystem, frames: usize) -> Run {
-    let mut world = World::new(ENTITIES);
-    let mut physics = PhysicsBatch::new();
-    let mut frame_times = Vec::with_capacity(frames);
-    let (mut job_count, mut draws) = (0, 0);
-    // The frame loop itself is a job, on the main thread (worker 0).
-    jobs.run(|ctx| {
-        for frame in 0..frames as u64 {
-            let start = Instant::now();
-            // A frame is open while its jobs run: idle workers spin instead of sleeping.
-            job_count += ctx.frame(|_f| run_frame(ctx, &mut world, &mut physics, frame));
-            frame_times.push(start.elapsed());
-            draws += world.commands.len();
-        }
-    });
-    Run {
-        world,
-        frame_times,
-        jobs: job_count,
-        draws,
-    }
-}
+/// The frame budget of a 60 Hz game.
+const BUDGET: Duration = Duration::from_micros(16_667);
 
 // ── main: run, time, check, report ──────────────────────────────────────────────────────────
 
@@ -315,29 +97,36 @@ fn main() -> ExitCode {
     if !start_tracy(args.wait_for_profiler) {
         return ExitCode::FAILURE;
     }
-    let mut builder = JobSystem::builder();
-    if let Some(workers) = args.workers {
-        builder = builder.workers(workers);
+    match &args.sweep {
+        Some(counts) => sweep(&args, counts),
+        None => run(&args),
     }
-    let jobs = match builder.build() {
+}
+
+/// One run at `--workers`, with the full report.
+fn run(args: &Args) -> ExitCode {
+    let jobs = match build_system(args.workers, args.entities) {
         Ok(jobs) => jobs,
         Err(e) => {
             eprintln!("game-frame: cannot start the job system: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let workers = jobs.worker_count();
     println!(
-        "game-frame: {ENTITIES} entities, {} workers, {} frames",
-        jobs.worker_count(),
-        args.frames
+        "game-frame: {} entities, {workers} workers, {} frames ({} warm-up), 2 in flight",
+        args.entities, args.frames, args.warmup
     );
     // `--trace` / `--svg`: record every scheduler event (fixed buffers, nothing allocated
     // while recording), written out after the run.
     let trace: Option<&'static ChromeTrace> =
         (args.trace.is_some() || args.svg.is_some()).then(|| {
+            // A job costs two events, a parked wait four: room for every job of a frame on
+            // one worker, three times over.
+            let per_frame = 3 * (args.entities / 100 + 200);
             let trace = Box::leak(Box::new(ChromeTrace::new(
-                jobs.worker_count(),
-                args.frames * 1024 + 4096,
+                workers,
+                args.frames as usize * per_frame + 4096,
             )));
             if !trace.install() {
                 eprintln!(
@@ -347,45 +136,167 @@ fn main() -> ExitCode {
             &*trace
         });
 
-    let run = simulate(&jobs, args.frames);
+    let mut world = World::new(args.entities);
+    let report = simulate(&jobs, &mut world, args.frames, args.warmup, allocations);
+    let lost_wakeups = jobs.lost_wakeups();
     drop(jobs);
     if let Some(trace) = trace
-        && let Err(e) = write_trace(trace, &args)
+        && let Err(e) = write_trace(trace, args)
     {
         eprintln!("game-frame: {e}");
         return ExitCode::FAILURE;
     }
 
-    // The reference: the same frames on this thread, with plain loops.
-    let start = Instant::now();
-    let reference = simulate_sequential(args.frames);
-    let sequential = start.elapsed();
+    // The reference: the same frames on this thread, with plain loops, timed the same way.
+    let (reference, sequential_times) = sequential(args.entities, args.frames);
 
-    let frames = args.frames.max(1);
-    let stats = FrameStats::new(&run.frame_times);
-    println!("frames: {}", args.frames);
+    let warm = args.warmup as usize;
+    let par = Stats::of(&report.frame_times[warm..]);
+    let seq = Stats::of(&sequential_times[warm..]);
+    let measured = (args.frames - args.warmup).max(1);
     println!(
-        "frame time (ms): mean {:.3}  p50 {:.3}  p99 {:.3}  max {:.3}",
-        ms(stats.mean),
-        ms(stats.p50),
-        ms(stats.p99),
-        ms(stats.max)
+        "frame time (ms):  mean {:6.2}  p50 {:6.2}  p99 {:6.2}  max {:6.2}   budget {:.1}: {} of {measured} frames over",
+        ms(par.mean),
+        ms(par.p50),
+        ms(par.p99),
+        ms(par.max),
+        ms(BUDGET),
+        report.frame_times[warm..]
+            .iter()
+            .filter(|&&t| t > BUDGET)
+            .count(),
     );
     println!(
-        "sequential reference (ms/frame): mean {:.3}",
-        ms(sequential) / frames as f64
+        "sequential (ms):  mean {:6.2}  p50 {:6.2}  p99 {:6.2}  max {:6.2}   (same frames, one thread, no job system)",
+        ms(seq.mean),
+        ms(seq.p50),
+        ms(seq.p99),
+        ms(seq.max)
     );
-    println!("jobs: {} per frame, {} total", run.jobs / frames, run.jobs);
-    println!("draw commands: {} per frame on average", run.draws / frames);
+    println!(
+        "speedup:          {:.2}x  (sequential mean / jobsys mean, {workers} workers)",
+        seq.mean.as_secs_f64() / par.mean.as_secs_f64().max(1e-12)
+    );
+    print_counters(&report, workers);
+    let allocs: u64 = report.allocations[warm..].iter().sum();
+    let max_allocs = report.allocations[warm..]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0);
+    println!(
+        "heap allocations per frame: {} after warm-up ({allocs} in {measured} frames, at most {max_allocs} in one; {} during {} warm-up frames)",
+        allocs / measured,
+        report.allocations[..warm].iter().sum::<u64>(),
+        args.warmup,
+    );
+    if lost_wakeups > 0 {
+        println!("jobsys: {lost_wakeups} lost wake-ups caught — a jobsys bug, please report");
+    }
 
-    let (got, want) = (run.world.checksum(), reference.checksum());
-    if got == want {
-        println!("checksum OK: {got:#018x} (job system == sequential reference)");
+    let (got, want) = (world.checksum(), reference.checksum());
+    if got != want {
+        eprintln!("checksum MISMATCH: job system {got:#018x}, sequential reference {want:#018x}");
+        return ExitCode::FAILURE;
+    }
+    println!("checksum OK: {got:#018x} (job system == sequential reference)");
+    if args.check_allocations && allocs > 0 {
+        eprintln!("game-frame: {allocs} heap allocations after warm-up (--check-allocations)");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_counters(r: &Report, workers: usize) {
+    let frames = r.stat_frames.max(1);
+    println!(
+        "per frame:        {} jobs, {} parked waits, {} steals; fibers high-water {}; arena {:.1} MiB",
+        r.jobs / frames,
+        r.parked_waits / frames,
+        r.steals / frames,
+        r.fibers_high_water,
+        r.arena_bytes as f64 / (1 << 20) as f64,
+    );
+    let idle: Vec<String> = r
+        .idle_ns
+        .iter()
+        .enumerate()
+        .map(|(i, &ns)| format!("w{i} {:.2}", ns as f64 / frames as f64 / 1e6))
+        .collect();
+    println!(
+        "idle per frame (ms, of {workers} workers): {}",
+        idle.join("  ")
+    );
+}
+
+/// `--sweep 1,2,4`: the same frames at each worker count, one table.
+fn sweep(args: &Args, counts: &[usize]) -> ExitCode {
+    println!(
+        "game-frame sweep: {} entities, {} frames ({} warm-up) per worker count",
+        args.entities, args.frames, args.warmup
+    );
+    let (reference, sequential_times) = sequential(args.entities, args.frames);
+    let warm = args.warmup as usize;
+    let seq = Stats::of(&sequential_times[warm..]);
+    println!();
+    println!(
+        "| workers | mean ms | p50 ms | p99 ms | max ms | speedup | jobs/frame | steals/frame | checksum |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| sequential | {:.2} | {:.2} | {:.2} | {:.2} | 1.00x | — | — | reference |",
+        ms(seq.mean),
+        ms(seq.p50),
+        ms(seq.p99),
+        ms(seq.max)
+    );
+    let mut ok = true;
+    for &t in counts {
+        let jobs = match build_system(Some(t), args.entities) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                eprintln!("game-frame: cannot start {t} workers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut world = World::new(args.entities);
+        let r = simulate(&jobs, &mut world, args.frames, args.warmup, allocations);
+        drop(jobs);
+        let s = Stats::of(&r.frame_times[warm..]);
+        let same = world.checksum() == reference.checksum();
+        ok &= same;
+        let frames = r.stat_frames.max(1);
+        println!(
+            "| {t} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}x | {} | {} | {} |",
+            ms(s.mean),
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            seq.mean.as_secs_f64() / s.mean.as_secs_f64().max(1e-12),
+            r.jobs / frames,
+            r.steals / frames,
+            if same { "OK" } else { "MISMATCH" }
+        );
+    }
+    if ok {
         ExitCode::SUCCESS
     } else {
-        eprintln!("checksum MISMATCH: job system {got:#018x}, sequential reference {want:#018x}");
+        eprintln!("checksum MISMATCH at some worker count");
         ExitCode::FAILURE
     }
+}
+
+/// The sequential reference: the world after `frames` frames and each frame's time.
+fn sequential(entities: usize, frames: u64) -> (World, Vec<Duration>) {
+    let mut world = World::new(entities);
+    let mut scratch = SequentialScratch::default();
+    let mut times = Vec::with_capacity(frames as usize);
+    for n in 0..frames {
+        let start = Instant::now();
+        run_frame_sequential(&mut world, n, &mut scratch);
+        times.push(start.elapsed());
+    }
+    (world, times)
 }
 
 /// The Tracy back-end of `--features tracy`, in a static as the hooks need.
@@ -427,7 +338,7 @@ fn write_trace(trace: &ChromeTrace, args: &Args) -> std::io::Result<()> {
         println!("trace: {path} (open in https://ui.perfetto.dev or chrome://tracing)");
     }
     if let Some(path) = &args.svg {
-        let last = args.frames.max(1) as u64 - 1;
+        let last = args.frames.max(1) - 1;
         trace.write_svg(std::fs::File::create(path)?, Some(last))?;
         println!("svg: {path} (frame {last}: workers x time, one bar per job)");
     }
@@ -440,10 +351,17 @@ fn write_trace(trace: &ChromeTrace, args: &Args) -> std::io::Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: game-frame [--frames N] [--workers T] [--trace FILE] [--svg FILE]
+const USAGE: &str = "usage: game-frame [--entities N] [--frames N] [--warmup N] [--workers T]
+                  [--sweep T1,T2,..] [--check-allocations] [--trace FILE] [--svg FILE]
                   [--wait-for-profiler[=SECS]]
-  --frames N    frames to simulate (default 300)
+  --entities N  entities in the world (default 100000)
+  --frames N    frames to simulate (default 120)
+  --warmup N    first frames left out of the figures (default 10, at most frames - 1)
   --workers T   worker threads, the main thread included (default: one per physical core)
+  --sweep LIST  run at each worker count of LIST (e.g. 1,2,4) and print a scaling table
+                (alias: --workers-sweep)
+  --check-allocations
+                exit 1 if a frame after warm-up allocated on the heap
   --trace FILE  write a Chrome/Perfetto trace (JSON) of the whole run
   --svg FILE    write an SVG timeline of the last frame
   --wait-for-profiler[=SECS]
@@ -453,9 +371,14 @@ const USAGE: &str = "usage: game-frame [--frames N] [--workers T] [--trace FILE]
 /// How long `--wait-for-profiler` without a value waits.
 const DEFAULT_PROFILER_WAIT: Duration = Duration::from_secs(30);
 
+#[derive(Debug)]
 struct Args {
-    frames: usize,
+    entities: usize,
+    frames: u64,
+    warmup: u64,
     workers: Option<usize>,
+    sweep: Option<Vec<usize>>,
+    check_allocations: bool,
     trace: Option<String>,
     svg: Option<String>,
     /// `--wait-for-profiler[=SECS]` (only accepted with the `tracy` feature).
@@ -465,8 +388,12 @@ struct Args {
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut parsed = Args {
-            frames: 300,
+            entities: DEFAULT_ENTITIES,
+            frames: 120,
+            warmup: 10,
             workers: None,
+            sweep: None,
+            check_allocations: false,
             trace: None,
             svg: None,
             wait_for_profiler: None,
@@ -478,8 +405,20 @@ impl Args {
                     .map_err(|_| format!("{name}: '{v}' is not a non-negative integer"))
             };
             match arg.as_str() {
-                "--frames" => parsed.frames = value("--frames")?,
+                "--entities" => parsed.entities = value("--entities")?,
+                "--frames" => parsed.frames = value("--frames")? as u64,
+                "--warmup" => parsed.warmup = value("--warmup")? as u64,
                 "--workers" => parsed.workers = Some(value("--workers")?),
+                "--sweep" | "--workers-sweep" => {
+                    let list = args.next().ok_or("--sweep needs a list, e.g. 1,2,4")?;
+                    let counts: Result<Vec<usize>, _> =
+                        list.split(',').map(|t| t.trim().parse()).collect();
+                    match counts {
+                        Ok(c) if !c.is_empty() && !c.contains(&0) => parsed.sweep = Some(c),
+                        _ => return Err(format!("--sweep: '{list}' is not a list like 1,2,4")),
+                    }
+                }
+                "--check-allocations" => parsed.check_allocations = true,
                 "--trace" => parsed.trace = Some(args.next().ok_or("--trace needs a file")?),
                 "--svg" => parsed.svg = Some(args.next().ok_or("--svg needs a file")?),
                 "-h" | "--help" => return Err("help".into()),
@@ -491,6 +430,13 @@ impl Args {
                 other => return Err(format!("unknown argument '{other}'")),
             }
         }
+        if parsed.entities == 0 || parsed.entities >= 1 << 24 {
+            return Err("--entities: 1 to 16777215".into());
+        }
+        if parsed.frames == 0 {
+            return Err("--frames: at least 1".into());
+        }
+        parsed.warmup = parsed.warmup.min(parsed.frames - 1);
         Ok(parsed)
     }
 }
@@ -512,23 +458,19 @@ fn profiler_wait(arg: &str) -> Result<Duration, String> {
     }
 }
 
-struct FrameStats {
+/// Mean and nearest-rank percentiles of frame times.
+struct Stats {
     mean: Duration,
     p50: Duration,
     p99: Duration,
     max: Duration,
 }
 
-impl FrameStats {
-    fn new(times: &[Duration]) -> Self {
+impl Stats {
+    fn of(times: &[Duration]) -> Self {
         let mut times = times.to_vec();
         if times.is_empty() {
-            return Self {
-                mean: Duration::ZERO,
-                p50: Duration::ZERO,
-                p99: Duration::ZERO,
-                max: Duration::ZERO,
-            };
+            times.push(Duration::ZERO);
         }
         times.sort_unstable();
         // Nearest-rank percentile: the smallest time that at least `p` of the frames beat.
@@ -551,9 +493,12 @@ fn ms(d: Duration) -> f64 {
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(|a| a.to_string()))
+    }
+
     #[test]
     fn wait_for_profiler_takes_an_optional_number_of_seconds() {
-        let parse = |args: &[&str]| Args::parse(args.iter().map(|a| a.to_string()));
         let wait = |args: &[&str]| parse(args).map(|a| a.wait_for_profiler);
         assert_eq!(wait(&[]), Ok(None));
         if cfg!(any(feature = "tracy", feature = "tracy-network")) {
@@ -574,25 +519,20 @@ mod tests {
     }
 
     #[test]
-    fn frames_on_jobs_match_the_sequential_reference() {
-        let reference = simulate_sequential(12).checksum();
-        for workers in [1, 2, 3] {
-            let jobs = JobSystem::builder()
-                .workers(workers)
-                .build()
-                .expect("job system");
-            let run = simulate(&jobs, 12);
-            assert_eq!(run.world.checksum(), reference, "{workers} workers");
-            // input + physics + join's half + animation + AI + culling + render + present
-            let per_frame = 1
-                + ENTITIES.div_ceil(PHYSICS_CHUNK)
-                + 1
-                + ENTITIES.div_ceil(ANIMATION_CHUNK)
-                + ENTITIES.div_ceil(AI_CHUNK)
-                + 2 * ENTITIES.div_ceil(CULL_CHUNK)
-                + 1;
-            assert_eq!(run.jobs, 12 * per_frame);
-            assert!(run.draws > 0, "the camera sees nothing");
-        }
+    fn sweep_and_sizes_parse() {
+        let a = parse(&["--sweep", "1,2,4", "--entities", "5000", "--frames", "3"]).unwrap();
+        assert_eq!(a.sweep, Some(vec![1, 2, 4]));
+        assert_eq!((a.entities, a.frames, a.warmup), (5000, 3, 2));
+        assert!(parse(&["--sweep", "1,0"]).is_err());
+        assert!(parse(&["--entities", "0"]).is_err());
+        assert_eq!(parse(&[]).unwrap().entities, DEFAULT_ENTITIES);
+    }
+
+    #[test]
+    fn the_counting_allocator_counts() {
+        let before = allocations();
+        let v = std::hint::black_box(vec![1u8; 100]);
+        assert!(allocations() > before);
+        drop(v);
     }
 }

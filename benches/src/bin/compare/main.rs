@@ -30,6 +30,8 @@
 //!   allocator on one worker: ns per allocation (a 16-byte value, a 64 × f32 slice copy), µs
 //!   per frame of 10,000 mixed allocations plus the bulk reset, ns per empty frame (open +
 //!   retire), and ns per push into a vector in the arena;
+//! - `frame-sample`: the game-frame sample's frame (100,000 entities; 20,000 with `--quick`)
+//!   on jobsys, rayon and bevy_tasks, mean and p99 frame time (see `frame.rs`);
 //! - `--quick`: fewer iterations, for smoke tests (the problem sizes stay the same, so every
 //!   result check still runs on the real workload).
 //!
@@ -37,11 +39,12 @@
 //!
 //! Layout: this file parses the command line and prints the table; `throughput.rs` holds
 //! one function per section W1–W6, `beyond.rs` the sync, idle and wake sections, `arena.rs`
-//! the arena section, and `session.rs` what they share (the rows and notes being built, the pools, the cell format).
+//! the arena section, `frame.rs` the frame-sample section, and `session.rs` what they share (the rows and notes being built, the pools, the cell format).
 
 mod arena;
 mod asyncs;
 mod beyond;
+mod frame;
 mod session;
 mod throughput;
 
@@ -58,7 +61,7 @@ pub(crate) struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("compare: {msg}");
     eprintln!(
-        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4|parfor,W5,W6,idle,wake,sync,arena,async] [--runs N] [--quick]"
+        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4|parfor,W5,W6,idle,wake,sync,arena,async,frame-sample] [--runs N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -102,8 +105,21 @@ fn parse_args() -> Args {
                     .collect();
                 for w in &list {
                     if ![
-                        "w1", "w1b", "w2", "w2a", "w2b", "w3", "w4", "w5", "w6", "idle", "wake",
-                        "sync", "arena", "async",
+                        "w1",
+                        "w1b",
+                        "w2",
+                        "w2a",
+                        "w2b",
+                        "w3",
+                        "w4",
+                        "w5",
+                        "w6",
+                        "idle",
+                        "wake",
+                        "sync",
+                        "arena",
+                        "async",
+                        "frame-sample",
                     ]
                     .contains(&w.as_str())
                     {
@@ -176,6 +192,7 @@ fn main() {
     beyond::sync(&mut b);
     arena::arena(&mut b);
     asyncs::asyncs(&mut b);
+    frame::frame_sample(&mut b);
     beyond::idle(&mut b);
     beyond::wake(&mut b);
     let Session { rows, notes, .. } = b;

@@ -1,0 +1,62 @@
+//! A safe, typed front for jobsys's raw layer (`JobDecl`, `Ctx::run_jobs`, `Counter`).
+//!
+//! The raw layer is how a Naughty-Dog-style engine submits work: an array of declarations
+//! (entry function + data pointer), one submit call, one counter to wait on. It is `unsafe`
+//! because jobsys cannot see what the data pointers point to. [`run_batch`] closes that gap
+//! for the common case — one job per element of a slice of task values — with the one
+//! `unsafe` call the sample needs, argued once here.
+
+use jobsys::{Counter, Ctx, FrameArena, JobDecl, JobMeta};
+
+/// A task of a raw batch: one job runs `run` on one value.
+pub trait RawTask: Send {
+    /// The job's work. `ctx` is the context of the fiber the job runs on.
+    fn run(&mut self, ctx: &Ctx);
+}
+
+/// Runs `task.run(ctx)` for every task as one raw batch of `JobDecl`s — one declaration per
+/// task, built in `arena` (no heap) — and parks until all ran.
+///
+/// # Panics
+/// If a task panicked (the raw layer poisons the counter; the payload is reported by the
+/// panic hook).
+pub fn run_batch<T: RawTask>(
+    ctx: &Ctx,
+    arena: FrameArena<'_>,
+    meta: &'static JobMeta,
+    tasks: &mut [T],
+) {
+    let mut decls = arena.vec_with_capacity::<JobDecl>(tasks.len());
+    for task in tasks.iter_mut() {
+        decls.push(JobDecl::new(
+            meta,
+            entry::<T>,
+            std::ptr::from_mut(task).cast(),
+        ));
+    }
+    let done = Counter::new();
+    // SAFETY: (the caller contract of `run_jobs`, established here) every declaration points
+    // to its own element of `tasks`, which this function borrows mutably, so no two jobs and
+    // no other code touch the same task; `T: Send` lets the task run on any worker; `entry::<T>`
+    // is called with exactly such a pointer. `decls`, `tasks` and `done` outlive the batch:
+    // the wait below runs right after the submit (nothing in between can panic or return),
+    // and it returns only once every job finished.
+    unsafe { ctx.run_jobs(&decls, &done) };
+    ctx.wait_for_counter(&done, 0);
+    assert!(
+        !done.is_poisoned(),
+        "a job of the raw batch '{}' panicked",
+        meta.name
+    );
+}
+
+/// Entry point of a job of `run_batch`.
+///
+/// # Safety
+/// `data` points to a `T` that no one else accesses while the job runs (`run_batch`
+/// establishes this).
+unsafe fn entry<T: RawTask>(ctx: &Ctx, data: *mut ()) {
+    // SAFETY: caller contract: an exclusive, live `T`.
+    let task = unsafe { &mut *data.cast::<T>() };
+    task.run(ctx);
+}
