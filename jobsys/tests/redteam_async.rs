@@ -269,7 +269,6 @@ fn wakers_hammered_from_many_threads_while_block_on_runs() {
 }
 
 #[test]
-#[ignore = "open: a block_on in a job run inline inside a polled future panics as nested"]
 fn block_on_in_a_job_run_inline_inside_another_block_on() {
     let jobs = JobSystem::builder().workers(1).build().unwrap();
     let v = jobs.run(|ctx| {
@@ -283,6 +282,46 @@ fn block_on_in_a_job_run_inline_inside_another_block_on() {
         })
     });
     assert_eq!(v, 5);
+}
+
+#[test]
+fn a_nested_block_on_that_parks_and_an_outer_wake_during_it() {
+    // Two workers: the inner block_on parks and is woken from another job; the outer future
+    // is woken (its waker) while the inner one runs, and still completes.
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let gate = Event::new(EventKind::Manual);
+    let outer_woken = std::sync::atomic::AtomicBool::new(false);
+    let v = jobs.run(|ctx| {
+        ctx.join(
+            |c| {
+                let mut step = 0;
+                c.block_on(std::future::poll_fn(|cx| {
+                    step += 1;
+                    if step == 1 {
+                        // Inside the outer poll: a nested block_on that waits for the gate,
+                        // with the outer waker woken meanwhile.
+                        let w = cx.waker().clone();
+                        let inner = c.block_on(async {
+                            w.wake_by_ref();
+                            outer_woken.store(true, Ordering::SeqCst);
+                            gate.wait_async().await;
+                            10
+                        });
+                        assert_eq!(inner, 10);
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(step)
+                    }
+                }))
+            },
+            |_| gate.set(),
+        )
+    });
+    assert!(outer_woken.load(Ordering::SeqCst));
+    assert_eq!(
+        v.0, 2,
+        "the outer future was polled again after the nested block_on"
+    );
 }
 
 #[test]
