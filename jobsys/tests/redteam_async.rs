@@ -342,3 +342,13 @@ fn a_waker_of_one_system_woken_while_another_runs() {
     drop(b);
     w.wake();
 }
+
+#[test]
+fn a_detached_handle_awaited_after_its_system_dropped() {
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    let h = jobs.handle().spawn_detached(|_| 6 * 7);
+    drop(jobs); // drains: the job ran
+    let mut f = pin!(std::future::IntoFuture::into_future(h));
+    let w = Waker::from(Arc::new(Noop));
+    assert_eq!(f.as_mut().poll(&mut Context::from_waker(&w)), Poll::Ready(42));
+}
