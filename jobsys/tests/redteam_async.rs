@@ -350,5 +350,8 @@ fn a_detached_handle_awaited_after_its_system_dropped() {
     drop(jobs); // drains: the job ran
     let mut f = pin!(std::future::IntoFuture::into_future(h));
     let w = Waker::from(Arc::new(Noop));
-    assert_eq!(f.as_mut().poll(&mut Context::from_waker(&w)), Poll::Ready(42));
+    assert_eq!(
+        f.as_mut().poll(&mut Context::from_waker(&w)),
+        Poll::Ready(42)
+    );
 }

@@ -152,16 +152,24 @@ impl WakeCell {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             let phase = s & PHASE;
-            if (s >> 2) % GENS != tag || phase == IDLE {
-                return false; // another generation, not started, or over
+            if phase == IDLE {
+                return false; // not started, or over
             }
-            if phase == NOTIFIED {
+            let other = (s >> 2) % GENS != tag;
+            if other || phase == NOTIFIED {
                 // Already notified, but not by us: publish our writes with an RMW all the same.
                 // A plain load would let the fiber's `resume` (its swap to POLLING) and our
                 // writes before this wake pass each other (store buffering): the fiber would
                 // poll without seeing them and park, and we would not wake it — a lost wake-up
                 // that the loom model `loom_two_wakers_one_park` found. The RMW sits in the
                 // state's modification order before that swap, which then acquires it.
+                //
+                // Another generation that runs gets the same RMW: it may be a `block_on`
+                // nested in ours, whose `end` hands ours back `NOTIFIED` in place of this wake;
+                // the poll after it must see our writes, so the RMW sits before that `end`'s
+                // swap (a plain load lost the wake-up in the loom model
+                // `loom_a_wake_of_the_outer_block_on_during_a_nested_one_is_not_lost`). For a
+                // stale waker it changes nothing (every write of the state is an RMW).
                 match self
                     .state
                     .compare_exchange_weak(s, s, Ordering::AcqRel, Ordering::Acquire)
