@@ -128,13 +128,18 @@ impl CancelToken {
     }
 }
 
+/// The mark a job cancelled before it started leaves in its handle's slot. Private, so that
+/// no job's own panic can carry it: a job that panics with the public [`Cancelled`] value
+/// (`panic_any(Cancelled)`) started, and its panic is re-raised like any other.
+struct CancelledMark;
+
 /// The panic payload a job cancelled before it started leaves in its handle's slot (a
 /// zero-sized box: no allocation).
 pub(crate) fn cancelled_payload() -> crate::panic::Payload {
-    Box::new(Cancelled)
+    Box::new(CancelledMark)
 }
 
 /// Whether `payload` is the mark of a job cancelled before it started.
 pub(crate) fn is_cancelled_payload(payload: &crate::panic::Payload) -> bool {
-    payload.is::<Cancelled>()
+    payload.is::<CancelledMark>()
 }

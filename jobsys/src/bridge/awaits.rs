@@ -1,7 +1,7 @@
 //! Futures over jobsys waits: a counter reaching a target, a detached job's handle, and the
 //! core that `sync::Event::wait_async` parks with (see `bridge/mod.rs` for the protocol).
 
-use super::{arm, set_waker, settle};
+use super::{arm, replace_waker, settle};
 use crate::Counter;
 use crate::counter::{CounterCore, WaitNode};
 use crate::park::ParkNode;
@@ -45,10 +45,15 @@ impl CounterAwait {
             }
             let node = &raw mut self.node;
             if self.linked {
-                // SAFETY: under the bucket lock while linked, the node's waker is ours to change.
-                let still = crate::counter::with_linked(counter, node, |_, n| unsafe {
-                    set_waker(&(*n).waiter, cx.waker())
+                // Cloned here and the spare dropped below, both outside the bucket lock (see
+                // `replace_waker`).
+                let mut spare = Some(cx.waker().clone());
+                let still = crate::counter::with_linked(counter, node, |_, n| {
+                    let new = spare.take().expect("once");
+                    // SAFETY: under the bucket lock while linked, the node's waker is ours.
+                    spare = Some(unsafe { replace_waker(&(*n).waiter, new) });
                 });
+                drop(spare);
                 if still {
                     return Poll::Pending; // the decrement that reaches the target wakes us
                 }
@@ -263,10 +268,15 @@ impl ParkAwait {
     pub(crate) fn poll_linked(&mut self, cx: &mut Context<'_>) -> Option<usize> {
         debug_assert!(self.linked);
         let node = &raw mut self.node;
-        // SAFETY: under the bucket lock while linked, the waker is ours to change.
-        let still = crate::park::with_linked(self.node.key(), node, |_, n| unsafe {
-            set_waker(crate::park::own_waiter(&*n), cx.waker())
+        // Cloned here and the spare dropped below, both outside the bucket lock (see
+        // `replace_waker`).
+        let mut spare = Some(cx.waker().clone());
+        let still = crate::park::with_linked(self.node.key(), node, |_, n| {
+            let new = spare.take().expect("once");
+            // SAFETY: under the bucket lock while linked, the node's waker is ours to change.
+            spare = Some(unsafe { replace_waker(crate::park::own_waiter(&*n), new) });
         });
+        drop(spare);
         if still {
             return None;
         }

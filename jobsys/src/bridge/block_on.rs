@@ -72,11 +72,11 @@ unsafe fn drop_waker(data: *const ()) {
 }
 
 /// Ends the `block_on` however it leaves (its future's output, or a panic of its `poll`).
-struct End<'a>(&'a WakeCell, u64);
+struct End<'a>(&'a WakeCell, u64, u64);
 
 impl Drop for End<'_> {
     fn drop(&mut self) {
-        self.0.end(self.1);
+        self.0.end(self.1, self.2);
     }
 }
 
@@ -132,18 +132,21 @@ impl Ctx {
     /// # Ok::<(), jobsys::BuildError>(())
     /// ```
     ///
+    /// A `block_on` inside a future that another `block_on` on this fiber polls (a job that
+    /// the future's wait runs inline, or the future itself) works: the outer future is polled
+    /// once more after it, which its contract allows. Prefer `.await` inside a future.
+    ///
     /// # Panics
-    /// Re-raises a panic of the future's `poll`. Panics if called from inside a future that a
-    /// `block_on` of the same job is polling (await the inner future instead). In debug
-    /// builds, if a no-suspend region is open when the fiber would park. Aborts if the fiber
+    /// Re-raises a panic of the future's `poll`. In debug builds, if a no-suspend region is
+    /// open when the fiber would park. Aborts if the fiber
     /// would park while its thread is panicking, as the other waits do.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let shared: &Shared = self.shared();
         let cell = self.wake_cell();
         cell.shared
             .store(shared as *const Shared as *mut Shared, Ordering::Relaxed);
-        let generation = cell.begin();
-        let _end = End(cell, generation);
+        let (generation, outer) = cell.begin();
+        let _end = End(cell, generation, outer);
         // The borrowed waker holds no count (the system outlives this call); its clones do.
         // SAFETY: the data pointer is `encode`'s and the vtable's functions keep its contract.
         let waker = ManuallyDrop::new(unsafe {

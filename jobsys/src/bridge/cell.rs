@@ -13,6 +13,10 @@
 //!  POLLING ──end──► IDLE (same generation: a late waker of it finds IDLE and does nothing)
 //! ```
 //!
+//! A `block_on` may start inside another one's poll on the same fiber (a job run inline
+//! there): it takes the next generation and, when it ends, gives the outer one back its
+//! generation as `NOTIFIED` (see [`WakeCell::begin`]).
+//!
 //! - **No lost wake-up.** A wake while `POLLING` leaves `NOTIFIED`, and `prepare_park` fails on
 //!   it (the fiber polls again). A wake while `PARKED` leaves `NOTIFIED` and then unparks: the
 //!   park's validation runs under the bucket lock and parks only while the state is `PARKED`,
@@ -67,22 +71,29 @@ impl WakeCell {
         self as *const Self as usize
     }
 
-    /// The fiber starts a `block_on`: a new generation, `POLLING`. Returns the generation.
+    /// The fiber starts a `block_on`: a new generation, `POLLING`. Returns the generation and
+    /// the state it replaced, which [`end`](Self::end) restores.
     ///
-    /// # Panics
-    /// If a `block_on` is already in progress on this fiber (a nested one, from inside a
-    /// future's `poll`).
-    pub(crate) fn begin(&self) -> u64 {
-        let s = self.state.load(Ordering::Relaxed);
-        assert!(
-            s & PHASE == IDLE,
-            "Ctx::block_on was called inside a future that a Ctx::block_on of the same job polls; nest the futures with .await instead"
-        );
-        let generation = (s >> 2).wrapping_add(1);
-        // Only the fiber leaves IDLE; wakers never change an IDLE state, so a store does.
-        self.state
-            .store(generation << 2 | POLLING, Ordering::Relaxed);
-        generation
+    /// The state replaced is `IDLE`, or — a `block_on` nested in another one's poll on this
+    /// fiber (a job run inline there, or the future itself calling `block_on`) — the outer
+    /// one's `POLLING` or `NOTIFIED`. Wakes of the outer generation meanwhile find another
+    /// generation and do nothing, so `end` hands the outer one back `NOTIFIED`: it polls once
+    /// more instead of parking (a spurious poll at worst, never a lost wake-up). A compare-
+    /// exchange, as the outer one's wakers may write the state concurrently.
+    pub(crate) fn begin(&self) -> (u64, u64) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let generation = (s >> 2).wrapping_add(1);
+            match self.state.compare_exchange_weak(
+                s,
+                generation << 2 | POLLING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return (generation, s),
+                Err(x) => s = x,
+            }
+        }
     }
 
     /// After a `Pending` poll: `POLLING` → `PARKED`, true if the fiber may park now; false
@@ -113,9 +124,15 @@ impl WakeCell {
     }
 
     /// The `block_on` is over (its future is ready, or its poll panicked): `IDLE`, same
-    /// generation, so its late wakers find nothing to do.
-    pub(crate) fn end(&self, generation: u64) {
-        self.state.swap(generation << 2 | IDLE, Ordering::AcqRel);
+    /// generation, so its late wakers find nothing to do; or, for a nested one (`outer`, from
+    /// [`begin`](Self::begin), not `IDLE`), the enclosing one's generation, `NOTIFIED`.
+    pub(crate) fn end(&self, generation: u64, outer: u64) {
+        let next = if outer & PHASE == IDLE {
+            generation << 2 | IDLE
+        } else {
+            (outer & !PHASE) | NOTIFIED
+        };
+        self.state.swap(next, Ordering::AcqRel);
     }
 
     /// The park validation (run under the bucket lock): still `PARKED`.
@@ -135,16 +152,24 @@ impl WakeCell {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             let phase = s & PHASE;
-            if (s >> 2) % GENS != tag || phase == IDLE {
-                return false; // another generation, not started, or over
+            if phase == IDLE {
+                return false; // not started, or over
             }
-            if phase == NOTIFIED {
+            let other = (s >> 2) % GENS != tag;
+            if other || phase == NOTIFIED {
                 // Already notified, but not by us: publish our writes with an RMW all the same.
                 // A plain load would let the fiber's `resume` (its swap to POLLING) and our
                 // writes before this wake pass each other (store buffering): the fiber would
                 // poll without seeing them and park, and we would not wake it — a lost wake-up
                 // that the loom model `loom_two_wakers_one_park` found. The RMW sits in the
                 // state's modification order before that swap, which then acquires it.
+                //
+                // Another generation that runs gets the same RMW: it may be a `block_on`
+                // nested in ours, whose `end` hands ours back `NOTIFIED` in place of this wake;
+                // the poll after it must see our writes, so the RMW sits before that `end`'s
+                // swap (a plain load lost the wake-up in the loom model
+                // `loom_a_wake_of_the_outer_block_on_during_a_nested_one_is_not_lost`). For a
+                // stale waker it changes nothing (every write of the state is an RMW).
                 match self
                     .state
                     .compare_exchange_weak(s, s, Ordering::AcqRel, Ordering::Acquire)

@@ -46,7 +46,8 @@ fn task_parts(w: &Waiter) -> (&UnsafeCell<Option<Waker>>, &AtomicBool) {
 /// Stores `new` as the waiter's waker unless the one there already wakes the same task.
 ///
 /// # Safety
-/// The caller owns the node: it is not linked, or the caller holds its bucket lock.
+/// The caller owns the node: it is not linked (a linked node's waker changes through
+/// [`replace_waker`], whose caller drops the old one after the lock).
 unsafe fn set_waker(w: &Waiter, new: &Waker) {
     let (waker, _) = task_parts(w);
     waker.with_mut(|p| {
@@ -56,6 +57,30 @@ unsafe fn set_waker(w: &Waiter, new: &Waker) {
             *cur = Some(new.clone());
         }
     });
+}
+
+/// While the node is linked: replaces its waker by `new` (cloned by the caller *before* it
+/// took the bucket lock) unless the one there already wakes the same task. Returns the waker
+/// that is no longer needed — the old one, or `new` — for the caller to drop *after* it
+/// released the lock: a waker's clone and drop may run arbitrary code (the last drop of an
+/// `Arc<impl Wake>` runs its `Drop`, which may set an event or decrement a counter whose list
+/// lies in the same bucket), and that code must not run under the bucket lock, where it would
+/// deadlock on that lock.
+///
+/// # Safety
+/// The caller holds the bucket lock of the linked node.
+unsafe fn replace_waker(w: &Waiter, new: Waker) -> Waker {
+    let (waker, _) = task_parts(w);
+    waker.with_mut(|p| {
+        // SAFETY: caller contract: nobody else reads or writes the waker now.
+        let cur = unsafe { &mut *p };
+        match cur {
+            Some(c) if c.will_wake(&new) => new,
+            _ => cur
+                .replace(new)
+                .expect("a published task waiter has a waker"),
+        }
+    })
 }
 
 /// Prepares an unlinked node's waiter for a publication: its waker, and `done` cleared.
