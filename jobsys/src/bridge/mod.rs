@@ -98,7 +98,15 @@ unsafe fn arm(w: &Waiter, new: &Waker) {
 fn settle(w: &Waiter) {
     let done = task_parts(w).1;
     // Acquire pairs with the waker's Release: what it wrote before (the token) is visible.
+    // The waker finishes within a few instructions of unlinking the node, unless its thread
+    // was descheduled in between: spin briefly, then yield the core to it.
+    let mut spins = 0u32;
     while !done.load(Ordering::Acquire) {
-        crate::shim::spin_loop();
+        if spins < 64 {
+            spins += 1;
+            crate::shim::spin_loop();
+        } else {
+            crate::shim::thread::yield_now();
+        }
     }
 }
