@@ -140,6 +140,10 @@ pub fn simulate(
             let opts = JobOptions::new("asset stream").priority(Priority::Low);
             ctx.spawn_detached_opts(opts, move |ctx| stream_assets(ctx, &stream))
         };
+        // If a frame panics, the panic unwinds out of this closure past the `close` below, and
+        // the stream's job would stay parked on its channel forever — `run` would never return
+        // (it waits for the main thread's parked fibers). Closing on the way out ends it.
+        let _close = CloseOnDrop(&stream);
         let mut last_stats = None;
         let mut mark = (Instant::now(), allocations());
         ctx.frames(|loop_| {
@@ -166,6 +170,17 @@ pub fn simulate(
     });
     world.presented = presented.into_inner();
     report
+}
+
+/// Closes both channels of the asset stream when dropped — also while unwinding — so that its
+/// job, parked on either, returns.
+struct CloseOnDrop<'a>(&'a Stream);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.requests.close();
+        self.0.results.close();
+    }
 }
 
 /// Fills jobsys's pool of scope record blocks before the first frame.

@@ -123,10 +123,15 @@ fn run(args: &Args) -> ExitCode {
         (args.trace.is_some() || args.svg.is_some()).then(|| {
             // A job costs two events, a parked wait four: room for every job of a frame on
             // one worker, three times over.
+            // At most TRACE_BYTES of buffers in all (32 bytes an event): past that, events are
+            // dropped and counted, not an allocation the machine cannot make.
             let per_frame = 3 * (args.entities / 100 + 200);
+            let wanted = (args.frames as usize)
+                .saturating_mul(per_frame)
+                .saturating_add(4096);
             let trace = Box::leak(Box::new(ChromeTrace::new(
                 workers,
-                args.frames as usize * per_frame + 4096,
+                wanted.min(TRACE_BYTES / 32 / workers),
             )));
             if !trace.install() {
                 eprintln!(
@@ -368,6 +373,14 @@ const USAGE: &str = "usage: game-frame [--entities N] [--frames N] [--warmup N] 
                 built with --features tracy: before the first frame, wait up to SECS
                 (default 30) for the Tracy profiler to connect";
 
+/// Most frames a run may ask for (`--frames`): about 4.6 hours at 60 Hz. Every frame takes a
+/// slot in the report's vectors and, with `--trace`, room in the trace's buffers.
+const MAX_FRAMES: u64 = 1_000_000;
+
+/// Most bytes of trace buffers `--trace`/`--svg` reserve, all workers together; a longer run
+/// drops (and counts) the events that do not fit.
+const TRACE_BYTES: usize = 1 << 30;
+
 /// How long `--wait-for-profiler` without a value waits.
 const DEFAULT_PROFILER_WAIT: Duration = Duration::from_secs(30);
 
@@ -398,7 +411,16 @@ impl Args {
             svg: None,
             wait_for_profiler: None,
         };
+        // Options seen so far: one given twice is an error, not a silent override.
+        let mut seen: Vec<&'static str> = Vec::new();
         while let Some(arg) = args.next() {
+            let name = canonical(&arg);
+            if let Some(name) = name {
+                if seen.contains(&name) {
+                    return Err(format!("{name} given more than once"));
+                }
+                seen.push(name);
+            }
             let mut value = |name: &str| -> Result<usize, String> {
                 let v = args.next().ok_or(format!("{name} needs a value"))?;
                 v.parse()
@@ -414,8 +436,16 @@ impl Args {
                     let counts: Result<Vec<usize>, _> =
                         list.split(',').map(|t| t.trim().parse()).collect();
                     match counts {
-                        Ok(c) if !c.is_empty() && !c.contains(&0) => parsed.sweep = Some(c),
-                        _ => return Err(format!("--sweep: '{list}' is not a list like 1,2,4")),
+                        Ok(c) if !c.is_empty() && c.iter().all(|&t| valid_workers(t)) => {
+                            parsed.sweep = Some(c)
+                        }
+                        _ => {
+                            return Err(format!(
+                                "--sweep: '{list}' is not a list like 1,2,4 of worker counts \
+                                 from 1 to {}",
+                                jobsys::Builder::MAX_WORKERS
+                            ));
+                        }
                     }
                 }
                 "--check-allocations" => parsed.check_allocations = true,
@@ -433,12 +463,49 @@ impl Args {
         if parsed.entities == 0 || parsed.entities >= 1 << 24 {
             return Err("--entities: 1 to 16777215".into());
         }
-        if parsed.frames == 0 {
-            return Err("--frames: at least 1".into());
+        if parsed.frames == 0 || parsed.frames > MAX_FRAMES {
+            return Err(format!("--frames: 1 to {MAX_FRAMES}"));
+        }
+        if parsed.workers.is_some() && parsed.sweep.is_some() {
+            return Err(
+                "--workers and --sweep: one or the other (a sweep sets the workers)".into(),
+            );
+        }
+        if let Some(t) = parsed.workers
+            && !valid_workers(t)
+        {
+            return Err(format!(
+                "--workers: 1 to {} (the main thread included)",
+                jobsys::Builder::MAX_WORKERS
+            ));
         }
         parsed.warmup = parsed.warmup.min(parsed.frames - 1);
         Ok(parsed)
     }
+}
+
+/// The option `arg` names, spelled one way (aliases and `=VALUE` forms folded); `None` for
+/// what is not an option (its value is checked where it is parsed).
+fn canonical(arg: &str) -> Option<&'static str> {
+    Some(match arg {
+        "--entities" => "--entities",
+        "--frames" => "--frames",
+        "--warmup" => "--warmup",
+        "--workers" => "--workers",
+        "--sweep" | "--workers-sweep" => "--sweep",
+        "--check-allocations" => "--check-allocations",
+        "--trace" => "--trace",
+        "--svg" => "--svg",
+        a if a == "--wait-for-profiler" || a.starts_with("--wait-for-profiler=") => {
+            "--wait-for-profiler"
+        }
+        _ => return None,
+    })
+}
+
+/// Whether the job system can start with `t` workers.
+fn valid_workers(t: usize) -> bool {
+    (1..=jobsys::Builder::MAX_WORKERS).contains(&t)
 }
 
 /// The wait of `--wait-for-profiler[=SECS]`.
@@ -526,6 +593,39 @@ mod tests {
         assert!(parse(&["--sweep", "1,0"]).is_err());
         assert!(parse(&["--entities", "0"]).is_err());
         assert_eq!(parse(&[]).unwrap().entities, DEFAULT_ENTITIES);
+    }
+
+    #[test]
+    fn an_option_given_twice_is_an_error() {
+        for args in [
+            &["--entities", "1000", "--entities", "2000"][..],
+            &["--frames", "3", "--frames", "4"],
+            &["--warmup", "1", "--warmup", "2"],
+            &["--workers", "1", "--workers", "2"],
+            &["--sweep", "1,2", "--workers-sweep", "3"],
+            &["--trace", "a.json", "--trace", "b.json"],
+            &["--svg", "a.svg", "--svg", "b.svg"],
+            &["--check-allocations", "--check-allocations"],
+        ] {
+            let e = parse(args).expect_err(&format!("{args:?} is accepted"));
+            assert!(e.contains("more than once"), "{args:?}: {e}");
+        }
+        // A sweep sets the worker count itself: `--workers` beside it would be ignored.
+        assert!(parse(&["--workers", "2", "--sweep", "1,2"]).is_err());
+    }
+
+    #[test]
+    fn sizes_the_run_cannot_hold_are_errors_not_panics() {
+        // Frames: each is a slot of the report's vectors (and of the trace's buffers).
+        assert!(parse(&["--frames", &u64::MAX.to_string()]).is_err());
+        assert!(parse(&["--frames", &(MAX_FRAMES + 1).to_string()]).is_err());
+        assert!(parse(&["--frames", &MAX_FRAMES.to_string()]).is_ok());
+        // Worker counts past the job system's maximum: refused before any run starts (a sweep
+        // would otherwise print half a table first).
+        let too_many = (jobsys::Builder::MAX_WORKERS + 1).to_string();
+        assert!(parse(&["--workers", &too_many]).is_err());
+        assert!(parse(&["--sweep", &format!("1,{too_many}")]).is_err());
+        assert!(parse(&["--workers", "0"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,19 @@
 use jobsys::{Counter, Ctx, FrameArena, JobDecl, JobMeta};
 
 /// A task of a raw batch: one job runs `run` on one value.
+///
+/// A task runs on any worker, so it must be `Send`: one that shares a `!Sync` value is refused.
+///
+/// ```compile_fail
+/// use jobsys::Ctx;
+/// use jobsys_samples::raw::RawTask;
+/// struct Shared<'a>(&'a std::cell::Cell<u32>);
+/// impl RawTask for Shared<'_> {
+///     fn run(&mut self, _ctx: &Ctx) {
+///         self.0.set(self.0.get() + 1);
+///     }
+/// }
+/// ```
 pub trait RawTask: Send {
     /// The job's work. `ctx` is the context of the fiber the job runs on.
     fn run(&mut self, ctx: &Ctx);
@@ -59,4 +72,60 @@ unsafe fn entry<T: RawTask>(ctx: &Ctx, data: *mut ()) {
     // SAFETY: caller contract: an exclusive, live `T`.
     let task = unsafe { &mut *data.cast::<T>() };
     task.run(ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobsys::{JobSystem, job_meta};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    /// Adds its index to its slot; panics if it is the chosen one.
+    struct Task {
+        index: usize,
+        runs: u32,
+        panic_at: Option<usize>,
+    }
+
+    impl RawTask for Task {
+        fn run(&mut self, _ctx: &Ctx) {
+            self.runs += 1;
+            if self.panic_at == Some(self.index) {
+                panic!("task {} fails", self.index);
+            }
+        }
+    }
+
+    fn tasks(n: usize, panic_at: Option<usize>) -> Vec<Task> {
+        (0..n)
+            .map(|index| Task {
+                index,
+                runs: 0,
+                panic_at,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_task_runs_once_and_a_panic_reaches_the_caller_after_all_ran() {
+        let jobs = JobSystem::builder().workers(2).build().expect("job system");
+        jobs.run(|ctx| {
+            ctx.frame(|f| {
+                let mut ok = tasks(300, None);
+                run_batch(ctx, f.arena(ctx), job_meta!("raw test"), &mut ok);
+                assert!(ok.iter().all(|t| t.runs == 1), "each task exactly once");
+                run_batch::<Task>(ctx, f.arena(ctx), job_meta!("raw test"), &mut []);
+
+                let mut failing = tasks(300, Some(17));
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    run_batch(ctx, f.arena(ctx), job_meta!("raw test"), &mut failing)
+                }));
+                let payload = r.expect_err("the task's panic is reported");
+                let message = payload.downcast_ref::<String>().expect("a message");
+                assert!(message.contains("panicked"), "{message}");
+                // `run_batch` returned only after every job ran: no job still holds a task.
+                assert!(failing.iter().all(|t| t.runs == 1));
+            });
+        });
+    }
 }
