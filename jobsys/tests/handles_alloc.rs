@@ -9,56 +9,15 @@
 //! The counts are process-wide, so this is a `harness = false` binary (see
 //! `jobsys/Cargo.toml`) whose `main` runs the checks one after another on the main thread.
 use jobsys::{Counter, JobSystem};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-/// Bytes allocated and not yet freed, process-wide, always tracked.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; only adds counters.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{Check, Counting, count_allocs};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Heap allocations (and reallocations) that `f` makes, on any thread.
-fn count_allocs(f: impl FnOnce()) -> usize {
-    ALLOCS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    f();
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCS.load(Ordering::SeqCst)
-}
 
 const WORKER_COUNTS: [usize; 4] = [1, 2, 4, 8];
 
@@ -166,7 +125,7 @@ fn detached_memory_stays_bounded() {
                     }
                     ctx.wait_for_counter(&done, 0);
                 }
-                let live = LIVE.load(Ordering::SeqCst);
+                let live = counting::live_bytes();
                 match base {
                     // After the first two batches: every lazily allocated structure is warm.
                     None if batch == 1 => base = Some(live),
@@ -196,10 +155,8 @@ fn detached_memory_stays_bounded() {
     }
 }
 
-type Check = (&'static str, fn());
-
 fn main() {
-    let checks: [Check; 3] = [
+    let checks: &[Check] = &[
         (
             "allocations_on_other_workers_are_counted",
             allocations_on_other_workers_are_counted,
@@ -213,32 +170,5 @@ fn main() {
             detached_memory_stays_bounded,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        for (name, _) in &checks {
-            println!("{name}: test");
-        }
-        return;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let selected: Vec<&Check> = checks
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let mut failed = 0;
-    for (name, check) in &selected {
-        let ok = std::panic::catch_unwind(check).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        failed += usize::from(!ok);
-    }
-    println!(
-        "\ntest result: {}. {} passed; {failed} failed; 0 ignored; 0 measured; {} filtered out\n",
-        if failed == 0 { "ok" } else { "FAILED" },
-        selected.len() - failed,
-        checks.len() - selected.len()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    counting::run_checks(checks);
 }

@@ -11,47 +11,14 @@
 //! counter sees an allocation made inside a loop's leaf on another worker, so a zero cannot
 //! come from a counter that does not count.
 use jobsys::{Ctx, JobSystem};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards to the system allocator; only adds a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{Check, Counting, count_allocs};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Heap allocations (and reallocations) that `f` makes, on any thread.
-fn count_allocs(f: impl FnOnce()) -> usize {
-    ALLOCS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    f();
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCS.load(Ordering::SeqCst)
-}
 
 /// The buffers one frame of loops works on.
 struct Parts {
@@ -150,7 +117,7 @@ fn steady_state_parallel_loops_allocate_nothing() {
 }
 
 fn main() {
-    let checks: [(&str, fn()); 2] = [
+    let checks: &[Check] = &[
         (
             "allocations_inside_a_leaf_on_another_worker_are_counted",
             allocations_inside_a_leaf_on_another_worker_are_counted,
@@ -160,28 +127,5 @@ fn main() {
             steady_state_parallel_loops_allocate_nothing,
         ),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        for (name, _) in &checks {
-            println!("{name}: test");
-        }
-        return;
-    }
-    let selected: Vec<_> = checks
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    for (name, check) in &selected {
-        check();
-        println!("test {name} ... ok");
-    }
-    println!(
-        "\ntest result: ok. {} passed; 0 failed; {} filtered out\n",
-        selected.len(),
-        checks.len() - selected.len()
-    );
+    counting::run_checks(checks);
 }

@@ -5,46 +5,13 @@
 //! `harness = false` binary (see `jobsys/Cargo.toml`).
 use jobsys::promise::{Deferred, all, both, first, lazy, ready};
 use jobsys::{CancelToken, Cancelled, Ctx, JobSystem};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards to the system allocator; only adds a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{Check, Counting, count_allocs};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn count_allocs(f: impl FnOnce()) -> usize {
-    ALLOCS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    f();
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCS.load(Ordering::SeqCst)
-}
 
 /// One round of every scoped form; returns a checksum.
 fn round(jobs: &JobSystem, data: &[u64]) -> u64 {
@@ -148,42 +115,13 @@ fn boxed_values_are_counted() {
     assert!(allocs >= 1, "a boxed value's allocation was not counted");
 }
 
-type Check = (&'static str, fn());
-
 fn main() {
-    let checks: [Check; 2] = [
+    let checks: &[Check] = &[
         ("boxed_values_are_counted", boxed_values_are_counted),
         (
             "promises_allocate_nothing_after_warm_up",
             promises_allocate_nothing_after_warm_up,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        for (name, _) in &checks {
-            println!("{name}: test");
-        }
-        return;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let selected: Vec<&Check> = checks
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let mut failed = 0;
-    for (name, check) in &selected {
-        let ok = std::panic::catch_unwind(check).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        failed += usize::from(!ok);
-    }
-    println!(
-        "\ntest result: {}. {} passed; {failed} failed; 0 ignored; 0 measured; {} filtered out\n",
-        if failed == 0 { "ok" } else { "FAILED" },
-        selected.len() - failed,
-        checks.len() - selected.len()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    counting::run_checks(checks);
 }
