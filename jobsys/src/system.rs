@@ -334,18 +334,7 @@ impl Handle {
             return; // nothing to submit: not even a system shutting down refuses it
         }
         let shared = &*self.shared;
-        shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
-        struct Leave<'a>(&'a Shared);
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.foreign_submitters.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        let _leave = Leave(shared);
-        assert!(
-            !shared.shutdown.load(Ordering::SeqCst),
-            "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
-        );
+        let _submitting = ForeignSubmit::enter(shared);
         let check = |meta: &_| shared.check_job(meta);
         // SAFETY: forwarded caller contract.
         if let Some(job) = unsafe { crate::job::prepare_batch(decls, counter.core(), check) } {
@@ -412,24 +401,36 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// A submission from outside the pool in progress: counts this thread as a foreign submitter
+/// until dropped (the system's drop waits for it to leave).
+struct ForeignSubmit<'a>(&'a Shared);
+
+impl<'a> ForeignSubmit<'a> {
+    /// Enters, refusing (with a panic) a system that is shutting down.
+    fn enter(shared: &'a Shared) -> Self {
+        shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
+        let entered = Self(shared);
+        assert!(
+            !shared.shutdown.load(Ordering::SeqCst),
+            "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
+        );
+        entered
+    }
+}
+
+impl Drop for ForeignSubmit<'_> {
+    fn drop(&mut self) {
+        self.0.foreign_submitters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Handle {
     /// The prologue of a submission from outside the pool: counts this thread as a foreign
     /// submitter (the drop waits for it), refuses a system that is shutting down, checks
     /// `meta`, then calls `submit`.
     pub(crate) fn submit_foreign_with(&self, meta: &JobMeta, submit: impl FnOnce(&Shared)) {
         let shared = &*self.shared;
-        shared.foreign_submitters.fetch_add(1, Ordering::SeqCst);
-        struct Leave<'a>(&'a Shared);
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.foreign_submitters.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        let _leave = Leave(shared);
-        assert!(
-            !shared.shutdown.load(Ordering::SeqCst),
-            "jobs were submitted through a Handle after the JobSystem started shutting down; submit before dropping it"
-        );
+        let _submitting = ForeignSubmit::enter(shared);
         shared.check_job(meta);
         submit(shared);
     }
