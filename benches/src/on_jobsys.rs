@@ -119,10 +119,11 @@ impl<'f> EmptyBatch<'f> {
         self.flags.clear();
         let counter = Counter::new();
         let t = Instant::now();
-        // SAFETY: `self.decls` and `counter` outlive the wait below, which returns only once
-        // the counter is back at zero; the declarations are in no other batch in flight (a run
-        // borrows `self` until its wait returned); each entry only stores into the flag it was
-        // built with, which `self.flags` keeps alive, so running it once on any worker is sound.
+        // `self.decls` and `counter` outlive the wait below, which returns only once the
+        // counter is back at zero; the declarations are in no other batch in flight (a run
+        // borrows `self` until its wait returned).
+        // SAFETY: so, and as each entry only stores into the flag it was built with, which
+        // `self.flags` keeps alive, running each once on any worker is sound.
         unsafe { ctx.run_jobs(&self.decls, &counter) };
         ctx.wait_for_counter(&counter, 0);
         let d = t.elapsed();
@@ -236,10 +237,10 @@ pub fn parfor_decls(
         ));
     }
     let counter = Counter::new();
-    // SAFETY: `scratch` (declarations and chunk descriptors) and `counter` stay alive and
-    // unmoved until the wait below returns; the declarations are in no other batch; each entry
-    // touches only its own span of `data`, which this function borrows mutably throughout and
-    // whose spans are disjoint, so running each once on any worker is sound.
+    // `scratch` (declarations and chunk descriptors) and `counter` stay alive and unmoved
+    // until the wait below returns; the declarations are in no other batch.
+    // SAFETY: so, and as each entry touches only its own span of `data` (borrowed mutably here
+    // throughout; the spans are disjoint), running each once on any worker is sound.
     unsafe { ctx.run_jobs(&scratch.decls, &counter) };
     ctx.wait_for_counter(&counter, 0);
     assert!(!counter.is_poisoned(), "a W4 job panicked");
@@ -361,10 +362,10 @@ fn signal_rounds(ctx: &Ctx, iters: u64, meta: &'static JobMeta) -> ParkSample {
     let mut inline_runs = 0;
     let t = Instant::now();
     for _ in 0..iters {
-        // SAFETY: `decl`, `signal` and `counter` live in this frame until after the wait below
-        // returned (the counter is back at zero); the declaration is in no other batch in
-        // flight (the previous iteration's wait returned); the entry only touches `signal`,
-        // through atomics, so it may run on any worker.
+        // `decl`, `signal` and `counter` live in this frame until after the wait below returned
+        // (the counter is back at zero); the declaration is in no other batch in flight (the
+        // previous iteration's wait returned).
+        // SAFETY: so, and the entry only touches `signal`, through atomics: any worker may run it.
         unsafe { ctx.run_jobs(&decl, &counter) };
         ctx.wait_for_counter(&counter, 0);
         let at = signal.stack_addr.load(Ordering::Relaxed);
@@ -462,10 +463,11 @@ pub fn wake_latency(ctx: &Ctx, delay: Duration, warmup: usize, samples: usize) -
     let counter = Counter::new();
     let mut out = Vec::with_capacity(samples);
     for i in 0..warmup + samples {
-        // SAFETY: `decl`, `signal` and `counter` live in this frame until after the wait below
-        // returned (the counter is back at zero); the declaration is in no other batch in
-        // flight (the previous round's wait returned); the entry only touches `signal`,
-        // through atomics and shared reads, so it may run on worker 1.
+        // `decl`, `signal` and `counter` live in this frame until after the wait below returned
+        // (the counter is back at zero); the declaration is in no other batch in flight (the
+        // previous round's wait returned).
+        // SAFETY: so, and the entry only touches `signal`, through atomics and shared reads: it
+        // may run on worker 1.
         unsafe { ctx.run_jobs(&decl, &counter) };
         ctx.wait_for_counter(&counter, 0);
         let woke = signal.base.elapsed().as_nanos() as u64;

@@ -52,10 +52,9 @@ struct Slot<T> {
     value: UnsafeCell<T>,
 }
 
-// SAFETY: a value is only reached through `with`, which lends it to one closure at a time
-// (the `lent` flag, taken with an atomic swap), on whichever thread runs that job: `T: Send`
-// is all that needs. `iter_mut` and `into_inner` take the whole `WorkerLocal` by `&mut` or by
-// value.
+// `iter_mut` and `into_inner` take the whole `WorkerLocal` by `&mut` or by value.
+// SAFETY: shared, a value is only reached through `with`, which lends it to one closure at a
+// time (the `lent` flag, an atomic swap), on whichever thread runs that job: `T: Send` suffices.
 unsafe impl<T: Send> Sync for WorkerLocal<T> {}
 
 impl<T> WorkerLocal<T> {

@@ -48,12 +48,12 @@ pub fn run_batch<T: RawTask>(
         ));
     }
     let done = Counter::new();
-    // SAFETY: (the caller contract of `run_jobs`, established here) every declaration points
-    // to its own element of `tasks`, which this function borrows mutably, so no two jobs and
-    // no other code touch the same task; `T: Send` lets the task run on any worker; `entry::<T>`
-    // is called with exactly such a pointer. `decls`, `tasks` and `done` outlive the batch:
-    // the wait below runs right after the submit (nothing in between can panic or return),
-    // and it returns only once every job finished.
+    // The caller contract of `run_jobs`, established here: every declaration points to its own
+    // element of `tasks`, which this function borrows mutably, so no two jobs and no other code
+    // touch the same task; `T: Send` lets the task run on any worker; `entry::<T>` is called
+    // with exactly such a pointer.
+    // SAFETY: as above; `decls`, `tasks` and `done` outlive the batch: the wait below runs right
+    // after the submit (nothing in between can panic or return) and returns once every job ran.
     unsafe { ctx.run_jobs(&decls, &done) };
     ctx.wait_for_counter(&done, 0);
     assert!(
