@@ -62,7 +62,7 @@ pub use channel::{
     Channel, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use event::{Event, EventKind, EventWait};
-pub use mutex::{Mutex, MutexGuard};
+pub use mutex::{Fairness, Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use select::{MAX_ARMS, RecvArm, SelectArm, SendArm, select, select_timeout, try_select};
 pub use semaphore::Semaphore;
@@ -287,7 +287,7 @@ pub(crate) fn key_of<W>(field: &W) -> usize {
 
 /// A primitive's state word with a "waiters may be parked" bit.
 pub(crate) trait ParkWord {
-    /// Makes sure `bit` is set, given the value `seen` was read; false if the word changed
+    /// Makes sure every bit of `bit` is set, given the value `seen` was read; false if the word changed
     /// meanwhile (re-read and retry).
     fn try_set(&self, seen: u64, bit: u64) -> bool;
 }
@@ -296,7 +296,7 @@ macro_rules! park_word {
     ($($atomic:ty => $int:ty),*) => {$(
         impl ParkWord for $atomic {
             fn try_set(&self, seen: u64, bit: u64) -> bool {
-                seen & bit != 0
+                seen & bit == bit
                     || self
                         .compare_exchange_weak(
                             seen as $int,
