@@ -284,6 +284,14 @@ impl<T: ?Sized> Mutex<T> {
 
     #[cold]
     fn unlock_slow(&self, fair: bool) {
+        self.unlock_slow_then(fair, || {});
+    }
+
+    /// [`unlock_slow`](Self::unlock_slow), running `then` once the state word is updated but
+    /// before the waiter is woken (tests: a barging relock that deterministically beats the
+    /// woken waiter).
+    #[inline(always)]
+    fn unlock_slow_then(&self, fair: bool, then: impl FnOnce()) {
         crate::park::unpark_one(key_of(&self.state), |found| {
             // Under the wait list's lock: no waiter can publish or validate meanwhile, but a
             // parker may still be setting bits (PARKED, STARVING) with its CAS, so update by CAS.
@@ -310,7 +318,10 @@ impl<T: ?Sized> Mutex<T> {
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return token,
+                    Ok(_) => {
+                        then();
+                        return token;
+                    }
                     Err(now) => s = now,
                 }
             }
@@ -417,34 +428,51 @@ mod tests {
         }
     }
 
-    /// The holder unlocks and at once locks again, each time its waiter is parked: a barging
-    /// relock usually beats the woken waiter, but after `MAX_BARGES` lost rounds the waiter
-    /// marks the lock starving and the next unlock hands it over, however the races go.
+    /// The holder unlocks and takes the lock straight back while its parked waiter is being
+    /// woken (in the unlock, after the word is updated and before the wake: the barge always
+    /// comes first), each time the waiter is parked again. The first `MAX_BARGES` unlocks let
+    /// the holder barge; the waiter, barged that many times, parks starving, and the next
+    /// unlock hands it the lock: the holder's relock fails.
     #[test]
     fn a_waiter_barged_past_the_bound_gets_the_lock_by_hand_off() {
         let m = Mutex::new(0u32);
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let mut guard = m.lock(&ThisThread);
+            core::mem::forget(m.lock(&ThisThread));
             s.spawn(|| {
                 *m.lock(&ThisThread) += 1;
                 done.store(true, O::SeqCst);
             });
-            let mut unlocks = 0;
-            while waiter_parked(&m, &done) {
+            let mut barges = 0;
+            // Bounded, so a failure ends the test (after handing the lock over) instead of
+            // barging forever.
+            while barges <= MAX_BARGES {
                 assert!(
-                    unlocks <= MAX_BARGES,
-                    "the waiter is still parked after {unlocks} unlocks: no forced hand-off"
+                    waiter_parked(&m, &done),
+                    "the waiter cannot finish: we hold the lock"
                 );
-                drop(guard);
-                unlocks += 1;
-                // Barge: take the lock straight back (or wait for the waiter, if it won).
-                guard = m.lock(&ThisThread);
+                let mut relocked = false;
+                // We hold the lock (its guard was forgotten): unlock it by hand.
+                m.unlock_slow_then(false, || {
+                    relocked = m.try_lock().map(core::mem::forget).is_some()
+                });
+                if !relocked {
+                    break;
+                }
+                barges += 1;
             }
-            drop(guard);
+            if barges > MAX_BARGES {
+                m.unlock(true); // let the waiter finish, then fail
+            }
+            assert_eq!(
+                barges, MAX_BARGES,
+                "the releaser barged this many times before the waiter got the lock"
+            );
+            // The waiter has the lock: wait for it like any locker.
+            assert_eq!(*m.lock(&ThisThread), 1);
         });
+        assert!(done.load(O::SeqCst));
         assert_eq!(m.state.load(Ordering::Relaxed), 0, "no bit left behind");
-        assert_eq!(m.into_inner(), 1);
     }
 
     /// A FIFO unlock with a parked waiter hands the lock over: a relock by the releaser right
