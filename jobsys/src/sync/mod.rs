@@ -32,9 +32,13 @@
 //! # Ok::<(), jobsys::BuildError>(())
 //! ```
 //!
-//! Fairness: waiters are served first come, first served. A release hands the lock, the
-//! permit or the auto-reset event directly to the longest waiter, so no waiter starves (at the
-//! cost of throughput under contention: a releaser cannot take the lock straight back).
+//! Fairness: a [`Mutex`] unlock by default frees the lock and wakes the longest waiter to
+//! compete for it, so a running locker (often the releaser) may barge in first and a contended
+//! lock stays with whoever is running; unfairness is bounded — a waiter barged past 16 times
+//! forces hand-off until it has the lock. [`Mutex::fair`] (or [`MutexGuard::unlock_fair`])
+//! hands the lock directly to the longest waiter. The other primitives are served first come,
+//! first served: a release hands the permit or the auto-reset event directly to the longest
+//! waiter, so no waiter starves.
 //!
 //! Do not block with [`ThisThread`] on a worker thread (inside a job): it would block the
 //! worker and every fiber on it, so such a wait panics with a message. Pass the job's `Ctx`.
