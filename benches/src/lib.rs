@@ -754,6 +754,80 @@ pub fn std_channel_throughput(n: usize, capacity: usize) -> Duration {
     d
 }
 
+/// The crossbeam peer of `on_jobsys::channel_ping_pong`: two threads, two
+/// `crossbeam_channel::bounded(1)`s.
+pub fn crossbeam_ping_pong(rounds: usize) -> Duration {
+    let (ping_tx, ping_rx) = crossbeam_channel::bounded::<usize>(1);
+    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<usize>(1);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..rounds {
+                let v = ping_rx.recv().expect("ping open");
+                pong_tx.send(v + 1).expect("pong open");
+            }
+        });
+        let mut v = 0;
+        for _ in 0..rounds {
+            ping_tx.send(v).expect("ping open");
+            v = pong_rx.recv().expect("pong open");
+        }
+        assert_eq!(v, rounds, "crossbeam ping-pong lost a message");
+    });
+    t.elapsed()
+}
+
+/// The crossbeam peer of `on_jobsys::select_ping_pong`: the responder thread serves two
+/// `bounded(1)` ping channels with `crossbeam_channel::select!`; the pinger alternates.
+pub fn crossbeam_select_ping_pong(rounds: usize) -> Duration {
+    let (a_tx, a_rx) = crossbeam_channel::bounded::<usize>(1);
+    let (b_tx, b_rx) = crossbeam_channel::bounded::<usize>(1);
+    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<usize>(1);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..rounds {
+                let v = crossbeam_channel::select! {
+                    recv(a_rx) -> v => v,
+                    recv(b_rx) -> v => v,
+                }
+                .expect("open");
+                pong_tx.send(v + 1).expect("pong open");
+            }
+        });
+        let mut v = 0;
+        for i in 0..rounds {
+            let ping = if i % 2 == 0 { &a_tx } else { &b_tx };
+            ping.send(v).expect("ping open");
+            v = pong_rx.recv().expect("pong open");
+        }
+        assert_eq!(v, rounds, "crossbeam select ping-pong lost a message");
+    });
+    t.elapsed()
+}
+
+/// The crossbeam peer of `on_jobsys::channel_throughput`: a producer thread and this thread
+/// over `crossbeam_channel::bounded(capacity)`.
+pub fn crossbeam_channel_throughput(n: usize, capacity: usize) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<usize>(capacity);
+    let t = Instant::now();
+    let sum = std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..n {
+                tx.send(i).expect("open");
+            }
+        });
+        rx.iter().sum::<usize>()
+    });
+    let d = t.elapsed();
+    assert_eq!(
+        sum,
+        n * (n - 1) / 2,
+        "crossbeam channel lost or duplicated values"
+    );
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ mod common;
 
 use common::{each_worker_count, system};
 use jobsys::JobSystem;
-use jobsys::sync::{Barrier, Event, EventKind, Mutex, Semaphore, ThisThread, WaitGroup};
+use jobsys::sync::{Barrier, Event, EventKind, Fairness, Mutex, Semaphore, ThisThread, WaitGroup};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[test]
@@ -73,26 +73,29 @@ fn a_fiber_waiting_on_the_mutex_does_not_block_its_worker() {
 #[test]
 fn the_mutex_hands_over_in_arrival_order() {
     // One worker, so arrival order is deterministic: waiters queue while the root holds the
-    // lock, and get it in the order they parked.
+    // lock, and get it in the order they parked — by hand-off with a fair mutex, and with the
+    // default one too (each unlock wakes the longest waiter, and nobody else competes).
     let jobs = system(1);
-    let m = Mutex::new(Vec::new());
-    jobs.run(|ctx| {
-        ctx.scope(|s| {
-            let guard = m.lock(s);
-            for i in 0..5 {
-                let m = &m;
-                s.spawn_hinted(jobsys::Hint::Fifo, jobsys::job_meta!("waiter"), move |s| {
-                    m.lock(s).push(i)
-                });
-            }
-            // Run all five (each parks on the mutex), then release.
-            for _ in 0..5 {
-                s.yield_now();
-            }
-            drop(guard);
+    for fairness in [Fairness::Barging, Fairness::Fifo] {
+        let m = Mutex::new(Vec::new()).with_fairness(fairness);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                let guard = m.lock(s);
+                for i in 0..5 {
+                    let m = &m;
+                    s.spawn_hinted(jobsys::Hint::Fifo, jobsys::job_meta!("waiter"), move |s| {
+                        m.lock(s).push(i)
+                    });
+                }
+                // Run all five (each parks on the mutex), then release.
+                for _ in 0..5 {
+                    s.yield_now();
+                }
+                drop(guard);
+            });
         });
-    });
-    assert_eq!(m.into_inner(), [0, 1, 2, 3, 4]);
+        assert_eq!(m.into_inner(), [0, 1, 2, 3, 4], "{fairness:?}");
+    }
 }
 
 #[test]

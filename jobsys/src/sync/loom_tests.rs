@@ -19,6 +19,44 @@ fn loom_mutex_excludes_and_hands_over() {
     });
 }
 
+/// The barging unlock: the holder unlocks (waking a parked waiter to compete) and locks again
+/// at once. Whether the woken waiter wins or is barged — and then re-parks, setting the parked
+/// bit again, possibly while the holder unlocks once more — no wake-up is lost, both finish,
+/// and no waiter bit is left behind. With `MAX_BARGES` = 1 under loom, a waiter barged once
+/// parks starving and the next unlock hands the lock over (the hand-off path is modelled too).
+#[test]
+fn loom_mutex_barging_relock_loses_no_wakeup() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0usize));
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || *m.lock(&ThisThread) += 1)
+        };
+        *m.lock(&ThisThread) += 1;
+        *m.lock(&ThisThread) += 1;
+        other.join().unwrap();
+        assert_eq!(*m.lock(&ThisThread), 3);
+        assert_eq!(m.state_bits(), 0, "no stale parked/starving bit");
+    });
+}
+
+/// A FIFO mutex: every contended unlock hands the lock over; the bits end clear.
+#[test]
+fn loom_fair_mutex_hands_over() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::fair(0usize));
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || *m.lock(&ThisThread) += 1)
+        };
+        *m.lock(&ThisThread) += 1;
+        *m.lock(&ThisThread) += 1;
+        other.join().unwrap();
+        assert_eq!(*m.lock(&ThisThread), 3);
+        assert_eq!(m.state_bits(), 0, "no stale parked bit");
+    });
+}
+
 #[test]
 fn loom_auto_event_releases_its_waiter_once() {
     loom::model(|| {

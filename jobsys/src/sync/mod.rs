@@ -32,9 +32,13 @@
 //! # Ok::<(), jobsys::BuildError>(())
 //! ```
 //!
-//! Fairness: waiters are served first come, first served. A release hands the lock, the
-//! permit or the auto-reset event directly to the longest waiter, so no waiter starves (at the
-//! cost of throughput under contention: a releaser cannot take the lock straight back).
+//! Fairness: a [`Mutex`] unlock by default frees the lock and wakes the longest waiter to
+//! compete for it, so a running locker (often the releaser) may barge in first and a contended
+//! lock stays with whoever is running; unfairness is bounded — a waiter barged past 16 times
+//! forces hand-off until it has the lock. [`Mutex::fair`] (or [`MutexGuard::unlock_fair`])
+//! hands the lock directly to the longest waiter. The other primitives are served first come,
+//! first served: a release hands the permit or the auto-reset event directly to the longest
+//! waiter, so no waiter starves.
 //!
 //! Do not block with [`ThisThread`] on a worker thread (inside a job): it would block the
 //! worker and every fiber on it, so such a wait panics with a message. Pass the job's `Ctx`.
@@ -62,7 +66,7 @@ pub use channel::{
     Channel, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use event::{Event, EventKind, EventWait};
-pub use mutex::{Mutex, MutexGuard};
+pub use mutex::{Fairness, Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use select::{MAX_ARMS, RecvArm, SelectArm, SendArm, select, select_timeout, try_select};
 pub use semaphore::Semaphore;
@@ -287,7 +291,7 @@ pub(crate) fn key_of<W>(field: &W) -> usize {
 
 /// A primitive's state word with a "waiters may be parked" bit.
 pub(crate) trait ParkWord {
-    /// Makes sure `bit` is set, given the value `seen` was read; false if the word changed
+    /// Makes sure every bit of `bit` is set, given the value `seen` was read; false if the word changed
     /// meanwhile (re-read and retry).
     fn try_set(&self, seen: u64, bit: u64) -> bool;
 }
@@ -296,7 +300,7 @@ macro_rules! park_word {
     ($($atomic:ty => $int:ty),*) => {$(
         impl ParkWord for $atomic {
             fn try_set(&self, seen: u64, bit: u64) -> bool {
-                seen & bit != 0
+                seen & bit == bit
                     || self
                         .compare_exchange_weak(
                             seen as $int,

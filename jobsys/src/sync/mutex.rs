@@ -1,4 +1,7 @@
-//! `Mutex<T>`: a short spin, then the waiter parks; FIFO hand-off on unlock.
+//! `Mutex<T>`: a short spin, then the waiter parks. An unlock frees the lock and wakes one
+//! waiter, who competes for it again (the releaser may barge back in first); a waiter barged
+//! past [`MAX_BARGES`] times gets the lock by FIFO hand-off. [`Fairness::Fifo`] always hands
+//! off.
 
 use super::{Blocker, Contention, HANDOFF, SPINS, Woken, key_of, park_with_bit};
 use crate::shim::{AtomicU8, Ordering};
@@ -11,12 +14,48 @@ const LOCKED: u8 = 1;
 /// Some waiter may be parked on this mutex (set by a parker with a CAS before it parks, checked
 /// by its validation, cleared by the unlocker that takes the last waiter).
 const PARKED: u8 = 2;
+/// A waiter that was barged past [`MAX_BARGES`] times is parked: unlocks hand the lock over
+/// (FIFO) until that waiter has it. Set by the starving waiter with the CAS that parks it,
+/// cleared by it once it holds the lock (or by an unlock that finds nobody parked).
+const STARVING: u8 = 4;
+
+/// How many times a waiter may be woken and lose the lock to a barging locker before it asks
+/// for hand-off ([`STARVING`]). Under loom, 1: the models reach the forced hand-off.
+#[cfg(not(loom))]
+pub(crate) const MAX_BARGES: u32 = 16;
+/// Under loom, 1: the models reach the forced hand-off.
+#[cfg(loom)]
+pub(crate) const MAX_BARGES: u32 = 1;
+
+/// The token an unfair unlock hands the waiter it wakes: the lock is free, compete for it.
+const COMPETE: usize = 0;
+
+/// How a [`Mutex`] unlock treats a parked waiter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Fairness {
+    /// The default (as `parking_lot`'s mutex): an unlock frees the lock and wakes the longest
+    /// waiter, who then competes for it; a running locker (the releaser itself, typically)
+    /// may take it first, and the woken waiter that loses parks again. Under contention this
+    /// keeps the lock with whoever is running instead of paying a park/unpark per unlock.
+    /// Unfairness is bounded: a waiter barged past a fixed number of times (16) marks the lock
+    /// starving, and from then on unlocks hand it over in arrival order until that waiter has
+    /// it.
+    #[default]
+    Barging,
+    /// Every unlock with a parked waiter hands the lock directly to the longest waiter (FIFO):
+    /// the lock stays held across the hand-off, so nobody can barge in. No waiter is ever
+    /// overtaken, at the price of a park/unpark per contended unlock.
+    Fifo,
+}
 
 /// A mutual-exclusion lock whose waiters park their fiber (or block their thread) instead of
 /// blocking the worker.
 ///
-/// `lock` spins briefly, then parks; `unlock` (dropping the guard) hands the lock to the
-/// longest waiter directly (FIFO), so no waiter starves. The guard is `!Send`: it stays on the
+/// `lock` spins briefly, then parks. By default ([`Fairness::Barging`]) an unlock (dropping
+/// the guard) frees the lock and wakes the longest waiter, who competes for it with whoever
+/// else locks meanwhile; a waiter that loses more than a bounded number of times gets the lock
+/// by hand-off, so no waiter starves. [`Mutex::fair`] (or [`MutexGuard::unlock_fair`] for one
+/// unlock) hands the lock to the longest waiter directly (FIFO). The guard is `!Send`: it stays on the
 /// fiber that locked — it may be held across a wait (the fiber keeps the lock while parked and
 /// resumes on the same worker, unless the system opted into migration), unlike a
 /// `std::sync::MutexGuard`.
@@ -30,6 +69,8 @@ const PARKED: u8 = 2;
 /// report nothing.
 pub struct Mutex<T: ?Sized> {
     state: AtomicU8,
+    /// Whether every unlock hands off ([`Fairness::Fifo`]).
+    fifo: bool,
     /// The name the lock profile hooks report.
     #[cfg(feature = "profile")]
     name: &'static str,
@@ -66,10 +107,24 @@ impl<T> Mutex<T> {
         let _ = name;
         Self {
             state: AtomicU8::new(0),
+            fifo: false,
             #[cfg(feature = "profile")]
             name,
             data: UnsafeCell::new(value),
         }
+    }
+
+    /// An unlocked mutex holding `value` that hands the lock to the longest waiter on every
+    /// contended unlock ([`Fairness::Fifo`]).
+    pub fn fair(value: T) -> Self {
+        Self::new(value).with_fairness(Fairness::Fifo)
+    }
+
+    /// This mutex with its unlocks following `fairness` (combine with [`named`](Self::named):
+    /// `Mutex::named(v, "assets").with_fairness(Fairness::Fifo)`).
+    pub fn with_fairness(mut self, fairness: Fairness) -> Self {
+        self.fifo = fairness == Fairness::Fifo;
+        self
     }
 
     /// The value, consuming the mutex.
@@ -98,16 +153,43 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
-    /// Locks if nobody holds the lock (and nobody waits for it), without blocking.
+    /// Locks if nobody holds the lock, without blocking. (A lock freed by a barging unlock
+    /// while its woken waiter has not taken it yet is free: `try_lock` takes it.)
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.state
-            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| MutexGuard {
-                mutex: self,
-                contention: Contention::NONE,
-                _not_send: PhantomData,
-            })
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & LOCKED == 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                s | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(MutexGuard {
+                        mutex: self,
+                        contention: Contention::NONE,
+                        _not_send: PhantomData,
+                    });
+                }
+                Err(now) => s = now,
+            }
+        }
+        None
+    }
+
+    /// The state word (loom models: no bit left behind).
+    #[cfg(all(test, loom))]
+    pub(crate) fn state_bits(&self) -> u8 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// How this mutex's unlocks treat a parked waiter.
+    pub fn fairness(&self) -> Fairness {
+        if self.fifo {
+            Fairness::Fifo
+        } else {
+            Fairness::Barging
+        }
     }
 
     /// The value through `&mut self`: no locking needed.
@@ -135,16 +217,19 @@ impl<T: ?Sized> Mutex<T> {
 
     fn wait_for_lock<B: Blocker + ?Sized>(&self, blocker: &B) {
         let mut spins = 0;
+        // Times this waiter was woken (or its park refused) and found the lock taken again.
+        let mut barged = 0u32;
         loop {
             let s = self.state.load(Ordering::Relaxed);
-            // Free and nobody queued: take it (waiters, if any, are served by hand-off).
+            // Free: take it, whether or not others are parked (barging; an unlock only frees
+            // the lock while no waiter is starving).
             if s & LOCKED == 0 {
                 if self
                     .state
                     .compare_exchange_weak(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return;
+                    break;
                 }
                 continue;
             }
@@ -153,24 +238,40 @@ impl<T: ?Sized> Mutex<T> {
                 crate::shim::spin_loop();
                 continue;
             }
+            let starving = barged >= MAX_BARGES;
+            let (bit, check): (u8, super::Validate) = if starving {
+                (PARKED | STARVING, validate_starving)
+            } else {
+                (PARKED, validate)
+            };
             match park_with_bit(
                 blocker,
                 &self.state,
                 s.into(),
-                PARKED.into(),
-                validate,
+                bit.into(),
+                check,
                 crate::deadline::NEVER,
             ) {
                 // The unlocker left the lock held for us.
-                Woken::Handoff => return,
-                Woken::Retry | Woken::TimedOut => spins = 0,
+                Woken::Handoff => break,
+                Woken::Retry | Woken::TimedOut => {
+                    spins = 0;
+                    barged = barged.saturating_add(1);
+                }
                 Woken::Raced => {}
             }
         }
+        if barged >= MAX_BARGES {
+            // We may have marked the lock starving; we hold it now, so unlocks may barge again.
+            // (Another starving waiter, still parked, sets it again when it re-parks.)
+            self.state.fetch_and(!STARVING, Ordering::Relaxed);
+        }
     }
 
-    /// Unlocks: hands the lock to the first waiter if there is one.
-    fn unlock(&self) {
+    /// Unlocks: frees the lock and wakes a waiter to compete for it, or (`fair`, or a
+    /// starving waiter) hands it to the first waiter.
+    #[inline]
+    fn unlock(&self, fair: bool) {
         if self
             .state
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
@@ -178,34 +279,75 @@ impl<T: ?Sized> Mutex<T> {
         {
             return;
         }
-        self.unlock_slow();
+        self.unlock_slow(fair || self.fifo);
     }
 
     #[cold]
-    fn unlock_slow(&self) {
+    fn unlock_slow(&self, fair: bool) {
+        self.unlock_slow_then(fair, || {});
+    }
+
+    /// [`unlock_slow`](Self::unlock_slow), running `then` once the state word is updated but
+    /// before the waiter is woken (tests: a barging relock that deterministically beats the
+    /// woken waiter).
+    #[inline(always)]
+    fn unlock_slow_then(&self, fair: bool, then: impl FnOnce()) {
         crate::park::unpark_one(key_of(&self.state), |found| {
-            if found.woken == 0 {
-                // The parked bit was stale (a parker validated out): plain unlock.
-                self.state.store(0, Ordering::Release);
-                0
-            } else {
-                // Keep LOCKED: the woken waiter owns the lock now (FIFO hand-off).
-                let s = if found.more { LOCKED | PARKED } else { LOCKED };
-                self.state.store(s, Ordering::Release);
-                HANDOFF
+            // Under the wait list's lock: no waiter can publish or validate meanwhile, but a
+            // parker may still be setting bits (PARKED, STARVING) with its CAS, so update by CAS.
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                let (next, token) = if found.woken == 0 {
+                    // The parked bit was stale (a parker validated out, or woke and won the
+                    // lock): plain unlock. A starving waiter that is not parked sets its bit
+                    // again when it parks.
+                    (0, COMPETE)
+                } else if fair || s & STARVING != 0 {
+                    // Keep LOCKED: the woken waiter owns the lock now (FIFO hand-off). Keep
+                    // STARVING: the waiter that set it clears it once it has the lock.
+                    let parked = if found.more { PARKED } else { 0 };
+                    (LOCKED | parked | (s & STARVING), HANDOFF)
+                } else {
+                    // Free the lock; the woken waiter competes for it (and parks again, setting
+                    // PARKED, if someone took it first).
+                    (if found.more { PARKED } else { 0 }, COMPETE)
+                };
+                match self.state.compare_exchange_weak(
+                    s,
+                    next,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        then();
+                        return token;
+                    }
+                    Err(now) => s = now,
+                }
             }
         });
     }
 }
 
 /// Park validation: still locked with the parked bit set (checked under the wait-list lock,
-/// where the unlocker's hand-off also runs).
+/// where the unlocker's hand-off or wake also runs).
 ///
 /// # Safety
 /// `data` points at a live `AtomicU8`.
 unsafe fn validate(data: *const ()) -> bool {
     // SAFETY: caller contract.
-    unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed) == LOCKED | PARKED
+    let s = unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed);
+    s & (LOCKED | PARKED) == LOCKED | PARKED
+}
+
+/// Park validation of a starving waiter: as [`validate`], and the starving bit it set is still
+/// there (else an unlock might wake it to compete again instead of handing over).
+///
+/// # Safety
+/// `data` points at a live `AtomicU8`.
+unsafe fn validate_starving(data: *const ()) -> bool {
+    // SAFETY: caller contract.
+    unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed) == LOCKED | PARKED | STARVING
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
@@ -223,11 +365,26 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     }
 }
 
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// Unlocks, handing the lock to the longest waiter if one is parked (FIFO), whatever the
+    /// mutex's [`Fairness`]: for a release after which a waiter must not be overtaken.
+    pub fn unlock_fair(guard: Self) {
+        let guard = core::mem::ManuallyDrop::new(guard);
+        guard.release(true);
+    }
+
+    /// The unlock of `drop` and `unlock_fair`, with its profile report.
+    #[inline(always)]
+    fn release(&self, fair: bool) {
+        let (name, addr) = self.mutex.profile_id();
+        self.mutex.unlock(fair);
+        self.contention.released(name, addr);
+    }
+}
+
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        let (name, addr) = self.mutex.profile_id();
-        self.mutex.unlock();
-        self.contention.released(name, addr);
+        self.release(false);
     }
 }
 
@@ -249,5 +406,111 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 impl<T: Default> Default for Mutex<T> {
     fn default() -> Self {
         Self::new(T::default())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::ThisThread;
+    use std::sync::atomic::{AtomicBool, Ordering as O};
+
+    /// Yields until `m`'s one waiter is parked on it (true) or has finished (false).
+    fn waiter_parked(m: &Mutex<u32>, done: &AtomicBool) -> bool {
+        loop {
+            if done.load(O::SeqCst) {
+                return false;
+            }
+            if crate::park::waiters_on(key_of(&m.state)) == 1 {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// The holder unlocks and takes the lock straight back while its parked waiter is being
+    /// woken (in the unlock, after the word is updated and before the wake: the barge always
+    /// comes first), each time the waiter is parked again. The first `MAX_BARGES` unlocks let
+    /// the holder barge; the waiter, barged that many times, parks starving, and the next
+    /// unlock hands it the lock: the holder's relock fails.
+    #[test]
+    fn a_waiter_barged_past_the_bound_gets_the_lock_by_hand_off() {
+        let m = Mutex::new(0u32);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            core::mem::forget(m.lock(&ThisThread));
+            s.spawn(|| {
+                *m.lock(&ThisThread) += 1;
+                done.store(true, O::SeqCst);
+            });
+            let mut barges = 0;
+            // Bounded, so a failure ends the test (after handing the lock over) instead of
+            // barging forever.
+            while barges <= MAX_BARGES {
+                assert!(
+                    waiter_parked(&m, &done),
+                    "the waiter cannot finish: we hold the lock"
+                );
+                let mut relocked = false;
+                // We hold the lock (its guard was forgotten): unlock it by hand.
+                m.unlock_slow_then(false, || {
+                    relocked = m.try_lock().map(core::mem::forget).is_some()
+                });
+                if !relocked {
+                    break;
+                }
+                barges += 1;
+            }
+            if barges > MAX_BARGES {
+                m.unlock(true); // let the waiter finish, then fail
+            }
+            assert_eq!(
+                barges, MAX_BARGES,
+                "the releaser barged this many times before the waiter got the lock"
+            );
+            // The waiter has the lock: wait for it like any locker.
+            assert_eq!(*m.lock(&ThisThread), 1);
+        });
+        assert!(done.load(O::SeqCst));
+        assert_eq!(m.state.load(Ordering::Relaxed), 0, "no bit left behind");
+    }
+
+    /// A FIFO unlock with a parked waiter hands the lock over: a relock by the releaser right
+    /// after it comes second (it sees the waiter's write), every time.
+    /// `unlock_fair`: unlock through [`MutexGuard::unlock_fair`], else by dropping the guard.
+    fn fifo_unlock_hands_over(m: &Mutex<u32>, unlock_fair: bool) {
+        for round in 1..=8 {
+            let done = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let guard = m.lock(&ThisThread);
+                s.spawn(|| {
+                    *m.lock(&ThisThread) += 1;
+                    done.store(true, O::SeqCst);
+                });
+                assert!(waiter_parked(m, &done));
+                if unlock_fair {
+                    MutexGuard::unlock_fair(guard);
+                } else {
+                    drop(guard);
+                }
+                assert_eq!(*m.lock(&ThisThread), round, "the waiter had the lock first");
+            });
+        }
+    }
+
+    #[test]
+    fn a_fair_mutex_hands_the_lock_to_its_parked_waiter() {
+        let m = Mutex::fair(0u32);
+        assert_eq!(m.fairness(), Fairness::Fifo);
+        fifo_unlock_hands_over(&m, false);
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn unlock_fair_hands_the_lock_to_the_parked_waiter() {
+        let m = Mutex::new(0u32);
+        assert_eq!(m.fairness(), Fairness::Barging);
+        fifo_unlock_hands_over(&m, true);
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
     }
 }

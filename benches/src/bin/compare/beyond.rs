@@ -31,69 +31,96 @@ pub(crate) fn sync(b: &mut Session) {
             (200_000, 20_000)
         };
         let parties = t.max(2);
-        // One sync row: time `ours` on a jobsys pool and `std_peer` on OS threads, per `per`
-        // operations, and report them side by side (the row says "reported": no pass/fail).
-        let mut sync_row = |workload: String,
-                            per: usize,
-                            peer: &str,
-                            ours: &dyn Fn(&Ctx) -> Duration,
-                            std_peer: &dyn Fn() -> Duration| {
+        // One sync workload: time `ours` on a jobsys pool and each peer on OS threads, per
+        // `per` operations, and report one row per peer (the first peer's row carries the
+        // workload's name; "reported": no pass/fail).
+        let mut sync_rows = |workload: String,
+                             per: usize,
+                             ours: &dyn Fn(&Ctx) -> Duration,
+                             peers: &[(&str, &dyn Fn() -> Duration)]| {
             progress(&format!("{workload}: jobsys"));
             let js = Sample::of(&on_jobsys_pool(t, |ctx| warm_then_time(runs, || ours(ctx))))
                 .scaled(per as f64);
-            progress(&format!("{workload}: {peer}"));
-            let st = Sample::of(&warm_then_time(runs, std_peer)).scaled(per as f64);
-            b.rows.push(Row {
-                workload,
-                jobsys: cell(js, 1),
-                peer: format!("{peer} {}", cell(st, 1)),
-                ratio: Some(js.median / st.median),
-                target: "reported".into(),
-                met: "—".into(),
-            });
+            for (i, (peer, run)) in peers.iter().enumerate() {
+                progress(&format!("{workload}: {peer}"));
+                let st = Sample::of(&warm_then_time(runs, run)).scaled(per as f64);
+                b.rows.push(Row {
+                    workload: if i == 0 {
+                        workload.clone()
+                    } else {
+                        format!("{workload} (second peer)")
+                    },
+                    jobsys: cell(js, 1),
+                    peer: format!("{peer} {}", cell(st, 1)),
+                    ratio: Some(js.median / st.median),
+                    target: "reported".into(),
+                    met: "—".into(),
+                });
+            }
         };
-        sync_row(
+        sync_rows(
             format!("sync: contended lock, {parties} contenders, ns per lock+unlock"),
             ops,
-            &format!("std::sync::Mutex, {parties} threads"),
             &|ctx| on_jobsys::contended_lock(ctx, parties, ops),
-            &|| jobsys_benches::std_contended_lock(parties, ops),
+            &[(&format!("std::sync::Mutex, {parties} threads"), &|| {
+                jobsys_benches::std_contended_lock(parties, ops)
+            })],
         );
-        sync_row(
+        sync_rows(
             format!("sync: barrier round trip, {parties} parties, ns per round"),
             rounds,
-            &format!("std::sync::Barrier, {parties} threads"),
             &|ctx| on_jobsys::barrier_rounds(ctx, parties, rounds),
-            &|| jobsys_benches::std_barrier_rounds(parties, rounds),
+            &[(&format!("std::sync::Barrier, {parties} threads"), &|| {
+                jobsys_benches::std_barrier_rounds(parties, rounds)
+            })],
         );
         let (pings, msgs, cap) = if quick {
             (2_000, 100_000, 1024)
         } else {
             (20_000, 1_000_000, 1024)
         };
-        sync_row(
+        sync_rows(
             "sync: channel ping-pong, ns per round trip".into(),
             pings,
-            "std sync_channel, 2 threads",
             &|ctx| on_jobsys::channel_ping_pong(ctx, pings),
-            &|| jobsys_benches::std_ping_pong(pings),
+            &[
+                ("crossbeam bounded(1), 2 threads", &|| {
+                    jobsys_benches::crossbeam_ping_pong(pings)
+                }),
+                ("std sync_channel(1), 2 threads", &|| {
+                    jobsys_benches::std_ping_pong(pings)
+                }),
+            ],
         );
-        sync_row(
+        sync_rows(
             "sync: select ping-pong (responder selects over 2 channels), ns per round trip".into(),
             pings,
-            "std sync_channel ping-pong (no select), 2 threads",
             &|ctx| on_jobsys::select_ping_pong(ctx, pings),
-            &|| jobsys_benches::std_ping_pong(pings),
+            &[
+                ("crossbeam select! over 2 bounded(1), 2 threads", &|| {
+                    jobsys_benches::crossbeam_select_ping_pong(pings)
+                }),
+                (
+                    "std sync_channel(1) ping-pong (no select), 2 threads",
+                    &|| jobsys_benches::std_ping_pong(pings),
+                ),
+            ],
         );
-        sync_row(
+        sync_rows(
             format!("sync: channel throughput (capacity {cap}), ns per message"),
             msgs,
-            "std sync_channel, 2 threads",
             &|ctx| on_jobsys::channel_throughput(ctx, msgs, cap),
-            &|| jobsys_benches::std_channel_throughput(msgs, cap),
+            &[
+                (&format!("crossbeam bounded({cap}), 2 threads"), &|| {
+                    jobsys_benches::crossbeam_channel_throughput(msgs, cap)
+                }),
+                (&format!("std sync_channel({cap}), 2 threads"), &|| {
+                    jobsys_benches::std_channel_throughput(msgs, cap)
+                }),
+            ],
         );
         b.notes.push(format!(
-            "sync: jobsys = jobs on {t} workers (a contended wait parks the fiber); std = OS threads. Lock: {parties} contenders share {ops} lock+increment+unlock. Barrier: {parties} parties, {rounds} rounds. Channels: {pings} ping-pong round trips over two capacity-1 (jobsys: 2) channels; {msgs} messages one producer → one consumer. The peer is std's `sync_channel`: crossbeam-channel is not available offline here."
+            "sync: jobsys = jobs on {t} workers (a contended wait parks the fiber); peers = OS threads. Lock: {parties} contenders share {ops} lock+increment+unlock (jobsys::sync::Mutex with its default barging unlock). Barrier: {parties} parties, {rounds} rounds. Channels: {pings} ping-pong round trips over two capacity-1 channels; {msgs} messages one producer → one consumer. Channel peers: crossbeam-channel's bounded channel (and select!), then std's sync_channel as a second peer."
         ));
     }
 }
