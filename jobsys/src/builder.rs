@@ -35,6 +35,7 @@ pub struct Builder {
     pin_workers: bool,
     pin_main: bool,
     queue_capacity: usize,
+    queue_growth_limit: usize,
     idle_spins: u32,
     inline_headroom: Option<usize>,
     large_inline_headroom: Option<usize>,
@@ -58,6 +59,7 @@ impl Default for Builder {
             pin_workers: false,
             pin_main: false,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            queue_growth_limit: Self::MAX_QUEUE_CAPACITY,
             idle_spins: Self::DEFAULT_IDLE_SPINS,
             inline_headroom: None,
             large_inline_headroom: None,
@@ -158,10 +160,27 @@ impl Builder {
         self
     }
 
-    /// Capacity of each worker's ring (a power of two); more jobs than this go to the shared
-    /// injector list, so it bounds nothing but locality.
+    /// Initial capacity of each worker's rings (a power of two). A ring that its worker fills
+    /// doubles, up to [`queue_growth_limit`](Self::queue_growth_limit), and keeps its size;
+    /// past that, jobs go to the shared injector list, so it bounds nothing but locality. Rings
+    /// carved from [`queue_memory`](Self::queue_memory) never grow: more jobs than this go to
+    /// the injector.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
+        self
+    }
+
+    /// Slots up to which a full ring doubles (default and most:
+    /// [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY), 8 MiB of slots): a ring holding fewer
+    /// slots that its worker pushes onto full allocates one of twice the size, so a long run of
+    /// spawns stays on its worker instead of going through the shared injector. The ring keeps
+    /// its largest size (and the buffers it outgrew, for thieves that may still read them: at
+    /// most as many bytes again) until the system is dropped, so a workload that grew it runs
+    /// again without allocating. At most [`queue_capacity`](Self::queue_capacity) (or any
+    /// value up to it) turns growth off. Rings carved from [`queue_memory`](Self::queue_memory)
+    /// never grow.
+    pub fn queue_growth_limit(mut self, slots: usize) -> Self {
+        self.queue_growth_limit = slots.min(Self::MAX_QUEUE_CAPACITY);
         self
     }
 
@@ -508,7 +527,7 @@ impl Builder {
             unsafe { FiberPool::new(self.small, self.large, headroom, fiber_main, stack_memory)? };
         let fiber_count = fibers.len();
         // SAFETY: as for the fiber pool.
-        let mut rings = unsafe { RingSource::new(q, queue_memory) };
+        let mut rings = unsafe { RingSource::new(q, self.queue_growth_limit, queue_memory) };
         let shared = Arc::new(Shared {
             workers: (0..workers)
                 .map(|i| Worker::new(i, &mut rings, total))

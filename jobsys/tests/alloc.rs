@@ -1,7 +1,8 @@
 //! Zero heap allocations in steady state, proven with a counting global allocator.
 //!
 //! After a warm-up, submitting, running and waiting on 1,000 jobs — as a raw batch, as scope
-//! spawns and as nested joins — performs no heap allocation on any thread; neither does a frame
+//! spawns and as nested joins — performs no heap allocation on any thread; neither does a scope
+//! of more spawns than a ring holds (which stays on its worker's grown ring), nor a frame
 //! of channels, select, a mutex and timed waits.
 //!
 //! The count is process-wide, so nothing else may allocate while a check counts: this is a
@@ -162,6 +163,49 @@ fn steady_state_submit_run_wait_allocates_nothing() {
             first_alloc()
         );
     }
+}
+
+/// A scope of many more spawns than a ring's first capacity, on one worker: after the warm-up
+/// (where the ring grows), the spawns stay on the worker's own ring — nothing moves to the
+/// shared injector (`WorkerStats::overflowed`) — and nothing allocates. One worker only: with
+/// two, how deep the ring gets in a run depends on how fast the thief drains it, so the run
+/// that first reaches the deepest depth (and grows) is not known in advance.
+fn a_scope_larger_than_a_ring_stays_on_it_and_allocates_nothing() {
+    const SPAWNS: usize = 20_000;
+    let jobs = JobSystem::builder()
+        .workers(1)
+        .queue_capacity(256)
+        .build()
+        .unwrap();
+    let mut cells = vec![0u64; SPAWNS];
+    let run = |cells: &mut [u64]| {
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for cell in cells.iter_mut() {
+                    s.spawn(move |_| *cell += 1);
+                }
+            })
+        })
+    };
+    for _ in 0..3 {
+        run(&mut cells);
+    }
+    let before = jobs.worker_stats(0);
+    let allocs = count_allocs(|| {
+        for _ in 0..20 {
+            run(&mut cells);
+        }
+    });
+    let d = jobs.worker_stats(0) - before;
+    assert!(cells.iter().all(|&c| c == 23));
+    assert_eq!(d.jobs_run, 20 * (SPAWNS as u64 + 1), "{d:?}");
+    assert_eq!(d.overflowed, 0, "spawns overflowed to the injector: {d:?}");
+    assert_eq!(
+        allocs,
+        0,
+        "{allocs} heap allocations in 20 warmed-up scopes of {SPAWNS} spawns; the first: {}",
+        first_alloc()
+    );
 }
 
 /// A frame of the sync primitives: a channel pipeline, a select over two channels, a mutex,
@@ -656,7 +700,7 @@ fn main() {
     if std::env::var_os(STALL_CHILD).is_some() {
         stall_report_child();
     }
-    let checks: [Check; 8] = [
+    let checks: [Check; 9] = [
         (
             "allocations_inside_jobs_on_other_workers_are_counted",
             allocations_inside_jobs_on_other_workers_are_counted,
@@ -664,6 +708,10 @@ fn main() {
         (
             "steady_state_submit_run_wait_allocates_nothing",
             steady_state_submit_run_wait_allocates_nothing,
+        ),
+        (
+            "a_scope_larger_than_a_ring_stays_on_it_and_allocates_nothing",
+            a_scope_larger_than_a_ring_stays_on_it_and_allocates_nothing,
         ),
         (
             "steady_state_sync_select_and_timed_waits_allocate_nothing",

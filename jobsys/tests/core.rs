@@ -531,6 +531,7 @@ fn tiny_rings_overflow_to_the_injector_without_losing_or_repeating_jobs() {
         let jobs = JobSystem::builder()
             .workers(n)
             .queue_capacity(4)
+            .queue_growth_limit(4)
             .build()
             .unwrap();
         flags.iter().for_each(|f| f.store(0, Ordering::Relaxed));
@@ -602,6 +603,7 @@ fn a_job_waiting_for_a_fiber_never_blocks_the_work_that_frees_one() {
             .workers(n)
             .large_fibers(1, 512 * 1024)
             .queue_capacity(4)
+            .queue_growth_limit(4)
             .build()
             .unwrap();
         let done = AtomicUsize::new(0);

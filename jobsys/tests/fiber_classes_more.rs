@@ -59,6 +59,7 @@ fn a_large_stall_with_jobs_in_the_injector_is_reported_not_spun_on() {
             .large_fibers(1, 256 * 1024)
             .large_inline_headroom(usize::MAX)
             .queue_capacity(4)
+            .queue_growth_limit(4)
             .build()
             .unwrap();
         // For the failure message: how many workers sleep once the stall has set in.
@@ -260,6 +261,7 @@ fn mixed_classes_on_a_tiny_pool_lose_no_wake_up() {
             .small_fibers(2, 64 * 1024)
             .large_fibers(1, 256 * 1024)
             .queue_capacity(8)
+            .queue_growth_limit(8)
             .build()
             .unwrap();
         let handle = jobs.handle();

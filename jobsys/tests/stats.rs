@@ -5,7 +5,7 @@ mod common;
 
 use common::each_worker_count;
 use jobsys::sync::{Event, EventKind};
-use jobsys::{Counter, Ctx, JobDecl, JobSystem, WorkerStats, job_meta};
+use jobsys::{Builder, Counter, Ctx, JobDecl, JobSystem, WorkerStats, job_meta};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Every worker's totals, summed.
@@ -16,6 +16,7 @@ fn total(jobs: &JobSystem) -> WorkerStats {
             jobs_run: a.jobs_run + s.jobs_run,
             parked_waits: a.parked_waits + s.parked_waits,
             steals: a.steals + s.steals,
+            overflowed: a.overflowed + s.overflowed,
             idle_ns: a.idle_ns + s.idle_ns,
             asleep_ns: a.asleep_ns + s.asleep_ns,
         })
@@ -182,4 +183,41 @@ fn totals_only_grow_and_subtract_saturating() {
 fn a_bad_worker_index_panics_with_a_clear_message() {
     let jobs = common::system(2);
     let _ = jobs.worker_stats(2);
+}
+
+/// One worker spawning more jobs than its ring's first capacity: the ring grows and nothing
+/// overflows to the injector; with growth off (`queue_growth_limit` at the capacity) the same
+/// scope overflows, and the worker counts it.
+#[test]
+fn a_full_ring_grows_instead_of_overflowing_unless_growth_is_off() {
+    for growth_limit in [Builder::MAX_QUEUE_CAPACITY, 4] {
+        let jobs = JobSystem::builder()
+            .workers(1)
+            .queue_capacity(4)
+            .queue_growth_limit(growth_limit)
+            .build()
+            .unwrap();
+        let ran = AtomicU64::new(0);
+        let before = jobs.worker_stats(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..1000 {
+                    s.spawn(|_| {
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            })
+        });
+        let d = jobs.worker_stats(0) - before;
+        assert_eq!(ran.load(Ordering::Relaxed), 1000);
+        if growth_limit == 4 {
+            // At least every push past the four slots while the scope spawned.
+            assert!(d.overflowed >= 996, "growth off, yet few overflowed: {d:?}");
+        } else {
+            assert_eq!(
+                d.overflowed, 0,
+                "the ring overflowed instead of growing: {d:?}"
+            );
+        }
+    }
 }

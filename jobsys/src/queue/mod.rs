@@ -1,10 +1,14 @@
 //! ② QUEUE — where runnable work waits.
 //!
 //! Receives [`JobRef`](crate::job::JobRef)s from the submit stage and hands them to workers.
-//! Per worker: a fixed [`Ring`] (owner pushes and pops at the bottom, LIFO; thieves take from the
-//! top, FIFO, half at a time). When a ring is full the job goes to the shared injector, an
-//! intrusive [`JobList`] threaded through the job headers, so a submission never fails and never
-//! allocates. Pinned jobs wait in their worker's own `JobList`.
+//! Per worker: a [`Ring`] per priority and stack class (owner pushes and pops at the bottom,
+//! LIFO; thieves take from the top, FIFO, half at a time). A managed ring that its owner fills
+//! doubles (up to `Builder::queue_growth_limit`, 2^20 slots by default) and keeps its size, so a long run of spawns stays
+//! on its worker and, once a workload has grown the ring, runs again without allocating. When a
+//! ring is full and cannot grow (at its limit, or carved from a user block, which never grows)
+//! the older half of it and the job go to the shared injector, an intrusive [`JobList`]
+//! threaded through the job headers, so a submission never fails. Pinned jobs wait in their
+//! worker's own `JobList`.
 
 mod list;
 #[cfg(all(test, loom))]
@@ -20,6 +24,8 @@ pub(crate) use ring::{Ring, Steal};
 /// yielded) stay managed.
 pub(crate) struct RingSource {
     capacity: usize,
+    /// Slots up to which managed rings grow.
+    limit: usize,
     /// The next free, `Ring::BLOCK_ALIGN`-aligned byte of the user block, and the bytes left.
     block: Option<(core::ptr::NonNull<u8>, usize)>,
 }
@@ -37,13 +43,14 @@ impl RingSource {
             .saturating_add(Ring::BLOCK_ALIGN - 1)
     }
 
-    /// Rings of `capacity` slots, carved from `memory` if given.
+    /// Rings of `capacity` slots, carved from `memory` if given (those never grow), or managed
+    /// ones that grow up to `limit` slots.
     ///
     /// # Safety
     /// `memory`, if given, holds at least [`bytes`](Self::bytes) bytes for every ring this
     /// source will hand out (the builder checks it), and stays the system's until every ring
     /// carved from it is no longer used (the `Memory` contract: until the system is dropped).
-    pub(crate) unsafe fn new(capacity: usize, memory: Option<crate::Memory>) -> Self {
+    pub(crate) unsafe fn new(capacity: usize, limit: usize, memory: Option<crate::Memory>) -> Self {
         let block = memory.map(|m| {
             let start = m.as_ptr();
             let skip = start.align_offset(Ring::BLOCK_ALIGN);
@@ -55,13 +62,17 @@ impl RingSource {
                 m.len().saturating_sub(skip),
             )
         });
-        Self { capacity, block }
+        Self {
+            capacity,
+            limit,
+            block,
+        }
     }
 
     /// The next ring.
     pub(crate) fn ring(&mut self) -> Ring {
         let Some((next, left)) = &mut self.block else {
-            return Ring::new(self.capacity);
+            return Ring::growable(self.capacity, self.limit);
         };
         let bytes = Ring::block_bytes(self.capacity);
         assert!(*left >= bytes, "queue memory checked by the builder");

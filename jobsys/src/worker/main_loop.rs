@@ -239,7 +239,7 @@ impl Shared {
                 let meta = job.meta();
                 let ring = self.workers[index].ring(meta.priority, meta.stack);
                 if let Err(job) = ring.push(job) {
-                    self.overflow(ring, job);
+                    self.overflow(index, ring, job);
                 }
             }
         }
@@ -256,17 +256,21 @@ impl Shared {
             let meta = job.meta();
             match me.ring(meta.priority, meta.stack).push(*job) {
                 Ok(()) => kept += 1,
-                Err(job) => self.injector.push(job),
+                Err(job) => {
+                    me.stats.overflowed.add(1);
+                    self.injector.push(job);
+                }
             }
         }
         kept
     }
 
-    /// A ring was full when its owner pushed `job`: move the older half of the ring and `job`
-    /// to the injector in one lock acquisition (Tokio's overflow), so a long run of submissions
-    /// costs one lock per half ring instead of one per job.
+    /// A ring of worker `index` was full (and could not grow) when its owner pushed `job`:
+    /// move the older half of the ring and `job` to the injector in one lock acquisition
+    /// (Tokio's overflow), so a long run of submissions costs one lock per half ring instead of
+    /// one per job.
     #[cold]
-    pub(crate) fn overflow(&self, ring: &crate::queue::Ring, job: JobRef) {
+    pub(crate) fn overflow(&self, index: usize, ring: &crate::queue::Ring, job: JobRef) {
         let (mut first, mut last, mut n) = (None::<JobRef>, None::<JobRef>, 0);
         for _ in 0..ring.capacity() / 2 {
             match ring.steal() {
@@ -286,6 +290,7 @@ impl Shared {
             Some(l) => l.set_next(job.as_ptr()),
             None => first = Some(job),
         }
+        self.workers[index].stats.overflowed.add(n as u64 + 1);
         self.injector
             .at(job.meta().priority)
             .push_chain(first.unwrap_or(job), job, n + 1);

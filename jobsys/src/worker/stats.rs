@@ -28,6 +28,9 @@ use crate::shim::{AtomicBool, Ordering, StatCounter};
 ///   before the fiber is parked, does not count;
 /// - `steals`: jobs this worker took from other workers' queues as a thief (one steal may
 ///   take several; a batch's range counts as one job however many declarations it holds);
+/// - `overflowed`: jobs this worker moved from its own rings to the shared injector because a
+///   ring was full and could not grow (see
+///   [`Builder::queue_growth_limit`](crate::Builder::queue_growth_limit));
 /// - `idle_ns`: time spent looking for work without finding it (spinning, yielding), sleep
 ///   excluded; measured with the clock of timed waits (virtual under the `simulation`
 ///   feature);
@@ -50,6 +53,8 @@ pub struct WorkerStats {
     pub parked_waits: u64,
     /// Jobs this worker took from other workers' queues, as a thief.
     pub steals: u64,
+    /// Jobs this worker moved from its full rings to the shared injector.
+    pub overflowed: u64,
     /// Nanoseconds spent looking for work without finding it, sleep excluded.
     pub idle_ns: u64,
     /// Nanoseconds spent asleep.
@@ -66,6 +71,7 @@ impl core::ops::Sub for WorkerStats {
             jobs_run: self.jobs_run.saturating_sub(earlier.jobs_run),
             parked_waits: self.parked_waits.saturating_sub(earlier.parked_waits),
             steals: self.steals.saturating_sub(earlier.steals),
+            overflowed: self.overflowed.saturating_sub(earlier.overflowed),
             idle_ns: self.idle_ns.saturating_sub(earlier.idle_ns),
             asleep_ns: self.asleep_ns.saturating_sub(earlier.asleep_ns),
         }
@@ -79,6 +85,7 @@ pub(crate) struct StatCells {
     pub(crate) jobs_run: StatCounter,
     pub(crate) parked_waits: StatCounter,
     pub(crate) steals: StatCounter,
+    pub(crate) overflowed: StatCounter,
     pub(crate) idle_ns: StatCounter,
     pub(crate) asleep_ns: StatCounter,
 }
@@ -89,6 +96,7 @@ impl StatCells {
             jobs_run: self.jobs_run.get(),
             parked_waits: self.parked_waits.get(),
             steals: self.steals.get(),
+            overflowed: self.overflowed.get(),
             idle_ns: self.idle_ns.get(),
             asleep_ns: self.asleep_ns.get(),
         }

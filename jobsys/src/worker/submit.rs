@@ -32,7 +32,7 @@ pub(crate) fn submit(ctx: &Ctx, job: JobRef, hint: Hint) {
             fault::inject(fault::Site::Push);
             let ring = ctx.worker().ring(priority, meta.stack);
             if let Err(job) = ring.push(job) {
-                shared.overflow(ring, job);
+                shared.overflow(ctx.worker_index(), ring, job);
             }
             shared.notify_local();
         }
