@@ -38,11 +38,21 @@ impl fmt::Display for Cancelled {
 impl std::error::Error for Cancelled {}
 
 /// A cancellation flag with a link to the enclosing one.
+///
+/// Checking walks the chain of enclosing nodes, one cache line each, which in a deep tree of
+/// scopes is most of a job's start-up; so the outermost node of each chain (its *root*) also
+/// keeps `any`, raised by a cancellation anywhere in its tree, and a check in a tree where
+/// nothing was ever cancelled reads only that.
 pub(crate) struct CancelNode {
     flag: AtomicBool,
+    /// Root nodes only: some node of this tree was cancelled (never lowered).
+    any: AtomicBool,
     /// The enclosing node (null at the root). It outlives this one: a scope opens and ends
     /// inside the body or job that owns the enclosing node (established by `Ctx::scope`).
     parent: *const CancelNode,
+    /// The outermost node of the chain (null when this is it), which outlives this one as
+    /// `parent` does.
+    root: *const CancelNode,
 }
 
 // SAFETY: the flag is atomic; `parent` points at a node that outlives this one (see the field)
@@ -53,18 +63,52 @@ unsafe impl Sync for CancelNode {}
 
 impl CancelNode {
     pub(crate) fn new(parent: *const CancelNode) -> Self {
+        let root = if parent.is_null() {
+            core::ptr::null()
+        } else {
+            // SAFETY: the parent is alive (it outlives this node, see `parent`).
+            let p = unsafe { &*parent };
+            if p.root.is_null() { parent } else { p.root }
+        };
         Self {
             flag: AtomicBool::new(false),
+            any: AtomicBool::new(false),
             parent,
+            root,
+        }
+    }
+
+    /// The outermost node of this chain.
+    #[inline]
+    fn root(&self) -> &CancelNode {
+        if self.root.is_null() {
+            self
+        } else {
+            // SAFETY: the root outlives every node of its chain (see `root`).
+            unsafe { &*self.root }
         }
     }
 
     pub(crate) fn cancel(&self) {
         self.flag.store(true, Ordering::Release);
+        // After the flag: a check that sees `any` (acquire) then sees the flag.
+        self.root().any.store(true, Ordering::Release);
     }
 
     /// Whether this node or an enclosing one was cancelled.
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
+        // A cancellation that happened before this check raised `any` before it ended, so
+        // this load sees it; one racing with the check may be missed either way.
+        if !self.root().any.load(Ordering::Acquire) {
+            return false;
+        }
+        self.walk()
+    }
+
+    /// Whether this node or an enclosing one was cancelled, looking at each.
+    #[cold]
+    fn walk(&self) -> bool {
         let mut node: *const CancelNode = self;
         while !node.is_null() {
             // SAFETY: `self` is alive, and each parent outlives its child (see `parent`).
