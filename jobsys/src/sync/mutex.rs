@@ -475,6 +475,68 @@ mod tests {
         assert_eq!(m.state.load(Ordering::Relaxed), 0, "no bit left behind");
     }
 
+    /// Two waiters barged past the bound at once: the lock must be handed over until *both*
+    /// have had it. One worker, so the schedule is deterministic: the holder (the root job)
+    /// wakes both parked waiters per round with barging unlocks and relocks each time, so each
+    /// waiter is woken, loses, and parks again; after `MAX_BARGES` rounds both park starving.
+    /// The holder's next unlock hands the lock to the first; when that one unlocks, the second
+    /// is still waiting (starving), so the releaser's immediate relock must fail. (It used to
+    /// succeed: the first waiter cleared the one starving bit both had set, and its unlock
+    /// freed the lock for anyone to barge past the second.)
+    #[test]
+    fn a_starving_waiter_is_not_barged_past_when_another_starving_waiter_gets_the_lock() {
+        let jobs = crate::JobSystem::builder().workers(1).build().unwrap();
+        let m = Mutex::new(0u32);
+        let done = [AtomicBool::new(false), AtomicBool::new(false)];
+        // Relocks that succeeded while the other waiter still waited.
+        let barged_past_starving = std::sync::atomic::AtomicU32::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                core::mem::forget(m.lock(s));
+                let parked = |n| {
+                    while crate::park::waiters_on(key_of(&m.state)) != n {
+                        s.yield_now();
+                    }
+                };
+                for i in 0..2 {
+                    let (m, done, barged) = (&m, &done, &barged_past_starving);
+                    s.spawn(move |s| {
+                        *m.lock(s) += 1;
+                        // The releaser barges straight back in, if it can.
+                        if let Some(g) = m.try_lock() {
+                            if !done[1 - i].load(O::SeqCst) {
+                                barged.fetch_add(1, O::SeqCst);
+                            }
+                            drop(g);
+                        }
+                        done[i].store(true, O::SeqCst);
+                    });
+                    parked(i + 1);
+                }
+                for _ in 0..MAX_BARGES {
+                    // Wake both (each unlock wakes the longest waiter), barging each time.
+                    for _ in 0..2 {
+                        let mut relocked = false;
+                        m.unlock_slow_then(false, || {
+                            relocked = m.try_lock().map(core::mem::forget).is_some()
+                        });
+                        assert!(relocked, "nobody is starving yet: the holder barges");
+                    }
+                    parked(2);
+                }
+                // Both are starving: this unlock hands over, and so must the next.
+                m.unlock(false);
+            });
+        });
+        assert!(done.iter().all(|d| d.load(O::SeqCst)));
+        assert_eq!(m.into_inner(), 2);
+        assert_eq!(
+            barged_past_starving.load(O::SeqCst),
+            0,
+            "a starving waiter was barged past"
+        );
+    }
+
     /// A FIFO unlock with a parked waiter hands the lock over: a relock by the releaser right
     /// after it comes second (it sees the waiter's write), every time.
     /// `unlock_fair`: unlock through [`MutexGuard::unlock_fair`], else by dropping the guard.
