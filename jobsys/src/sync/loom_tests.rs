@@ -36,7 +36,7 @@ fn loom_mutex_barging_relock_loses_no_wakeup() {
         *m.lock(&ThisThread) += 1;
         other.join().unwrap();
         assert_eq!(*m.lock(&ThisThread), 3);
-        assert_eq!(m.state_bits(), 0, "no stale parked/starving bit");
+        assert_eq!(m.state_bits(), 0, "no stale parked bit or starving count");
     });
 }
 
