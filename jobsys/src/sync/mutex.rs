@@ -548,6 +548,109 @@ mod tests {
         );
     }
 
+    /// Plain threads and fibers (on 1, 2 and 4 workers) hammer one mutex, mixing barging
+    /// drops and `unlock_fair`, some fibers holding the guard across a yield. The count is
+    /// exact, and once everyone is done the state word is clear: no parked bit or starving
+    /// count is left behind by the last waiter (a stale count would make every later unlock
+    /// take the slow path and hand over).
+    #[test]
+    fn threads_and_fibers_mixing_fair_and_barging_unlocks_leave_no_bit_behind() {
+        const THREADS: usize = 2;
+        const JOBS: usize = 24;
+        const EACH: usize = 200;
+        for fairness in [Fairness::Barging, Fairness::Fifo] {
+            for workers in [1, 2, 4] {
+                let jobs = crate::JobSystem::builder()
+                    .workers(workers)
+                    .build()
+                    .unwrap();
+                let m = Mutex::new(0usize).with_fairness(fairness);
+                std::thread::scope(|t| {
+                    for _ in 0..THREADS {
+                        t.spawn(|| {
+                            for i in 0..EACH {
+                                let mut g = m.lock(&ThisThread);
+                                *g += 1;
+                                if i % 4 == 0 {
+                                    MutexGuard::unlock_fair(g);
+                                }
+                            }
+                        });
+                    }
+                    jobs.run(|ctx| {
+                        ctx.scope(|s| {
+                            for _ in 0..JOBS {
+                                s.spawn(|s| {
+                                    for i in 0..EACH {
+                                        let mut g = m.lock(s);
+                                        let v = *g;
+                                        if i % 16 == 0 {
+                                            s.yield_now(); // held across a switch
+                                        }
+                                        *g = v + 1;
+                                        if i % 3 == 0 {
+                                            MutexGuard::unlock_fair(g);
+                                        }
+                                    }
+                                });
+                            }
+                        });
+                    });
+                });
+                assert_eq!(jobs.lost_wakeups(), 0);
+                assert_eq!(
+                    m.state.load(Ordering::Relaxed),
+                    0,
+                    "{fairness:?}, {workers} workers"
+                );
+                assert_eq!(
+                    m.into_inner(),
+                    (THREADS + JOBS) * EACH,
+                    "{fairness:?}, {workers} workers"
+                );
+            }
+        }
+    }
+
+    /// A holder that panics unlocks as its guard drops (no poisoning): its parked waiter gets
+    /// the lock, and the state word ends clear.
+    #[test]
+    fn a_panicking_holder_unlocks_for_its_parked_waiter() {
+        let m = Mutex::new(0u32);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let guard = m.lock(&ThisThread);
+            let waiter = s.spawn(|| {
+                *m.lock(&ThisThread) += 1;
+                done.store(true, O::SeqCst);
+            });
+            assert!(waiter_parked(&m, &done));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _held = guard;
+                panic!("holder panics");
+            }));
+            assert!(r.is_err());
+            waiter.join().unwrap();
+            assert_eq!(*m.lock(&ThisThread), 1, "the waiter got the lock");
+        });
+        assert!(done.load(O::SeqCst));
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+    }
+
+    /// `unlock_fair` with nobody parked (and with a stale parked bit, as a waiter that left
+    /// leaves it) frees the lock like a drop.
+    #[test]
+    fn unlock_fair_without_waiters_frees_the_lock() {
+        let m = Mutex::new(0u32);
+        MutexGuard::unlock_fair(m.lock(&ThisThread));
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+        let g = m.lock(&ThisThread);
+        m.state.fetch_or(PARKED, Ordering::Relaxed); // a parker that validated out
+        MutexGuard::unlock_fair(g);
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+        assert!(m.try_lock().is_some());
+    }
+
     /// A FIFO unlock with a parked waiter hands the lock over: a relock by the releaser right
     /// after it comes second (it sees the waiter's write), every time.
     /// `unlock_fair`: unlock through [`MutexGuard::unlock_fair`], else by dropping the guard.
