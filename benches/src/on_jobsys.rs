@@ -488,14 +488,37 @@ pub fn wake_latency(ctx: &Ctx, delay: Duration, warmup: usize, samples: usize) -
 
 /// Contended lock: `parties` jobs each do their share of `ops` lock + increment + unlock of one
 /// `jobsys::sync::Mutex`. Returns the elapsed time; checks the total.
+///
+/// Contender `i` is pinned to worker `i % workers` (`Affinity::Worker`), so with as many
+/// workers as contenders each runs on its own worker and every contended wait is across
+/// workers — as the std peer's threads are. Unpinned, both contenders of a 2-worker pool often
+/// landed on one worker, ran one after the other and hardly contended.
 pub fn contended_lock(ctx: &Ctx, parties: usize, ops: usize) -> std::time::Duration {
+    /// One pinned job description per worker index (the pool has at most this many workers).
+    static PINNED: std::sync::LazyLock<Vec<JobMeta>> = std::sync::LazyLock::new(|| {
+        (0..256)
+            .map(|k| JobMeta::new("contended-lock", file!(), line!()).affinity(Affinity::Worker(k)))
+            .collect()
+    });
+    let workers = ctx.worker_count();
+    assert!(
+        workers <= PINNED.len(),
+        "contended_lock: at most 256 workers"
+    );
     let m = jobsys::sync::Mutex::new(0usize);
     let each = ops / parties;
+    // Built before the clock starts.
+    let metas: Vec<&'static JobMeta> = (0..parties).map(|i| &PINNED[i % workers]).collect();
     let t = std::time::Instant::now();
     ctx.scope(|s| {
-        for _ in 0..parties {
+        for (i, meta) in metas.iter().enumerate() {
             let m = &m;
-            s.spawn(move |s| {
+            s.spawn_with(meta, move |s| {
+                assert_eq!(
+                    s.worker_index(),
+                    i % workers,
+                    "contended_lock: a contender moved"
+                );
                 for _ in 0..each {
                     *m.lock(s) += 1;
                 }

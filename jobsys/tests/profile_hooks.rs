@@ -55,6 +55,8 @@ struct Recorder {
     mutex: LockCounts,
     rwlock: LockCounts,
     thread_mutex: LockCounts,
+    /// "test-load-mutex": threads and fibers contending, barging and fair unlocks mixed.
+    load_mutex: LockCounts,
     zone_begin: AtomicUsize,
     zone_end: AtomicUsize,
     /// The fiber the outer zone began and ended on.
@@ -82,6 +84,7 @@ impl Recorder {
             "test-mutex" => Some(&self.mutex),
             "test-rwlock" => Some(&self.rwlock),
             "test-thread-mutex" => Some(&self.thread_mutex),
+            "test-load-mutex" => Some(&self.load_mutex),
             _ => None,
         }
     }
@@ -382,6 +385,77 @@ fn a_contended_mutex_reports_wait_obtained_released_to_both_sets() {
         assert_eq!(r.mutex.counts(), [1, 1, 1], "wait, obtained, released");
         assert_eq!(r.mutex.addr.load(SeqCst), addr);
         assert!(r.mutex.worker.load(SeqCst) < 2);
+    }
+}
+
+/// Under load — plain threads and fibers on two workers, barging drops and `unlock_fair` mixed,
+/// waiters woken to compete that lose and park again — every contended acquisition reports
+/// exactly one wait, one obtain and one release, however often it was woken: the three counts
+/// agree, and there are no more of them than acquisitions. (The first acquisition is made to
+/// contend, so the counts are not zero.)
+#[test]
+fn a_mutex_under_load_reports_one_wait_obtain_and_release_per_contended_acquisition() {
+    const THREADS: usize = 2;
+    const JOBS: usize = 16;
+    const EACH: usize = 200;
+    let _serial = serial();
+    let before = both().map(|r| r.load_mutex.counts());
+    let m = Mutex::named(0usize, "test-load-mutex");
+    let jobs = JobSystem::builder().workers(2).build().unwrap();
+    jobs.run(|ctx| {
+        let held = m.lock(ctx);
+        let parked = parked_waits(ctx);
+        ctx.scope(|s| {
+            s.spawn(|s| *m.lock(s) += 1);
+            yield_until_parked(s, parked);
+            drop(held);
+        });
+    });
+    std::thread::scope(|t| {
+        for _ in 0..THREADS {
+            t.spawn(|| {
+                for i in 0..EACH {
+                    let mut g = m.lock(&ThisThread);
+                    *g += 1;
+                    if i % 4 == 0 {
+                        jobsys::sync::MutexGuard::unlock_fair(g);
+                    }
+                }
+            });
+        }
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                for _ in 0..JOBS {
+                    s.spawn(|s| {
+                        for i in 0..EACH {
+                            let mut g = m.lock(s);
+                            if i % 16 == 0 {
+                                s.yield_now();
+                            }
+                            *g += 1;
+                            if i % 3 == 0 {
+                                jobsys::sync::MutexGuard::unlock_fair(g);
+                            }
+                        }
+                    });
+                }
+            });
+        });
+    });
+    drop(jobs);
+    let acquisitions = 1 + (THREADS + JOBS) * EACH;
+    assert_eq!(m.into_inner(), acquisitions);
+    for (r, before) in both().iter().zip(before) {
+        let [wait, obtained, released] = r.load_mutex.counts();
+        let [wait, obtained, released] =
+            [wait - before[0], obtained - before[1], released - before[2]];
+        assert!(wait >= 1, "the first acquisition contended");
+        assert_eq!(
+            [obtained, released],
+            [wait, wait],
+            "wait, obtained, released"
+        );
+        assert!(wait <= acquisitions);
     }
 }
 

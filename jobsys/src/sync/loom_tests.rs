@@ -36,7 +36,30 @@ fn loom_mutex_barging_relock_loses_no_wakeup() {
         *m.lock(&ThisThread) += 1;
         other.join().unwrap();
         assert_eq!(*m.lock(&ThisThread), 3);
-        assert_eq!(m.state_bits(), 0, "no stale parked/starving bit");
+        assert_eq!(m.state_bits(), 0, "no stale parked bit or starving count");
+    });
+}
+
+/// Two waiters and a barging holder (`MAX_BARGES` = 1 under loom, so both waiters can be
+/// starving at once): whichever gets the lock first, the starving count ends at zero, no
+/// wake-up is lost, and every increment lands.
+#[test]
+fn loom_mutex_two_starving_waiters_lose_no_wakeup_and_leave_no_count() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0usize));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || *m.lock(&ThisThread) += 1)
+            })
+            .collect();
+        *m.lock(&ThisThread) += 1;
+        *m.lock(&ThisThread) += 1;
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(*m.lock(&ThisThread), 4);
+        assert_eq!(m.state_bits(), 0, "no stale parked bit or starving count");
     });
 }
 

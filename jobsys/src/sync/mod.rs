@@ -315,6 +315,7 @@ macro_rules! park_word {
 }
 park_word!(
     crate::shim::AtomicU8 => u8,
+    crate::shim::AtomicU32 => u32,
     crate::shim::AtomicUsize => usize,
     crate::shim::AtomicU64 => u64
 );

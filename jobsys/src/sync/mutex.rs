@@ -4,20 +4,26 @@
 //! off.
 
 use super::{Blocker, Contention, HANDOFF, SPINS, Woken, key_of, park_with_bit};
-use crate::shim::{AtomicU8, Ordering};
+use crate::shim::{AtomicU32, Ordering};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-const LOCKED: u8 = 1;
+const LOCKED: u32 = 1;
 /// Some waiter may be parked on this mutex (set by a parker with a CAS before it parks, checked
 /// by its validation, cleared by the unlocker that takes the last waiter).
-const PARKED: u8 = 2;
-/// A waiter that was barged past [`MAX_BARGES`] times is parked: unlocks hand the lock over
-/// (FIFO) until that waiter has it. Set by the starving waiter with the CAS that parks it,
-/// cleared by it once it holds the lock (or by an unlock that finds nobody parked).
-const STARVING: u8 = 4;
+const PARKED: u32 = 2;
+/// One starving waiter: the bits above [`PARKED`] count the waiters barged past
+/// [`MAX_BARGES`] times that do not hold the lock yet. While the count is not zero, every unlock
+/// with a parked waiter hands the lock over (FIFO). A waiter adds itself once it has been
+/// barged past the bound (before it parks again) and takes itself off once it holds the lock
+/// ([`Starving`]). A count, not a bit: with one bit, the first of two starving waiters to get
+/// the lock cleared it while the second still waited, and the next unlock let a locker barge
+/// past the second.
+const STARVER: u32 = 4;
+/// The starving-waiter count.
+const STARVING: u32 = !(LOCKED | PARKED);
 
 /// How many times a waiter may be woken and lose the lock to a barging locker before it asks
 /// for hand-off ([`STARVING`]). Under loom, 1: the models reach the forced hand-off.
@@ -37,9 +43,9 @@ pub enum Fairness {
     /// waiter, who then competes for it; a running locker (the releaser itself, typically)
     /// may take it first, and the woken waiter that loses parks again. Under contention this
     /// keeps the lock with whoever is running instead of paying a park/unpark per unlock.
-    /// Unfairness is bounded: a waiter barged past a fixed number of times (16) marks the lock
-    /// starving, and from then on unlocks hand it over in arrival order until that waiter has
-    /// it.
+    /// Unfairness is bounded: a waiter barged past a fixed number of times (16) counts itself
+    /// starving, and from then on unlocks hand the lock over in arrival order until every
+    /// starving waiter has had it.
     #[default]
     Barging,
     /// Every unlock with a parked waiter hands the lock directly to the longest waiter (FIFO):
@@ -68,7 +74,7 @@ pub enum Fairness {
 /// [`named`](Self::named) (`"Mutex"` by default) and the mutex's address. Uncontended locks
 /// report nothing.
 pub struct Mutex<T: ?Sized> {
-    state: AtomicU8,
+    state: AtomicU32,
     /// Whether every unlock hands off ([`Fairness::Fifo`]).
     fifo: bool,
     /// The name the lock profile hooks report.
@@ -106,7 +112,7 @@ impl<T> Mutex<T> {
         #[cfg(not(feature = "profile"))]
         let _ = name;
         Self {
-            state: AtomicU8::new(0),
+            state: AtomicU32::new(0),
             fifo: false,
             #[cfg(feature = "profile")]
             name,
@@ -179,7 +185,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// The state word (loom models: no bit left behind).
     #[cfg(all(test, loom))]
-    pub(crate) fn state_bits(&self) -> u8 {
+    pub(crate) fn state_bits(&self) -> u32 {
         self.state.load(Ordering::Relaxed)
     }
 
@@ -219,10 +225,12 @@ impl<T: ?Sized> Mutex<T> {
         let mut spins = 0;
         // Times this waiter was woken (or its park refused) and found the lock taken again.
         let mut barged = 0u32;
+        // Counted in STARVING once barged past the bound, until this waiter holds the lock.
+        let mut starving = Starving(None);
         loop {
             let s = self.state.load(Ordering::Relaxed);
             // Free: take it, whether or not others are parked (barging; an unlock only frees
-            // the lock while no waiter is starving).
+            // the lock while no waiter is starving, or when nobody is parked).
             if s & LOCKED == 0 {
                 if self
                     .state
@@ -238,18 +246,12 @@ impl<T: ?Sized> Mutex<T> {
                 crate::shim::spin_loop();
                 continue;
             }
-            let starving = barged >= MAX_BARGES;
-            let (bit, check): (u8, super::Validate) = if starving {
-                (PARKED | STARVING, validate_starving)
-            } else {
-                (PARKED, validate)
-            };
             match park_with_bit(
                 blocker,
                 &self.state,
                 s.into(),
-                bit.into(),
-                check,
+                PARKED.into(),
+                validate,
                 crate::deadline::NEVER,
             ) {
                 // The unlocker left the lock held for us.
@@ -257,15 +259,17 @@ impl<T: ?Sized> Mutex<T> {
                 Woken::Retry | Woken::TimedOut => {
                     spins = 0;
                     barged = barged.saturating_add(1);
+                    if barged >= MAX_BARGES && starving.0.is_none() {
+                        // From now on every unlock that finds us parked hands over.
+                        self.state.fetch_add(STARVER, Ordering::Relaxed);
+                        starving.0 = Some(&self.state);
+                    }
                 }
                 Woken::Raced => {}
             }
         }
-        if barged >= MAX_BARGES {
-            // We may have marked the lock starving; we hold it now, so unlocks may barge again.
-            // (Another starving waiter, still parked, sets it again when it re-parks.)
-            self.state.fetch_and(!STARVING, Ordering::Relaxed);
-        }
+        // We hold the lock: if we were starving, `starving` drops here and unlocks may barge
+        // again (unless another waiter is still counted).
     }
 
     /// Unlocks: frees the lock and wakes a waiter to compete for it, or (`fair`, or a
@@ -297,20 +301,21 @@ impl<T: ?Sized> Mutex<T> {
             // parker may still be setting bits (PARKED, STARVING) with its CAS, so update by CAS.
             let mut s = self.state.load(Ordering::Relaxed);
             loop {
+                // The starving count is the waiters' own: kept as it is.
+                let starving = s & STARVING;
+                let parked = if found.more { PARKED } else { 0 };
                 let (next, token) = if found.woken == 0 {
                     // The parked bit was stale (a parker validated out, or woke and won the
-                    // lock): plain unlock. A starving waiter that is not parked sets its bit
-                    // again when it parks.
-                    (0, COMPETE)
-                } else if fair || s & STARVING != 0 {
-                    // Keep LOCKED: the woken waiter owns the lock now (FIFO hand-off). Keep
-                    // STARVING: the waiter that set it clears it once it has the lock.
-                    let parked = if found.more { PARKED } else { 0 };
-                    (LOCKED | parked | (s & STARVING), HANDOFF)
+                    // lock): plain unlock. A starving waiter that is not parked takes the free
+                    // lock, or parks and is handed it.
+                    (starving, COMPETE)
+                } else if fair || starving != 0 {
+                    // Keep LOCKED: the woken waiter owns the lock now (FIFO hand-off).
+                    (LOCKED | parked | starving, HANDOFF)
                 } else {
                     // Free the lock; the woken waiter competes for it (and parks again, setting
                     // PARKED, if someone took it first).
-                    (if found.more { PARKED } else { 0 }, COMPETE)
+                    (parked, COMPETE)
                 };
                 match self.state.compare_exchange_weak(
                     s,
@@ -333,21 +338,23 @@ impl<T: ?Sized> Mutex<T> {
 /// where the unlocker's hand-off or wake also runs).
 ///
 /// # Safety
-/// `data` points at a live `AtomicU8`.
+/// `data` points at a live `AtomicU32`.
 unsafe fn validate(data: *const ()) -> bool {
     // SAFETY: caller contract.
-    let s = unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed);
+    let s = unsafe { &*data.cast::<AtomicU32>() }.load(Ordering::Relaxed);
     s & (LOCKED | PARKED) == LOCKED | PARKED
 }
 
-/// Park validation of a starving waiter: as [`validate`], and the starving bit it set is still
-/// there (else an unlock might wake it to compete again instead of handing over).
-///
-/// # Safety
-/// `data` points at a live `AtomicU8`.
-unsafe fn validate_starving(data: *const ()) -> bool {
-    // SAFETY: caller contract.
-    unsafe { &*data.cast::<AtomicU8>() }.load(Ordering::Relaxed) == LOCKED | PARKED | STARVING
+/// A waiter's place in the starving count ([`STARVING`]), taken off when it drops: once the
+/// waiter holds the lock, or if its wait unwinds.
+struct Starving<'a>(Option<&'a AtomicU32>);
+
+impl Drop for Starving<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = self.0 {
+            state.fetch_sub(STARVER, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
@@ -472,7 +479,176 @@ mod tests {
             assert_eq!(*m.lock(&ThisThread), 1);
         });
         assert!(done.load(O::SeqCst));
-        assert_eq!(m.state.load(Ordering::Relaxed), 0, "no bit left behind");
+        assert_eq!(
+            m.state.load(Ordering::Relaxed),
+            0,
+            "no bit or count left behind"
+        );
+    }
+
+    /// Two waiters barged past the bound at once: the lock must be handed over until *both*
+    /// have had it. One worker, so the schedule is deterministic: the holder (the root job)
+    /// wakes both parked waiters per round with barging unlocks and relocks each time, so each
+    /// waiter is woken, loses, and parks again; after `MAX_BARGES` rounds both park starving.
+    /// The holder's next unlock hands the lock to the first; when that one unlocks, the second
+    /// is still waiting (starving), so the releaser's immediate relock must fail. (It used to
+    /// succeed: the first waiter cleared the one starving bit both had set, and its unlock
+    /// freed the lock for anyone to barge past the second.)
+    #[test]
+    fn a_starving_waiter_is_not_barged_past_when_another_starving_waiter_gets_the_lock() {
+        let jobs = crate::JobSystem::builder().workers(1).build().unwrap();
+        let m = Mutex::new(0u32);
+        let done = [AtomicBool::new(false), AtomicBool::new(false)];
+        // Relocks that succeeded while the other waiter still waited.
+        let barged_past_starving = std::sync::atomic::AtomicU32::new(0);
+        jobs.run(|ctx| {
+            ctx.scope(|s| {
+                core::mem::forget(m.lock(s));
+                let parked = |n| {
+                    while crate::park::waiters_on(key_of(&m.state)) != n {
+                        s.yield_now();
+                    }
+                };
+                for i in 0..2 {
+                    let (m, done, barged) = (&m, &done, &barged_past_starving);
+                    s.spawn(move |s| {
+                        *m.lock(s) += 1;
+                        // The releaser barges straight back in, if it can.
+                        if let Some(g) = m.try_lock() {
+                            if !done[1 - i].load(O::SeqCst) {
+                                barged.fetch_add(1, O::SeqCst);
+                            }
+                            drop(g);
+                        }
+                        done[i].store(true, O::SeqCst);
+                    });
+                    parked(i + 1);
+                }
+                for _ in 0..MAX_BARGES {
+                    // Wake both (each unlock wakes the longest waiter), barging each time.
+                    for _ in 0..2 {
+                        let mut relocked = false;
+                        m.unlock_slow_then(false, || {
+                            relocked = m.try_lock().map(core::mem::forget).is_some()
+                        });
+                        assert!(relocked, "nobody is starving yet: the holder barges");
+                    }
+                    parked(2);
+                }
+                // Both are starving: this unlock hands over, and so must the next.
+                m.unlock(false);
+            });
+        });
+        assert!(done.iter().all(|d| d.load(O::SeqCst)));
+        assert_eq!(m.into_inner(), 2);
+        assert_eq!(
+            barged_past_starving.load(O::SeqCst),
+            0,
+            "a starving waiter was barged past"
+        );
+    }
+
+    /// Plain threads and fibers (on 1, 2 and 4 workers) hammer one mutex, mixing barging
+    /// drops and `unlock_fair`, some fibers holding the guard across a yield. The count is
+    /// exact, and once everyone is done the state word is clear: no parked bit or starving
+    /// count is left behind by the last waiter (a stale count would make every later unlock
+    /// take the slow path and hand over).
+    #[test]
+    fn threads_and_fibers_mixing_fair_and_barging_unlocks_leave_no_bit_behind() {
+        const THREADS: usize = 2;
+        const JOBS: usize = 24;
+        const EACH: usize = 200;
+        for fairness in [Fairness::Barging, Fairness::Fifo] {
+            for workers in [1, 2, 4] {
+                let jobs = crate::JobSystem::builder()
+                    .workers(workers)
+                    .build()
+                    .unwrap();
+                let m = Mutex::new(0usize).with_fairness(fairness);
+                std::thread::scope(|t| {
+                    for _ in 0..THREADS {
+                        t.spawn(|| {
+                            for i in 0..EACH {
+                                let mut g = m.lock(&ThisThread);
+                                *g += 1;
+                                if i % 4 == 0 {
+                                    MutexGuard::unlock_fair(g);
+                                }
+                            }
+                        });
+                    }
+                    jobs.run(|ctx| {
+                        ctx.scope(|s| {
+                            for _ in 0..JOBS {
+                                s.spawn(|s| {
+                                    for i in 0..EACH {
+                                        let mut g = m.lock(s);
+                                        let v = *g;
+                                        if i % 16 == 0 {
+                                            s.yield_now(); // held across a switch
+                                        }
+                                        *g = v + 1;
+                                        if i % 3 == 0 {
+                                            MutexGuard::unlock_fair(g);
+                                        }
+                                    }
+                                });
+                            }
+                        });
+                    });
+                });
+                assert_eq!(jobs.lost_wakeups(), 0);
+                assert_eq!(
+                    m.state.load(Ordering::Relaxed),
+                    0,
+                    "{fairness:?}, {workers} workers"
+                );
+                assert_eq!(
+                    m.into_inner(),
+                    (THREADS + JOBS) * EACH,
+                    "{fairness:?}, {workers} workers"
+                );
+            }
+        }
+    }
+
+    /// A holder that panics unlocks as its guard drops (no poisoning): its parked waiter gets
+    /// the lock, and the state word ends clear.
+    #[test]
+    fn a_panicking_holder_unlocks_for_its_parked_waiter() {
+        let m = Mutex::new(0u32);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let guard = m.lock(&ThisThread);
+            let waiter = s.spawn(|| {
+                *m.lock(&ThisThread) += 1;
+                done.store(true, O::SeqCst);
+            });
+            assert!(waiter_parked(&m, &done));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _held = guard;
+                panic!("holder panics");
+            }));
+            assert!(r.is_err());
+            waiter.join().unwrap();
+            assert_eq!(*m.lock(&ThisThread), 1, "the waiter got the lock");
+        });
+        assert!(done.load(O::SeqCst));
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+    }
+
+    /// `unlock_fair` with nobody parked (and with a stale parked bit, as a waiter that left
+    /// leaves it) frees the lock like a drop.
+    #[test]
+    fn unlock_fair_without_waiters_frees_the_lock() {
+        let m = Mutex::new(0u32);
+        MutexGuard::unlock_fair(m.lock(&ThisThread));
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+        let g = m.lock(&ThisThread);
+        m.state.fetch_or(PARKED, Ordering::Relaxed); // a parker that validated out
+        MutexGuard::unlock_fair(g);
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+        assert!(m.try_lock().is_some());
     }
 
     /// A FIFO unlock with a parked waiter hands the lock over: a relock by the releaser right

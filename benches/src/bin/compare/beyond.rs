@@ -120,7 +120,7 @@ pub(crate) fn sync(b: &mut Session) {
             ],
         );
         b.notes.push(format!(
-            "sync: jobsys = jobs on {t} workers (a contended wait parks the fiber); peers = OS threads. Lock: {parties} contenders share {ops} lock+increment+unlock (jobsys::sync::Mutex with its default barging unlock). Barrier: {parties} parties, {rounds} rounds. Channels: {pings} ping-pong round trips over two capacity-1 channels; {msgs} messages one producer → one consumer. Channel peers: crossbeam-channel's bounded channel (and select!), then std's sync_channel as a second peer."
+            "sync: jobsys = jobs on {t} workers (a contended wait parks the fiber); peers = OS threads. Lock: {parties} contenders share {ops} lock+increment+unlock (jobsys::sync::Mutex with its default barging unlock); jobsys contender i is pinned to worker i mod T (Affinity::Worker), so at T >= 2 each contends from its own worker, across workers, as the std peer's threads do (at T = 1 both share the one worker). Barrier: {parties} parties, {rounds} rounds. Channels: {pings} ping-pong round trips over two capacity-1 channels; {msgs} messages one producer → one consumer. Channel peers: crossbeam-channel's bounded channel (and select!), then std's sync_channel as a second peer."
         ));
     }
 }
