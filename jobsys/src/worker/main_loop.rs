@@ -178,6 +178,8 @@ impl Shared {
                 .pinned
                 .pop_first(|j| self.can_host(host, j.meta().stack)),
             Source::Own(p) => self.pop_own(index, host, p),
+            // The empty check inline: the High injector is looked at on most picks.
+            Source::Injector(p) if self.injector.at(p).is_empty() => None,
             Source::Injector(p) => self.take_injected_cold(index, host, p),
             Source::Steal(p) => self.steal(index, core, host, p),
         }

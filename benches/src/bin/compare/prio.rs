@@ -9,6 +9,8 @@
 //!   `ctx.sleep(PROBE_GAP)`, then `s.spawn_with(job_meta!(.., priority(High)), ..)` (the guide's
 //!   way: `Hint::Lifo`, the prober's own worker's High ring) and sleeps again — its fiber parks,
 //!   and the worker picks its next job.
+//! - **jobsys, `Hint::Fifo`** (reported): the same, with the High job sent to the shared High
+//!   injector (where a submission from outside the pool goes too).
 //! - **rayon**: the flood is `rayon::spawn` (each Low job respawns itself on its worker's
 //!   deque); the prober is a chain of rayon jobs: each blocks its worker in
 //!   `std::thread::sleep(PROBE_GAP)` (rayon has no sleep that frees the worker), then
@@ -19,7 +21,7 @@
 //! not part of the submit → start latency, but it is the cost of the wait between probes.
 
 use crate::session::{LOST_WAKEUPS, Row, Session, progress, yes_no};
-use jobsys::{JobSystem, Priority, Scope, job_meta};
+use jobsys::{Hint, JobSystem, Priority, Scope, job_meta};
 use jobsys_benches::{nearest_rank, spin};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -137,7 +139,7 @@ fn jobsys_low<'scope, 'env: 'scope>(s: &Scope<'scope, 'env>, st: &'env State) {
     st.low_work();
 }
 
-fn jobsys_round(t: usize, low_iters: u64, probes: usize, warm: usize) -> Round {
+fn jobsys_round(t: usize, low_iters: u64, probes: usize, warm: usize, hint: Hint) -> Round {
     let jobs = JobSystem::builder()
         .workers(t)
         .build()
@@ -156,13 +158,11 @@ fn jobsys_round(t: usize, low_iters: u64, probes: usize, warm: usize) -> Round {
                     s.sleep(PROBE_GAP);
                     st.before_submit(i, deadline);
                     let submitted = Instant::now();
-                    s.spawn_with(
-                        job_meta!("prio-high", priority(Priority::High)),
-                        move |_| {
-                            let started = Instant::now();
-                            st.high_ran(i, submitted, started);
-                        },
-                    );
+                    let high = job_meta!("prio-high", priority(Priority::High));
+                    s.spawn_hinted(hint, high, move |_| {
+                        let started = Instant::now();
+                        st.high_ran(i, submitted, started);
+                    });
                 }
                 st.stop.store(true, Ordering::Relaxed);
             });
@@ -266,10 +266,15 @@ pub(crate) fn prio(b: &mut Session) {
         (3_000, 200)
     };
     let low_iters = b.spin_k() * LOW_SPIN_UNITS;
-    let (mut js, mut ry) = (Vec::new(), Vec::new());
+    let (mut js, mut jf, mut ry) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..runs {
         progress(&format!("prio round {} of {runs}: jobsys", round + 1));
-        js.push(jobsys_round(t, low_iters, probes + warm, warm));
+        js.push(jobsys_round(t, low_iters, probes + warm, warm, Hint::Lifo));
+        progress(&format!(
+            "prio round {} of {runs}: jobsys, Hint::Fifo",
+            round + 1
+        ));
+        jf.push(jobsys_round(t, low_iters, probes + warm, warm, Hint::Fifo));
         progress(&format!("prio round {} of {runs}: rayon", round + 1));
         ry.push(rayon_round(t, low_iters, probes + warm, warm));
     }
@@ -306,6 +311,25 @@ pub(crate) fn prio(b: &mut Session) {
             },
         });
     }
+    // The same probe with the High job sent to the High injector (`Hint::Fifo`, as a foreign
+    // submission goes): reported against the same rayon rounds.
+    for (what, figure) in [
+        ("prio Hint::Fifo submit→start p50 µs", (|r| r.p50) as Figure),
+        ("prio Hint::Fifo submit→start p99 µs", |r| r.p99),
+    ] {
+        let ratios = spread(jf.iter().zip(&ry).map(|(j, r)| figure(j) / figure(r)));
+        b.rows.push(Row {
+            workload: what.into(),
+            jobsys: cell(spread(jf.iter().map(figure))),
+            peer: format!("rayon {}", cell(spread(ry.iter().map(figure)))),
+            ratio: Some(ratios.0),
+            target: format!(
+                "reported (per-round ratios {:.2}–{:.2})",
+                ratios.1, ratios.2
+            ),
+            met: "—".into(),
+        });
+    }
     let min_q = |v: &[Round]| {
         v.iter()
             .map(|r| r.min_queued_per_worker)
@@ -319,7 +343,8 @@ pub(crate) fn prio(b: &mut Session) {
          per-round ratios). jobsys: the prober sleeps with `ctx.sleep` and submits with \
          `spawn_with(priority(High))` (its worker's High ring); rayon: the prober blocks its \
          worker in `std::thread::sleep`, then `rayon::spawn`s the High job last, so the worker's \
-         LIFO pop takes it when the prober returns.",
+         LIFO pop takes it when the prober returns. The `Hint::Fifo` rows: the same probe on \
+         jobsys with the High job sent to the High injector.",
         LOW_SPIN_UNITS * 5,
         min_q(&js),
         min_q(&ry),
