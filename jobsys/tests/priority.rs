@@ -306,3 +306,36 @@ fn batched_decrements_are_paid_before_a_job_of_another_counter_starts() {
     });
     assert_eq!(debt.seen_by_second.load(Ordering::Relaxed), 0);
 }
+
+/// High work in the injector (here `Hint::Fifo`) goes before the worker's own queued Low work
+/// at its next pick, not only at the next global pick: on one worker, the High job starts
+/// before any of the Low jobs queued on the worker's own ring ahead of it.
+#[test]
+fn a_high_job_in_the_injector_goes_before_own_low_work() {
+    let jobs = system(1);
+    let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+    jobs.run(|ctx| {
+        let low = job_meta!("low", priority(Priority::Low));
+        let lows: Vec<_> = (0..8)
+            .map(|_| {
+                let order = order.clone();
+                ctx.spawn_detached_meta(low, Hint::Lifo, move |_| {
+                    order.lock().unwrap().push(Priority::Low)
+                })
+            })
+            .collect();
+        let high = job_meta!("high", priority(Priority::High));
+        let order_high = order.clone();
+        let high = ctx.spawn_detached_meta(high, Hint::Fifo, move |_| {
+            order_high.lock().unwrap().push(Priority::High)
+        });
+        // Not in this worker's rings: the join parks, and the worker's loop picks.
+        high.join(ctx);
+        for l in lows {
+            l.join(ctx);
+        }
+    });
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order.len(), 9);
+    assert_eq!(order[0], Priority::High, "{order:?}");
+}

@@ -320,3 +320,37 @@ fn threads_and_fibers_time_out_on_one_channel_while_values_flow() {
         assert_eq!(got.load(Ordering::Relaxed), 2 * EACH, "{n} workers");
     });
 }
+
+/// A fiber whose sleep has ended resumes before the next queued job starts on its worker: a
+/// worker fires due timers before it looks at its ready queue and for its next job, also when
+/// the fiber that just finished a job looks for the next one itself. One worker, so the order
+/// of the log is the worker's.
+#[test]
+fn a_due_sleep_resumes_before_the_next_queued_job() {
+    let jobs = system(1);
+    let log = std::sync::Mutex::new(Vec::new());
+    jobs.run(|ctx| {
+        ctx.scope(|s| {
+            let log = &log;
+            s.spawn(move |_| log.lock().unwrap().push("next job"));
+            s.spawn(move |_| {
+                // Starts once the sleeper has parked (one worker, LIFO): its deadline was set
+                // before this start, so it has passed once SHORT has elapsed since.
+                let start = Instant::now();
+                while start.elapsed() <= SHORT {
+                    std::hint::spin_loop();
+                }
+                log.lock().unwrap().push("past the deadline");
+            });
+            // The newest child: the scope's wait runs it first, and it parks in the sleep.
+            s.spawn(move |c| {
+                c.sleep(SHORT);
+                log.lock().unwrap().push("sleeper");
+            });
+        });
+    });
+    assert_eq!(
+        log.into_inner().unwrap(),
+        ["past the deadline", "sleeper", "next job"]
+    );
+}

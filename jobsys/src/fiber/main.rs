@@ -32,6 +32,9 @@ pub(crate) fn fiber_main(
         super::region::close_leaked();
         let shared = ctx.shared();
         let worker = ctx.worker();
+        // Timers first: a fiber whose timed wait (a `sleep`, a timeout) just fell due becomes
+        // ready now and goes before the next job, instead of waiting for one more job to end.
+        shared.timers.poll();
         let next = if worker.no_ready() && worker.yielded.is_empty() {
             shared.find_job(ctx.worker_index(), ctx.core(), Host::Fiber(class))
         } else {

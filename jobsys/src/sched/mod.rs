@@ -16,8 +16,11 @@
 //!   the fiber has the inline headroom left — see `Builder::inline_headroom` — and the job may
 //!   run on this worker; otherwise it is placed as `Lifo`). A pinned job always
 //!   goes to its worker's inbox.
-//! - **Order.** A worker looks at its pinned inbox, then its own rings High → Normal → Low,
-//!   then the injectors High → Normal → Low, then steals High → Normal → Low.
+//! - **Order.** A worker looks at its pinned inbox, then its own High ring, then the High
+//!   injector, then its own rings Normal → Low, then the injectors Normal → Low, then steals
+//!   High → Normal → Low. (High work in the injector goes before local Normal and Low work, so
+//!   a High job submitted `Fifo` or from outside the pool starts at the next pick of a busy
+//!   worker, not at its next global pick.)
 //! - **Anti-starvation.** Every [`GLOBAL_PERIOD`]th pick of a worker is a *global pick*, which
 //!   looks at High work elsewhere first (the injector, then other workers' rings), then its
 //!   pinned inbox and own High ring, then Low work (own Low ring, Low injector), then Normal
@@ -120,9 +123,11 @@ pub(crate) struct Policy;
 const LOCAL_ORDER: [Source; 10] = [
     Source::Pinned,
     Source::Own(Priority::High),
+    // High work in the injector (a `Hint::Fifo` or foreign submission) before any local Normal
+    // or Low work: behind a worker's own Low ring it would wait for the next global pick.
+    Source::Injector(Priority::High),
     Source::Own(Priority::Normal),
     Source::Own(Priority::Low),
-    Source::Injector(Priority::High),
     Source::Injector(Priority::Normal),
     Source::Injector(Priority::Low),
     Source::Steal(Priority::High),
@@ -263,7 +268,8 @@ mod tests {
         }
     }
 
-    /// Local picks: High before Normal before Low in every kind of source, own before shared.
+    /// Local picks: High before Normal before Low in every kind of source, own before shared
+    /// within a priority, and High work in the injector before any local Normal or Low work.
     #[test]
     fn local_order_is_by_priority_then_locality() {
         let p = Policy;
@@ -273,7 +279,12 @@ mod tests {
             assert!(pos(kind(Priority::High)) < pos(kind(Priority::Normal)));
             assert!(pos(kind(Priority::Normal)) < pos(kind(Priority::Low)));
         }
-        assert!(pos(Source::Own(Priority::Low)) < pos(Source::Injector(Priority::High)));
+        for pr in PRIORITIES {
+            assert!(pos(Source::Own(pr)) < pos(Source::Injector(pr)));
+        }
+        assert!(pos(Source::Own(Priority::Low)) < pos(Source::Injector(Priority::Normal)));
+        assert!(pos(Source::Injector(Priority::High)) < pos(Source::Own(Priority::Normal)));
+        assert!(pos(Source::Injector(Priority::High)) < pos(Source::Own(Priority::Low)));
     }
 
     /// The anti-starvation bound as the executor sees it: in any window of GLOBAL_PERIOD

@@ -5,7 +5,8 @@
 //! cannot: its worker arms a timer for it right after publishing the wait (post-switch, with
 //! the deadline and stamp copied out of the node *before* the publication, after which the
 //! node may already be woken and gone), and whichever worker next looks for work after the
-//! deadline fires it — `find_job` polls the table, and a sleeping worker sleeps no longer
+//! deadline fires it — each worker polls the table before it looks at its ready queue and for
+//! its next job (`main_loop`, `fiber_main`), and a sleeping worker sleeps no longer
 //! than the earliest deadline. Firing is a cancel of the wait (`park::cancel`,
 //! `counter::cancel`): the race between a timeout and a wake of the same node is settled
 //! there, under the wait list's lock (see "Timeouts" in `park/mod.rs`). A timed-out fiber is

@@ -57,6 +57,9 @@ pub(crate) fn main_loop(
     };
     let mut idle = IdleRounds::new(worker);
     loop {
+        // Timed waits whose deadline passed: their fibers become ready (see `timer/`) — before
+        // the ready check, so that a fiber a timer wakes goes ahead of the next new job.
+        shared.timers.poll();
         if let Some(fiber) = worker.pop_ready().or_else(|| shared.steal_ready(index)) {
             idle.busy();
             switch_into(shared, index, fiber, Resume::Continue(at));
@@ -149,10 +152,11 @@ impl Shared {
     /// The next job for worker `index` that `host` can run now, from the sources the policy
     /// lists for this pick (see `sched/`). Never returns a job the host cannot run: a worker
     /// holding such a job would stop running the work that could free a fiber for it.
+    ///
+    /// Callers poll the timers (`timers.poll()`) before they look at the ready queue and call
+    /// this: a fiber whose timed wait just ended then resumes before the next job, not after.
     #[inline]
     pub(crate) fn find_job(&self, index: usize, core: &WorkerCore, host: Host) -> Option<JobRef> {
-        // Timed waits whose deadline passed: their fibers become ready (see `timer/`).
-        self.timers.poll();
         let tick = core.next_tick();
         self.policy
             .order(tick)
@@ -174,6 +178,8 @@ impl Shared {
                 .pinned
                 .pop_first(|j| self.can_host(host, j.meta().stack)),
             Source::Own(p) => self.pop_own(index, host, p),
+            // The empty check inline: the High injector is looked at on most picks.
+            Source::Injector(p) if self.injector.at(p).is_empty() => None,
             Source::Injector(p) => self.take_injected_cold(index, host, p),
             Source::Steal(p) => self.steal(index, core, host, p),
         }

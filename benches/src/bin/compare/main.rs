@@ -8,7 +8,7 @@
 //!
 //! - `--workers T`: threads that run jobs, the submitting one included (default: all cores);
 //! - `--only`: a comma-separated list of workloads (`W1`, `W1b`, `W2`, `W2a`, `W2b`, `W3`,
-//!   `W4` (or `parfor`), `W5`, `W6`, the "Beyond throughput" figures `sync`, `idle` and `wake`, and `arena`);
+//!   `W4` (or `parfor`), `W5`, `W6`, the "Beyond throughput" figures `sync`, `idle` and `wake`, `arena`, and `prio`);
 //!   `W1b` also runs `W1`, which it is compared with; `async`: the async bridge
 //!   (`Ctx::block_on` of a ready future, a ping-pong between an async task and a job) against
 //!   `pollster::block_on` on plain threads (see `asyncs.rs`). Without it every workload runs, `idle`
@@ -30,6 +30,11 @@
 //!   allocator on one worker: ns per allocation (a 16-byte value, a 64 × f32 slice copy), µs
 //!   per frame of 10,000 mixed allocations plus the bulk reset, ns per empty frame (open +
 //!   retire), and ns per push into a vector in the arena;
+//! - `prio`: priority latency: while self-respawning Low jobs (≈ 30 µs each, 8 per worker in
+//!   flight) keep every worker busy, a prober job sleeps 100 µs and submits a High job from
+//!   inside the pool, 3,000 times per run (300 with `--quick`); value: submit → the High job's
+//!   first instruction, p50, p99 and max, against rayon `spawn` (LIFO) on the same flood, plus
+//!   the sleep's overshoot (see `prio.rs`);
 //! - `frame-sample`: the game-frame sample's frame (100,000 entities; 20,000 with `--quick`)
 //!   on jobsys, rayon and bevy_tasks, mean and p99 frame time (see `frame.rs`);
 //! - `--quick`: fewer iterations, for smoke tests (the problem sizes stay the same, so every
@@ -39,12 +44,13 @@
 //!
 //! Layout: this file parses the command line and prints the table; `throughput.rs` holds
 //! one function per section W1–W6, `beyond.rs` the sync, idle and wake sections, `arena.rs`
-//! the arena section, `frame.rs` the frame-sample section, and `session.rs` what they share (the rows and notes being built, the pools, the cell format).
+//! the arena section, `frame.rs` the frame-sample section, `prio.rs` the priority-latency section, and `session.rs` what they share (the rows and notes being built, the pools, the cell format).
 
 mod arena;
 mod asyncs;
 mod beyond;
 mod frame;
+mod prio;
 mod session;
 mod throughput;
 
@@ -61,7 +67,7 @@ pub(crate) struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("compare: {msg}");
     eprintln!(
-        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4|parfor,W5,W6,idle,wake,sync,arena,async,frame-sample] [--runs N] [--quick]"
+        "usage: compare [--workers T] [--only W1,W1b,W2,W2a,W2b,W3,W4|parfor,W5,W6,idle,wake,sync,arena,async,frame-sample,prio] [--runs N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -120,6 +126,7 @@ fn parse_args() -> Args {
                         "arena",
                         "async",
                         "frame-sample",
+                        "prio",
                     ]
                     .contains(&w.as_str())
                     {
@@ -193,6 +200,7 @@ fn main() {
     arena::arena(&mut b);
     asyncs::asyncs(&mut b);
     frame::frame_sample(&mut b);
+    prio::prio(&mut b);
     beyond::idle(&mut b);
     beyond::wake(&mut b);
     let Session { rows, notes, .. } = b;
