@@ -18,13 +18,22 @@ use core::ptr::NonNull;
 use std::panic::resume_unwind;
 
 /// What a scope's jobs share: its counter, its first panic, its record arena.
+///
+/// `#[repr(C)]` with `counter` first: a spawn record's header points at `counter` (its owner
+/// counter), and `execute_spawn` finds the whole state from that pointer instead of keeping a
+/// second pointer in every record.
+#[repr(C)]
 pub(crate) struct ScopeState {
+    /// First field (see above).
     counter: CounterCore,
     panic: PanicSlot,
     arena: SpinLock<Arena>,
     /// Raised by `Scope::cancel`; links to the enclosing scope's node.
     cancel: CancelNode,
 }
+
+// `execute_spawn` casts a record's owner pointer to its `ScopeState`.
+const _: () = assert!(core::mem::offset_of!(ScopeState, counter) == 0);
 
 /// A scope of jobs that may borrow anything that outlives `'env`; handed by reference to the
 /// scope's body and to each of its jobs.
@@ -178,13 +187,19 @@ impl BodyLocal {
 }
 
 /// A spawned job's record, allocated in the scope's arena, with its handle's value slot.
+///
+/// No pointer to the scope's state: the header's owner counter is the state's first field
+/// (see [`ScopeState`]), so the record is one word smaller.
 #[repr(C)]
 struct SpawnJob<F, T> {
     header: JobHeader,
-    state: *const ScopeState,
     slot: Slot<T>,
     f: ManuallyDrop<F>,
 }
+
+// A spawn of a one-word closure without a value (W2b's shape): header, value slot, closure.
+#[cfg(not(loom))]
+const _: () = assert!(size_of::<SpawnJob<usize, ()>>() == 80);
 
 /// The handle of a job spawned in a scope (see [`Scope::spawn`]): [`join`](Self::join) it for
 /// the job's value, or drop it — the scope waits for the job either way.
@@ -490,7 +505,6 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         unsafe {
             record.as_ptr().write(SpawnJob {
                 header: JobHeader::new(execute_spawn::<F, T>, &self.state.counter, meta),
-                state: self.state,
                 slot: Slot::new(),
                 f: ManuallyDrop::new(f),
             })
@@ -520,9 +534,18 @@ where
     F: FnOnce(&Scope<'scope, 'env>) -> T + Send + 'scope,
 {
     let record = header.cast::<SpawnJob<F, T>>().as_ptr();
-    // SAFETY: the record is alive and ours (runs once); `f` is taken exactly once, here; the
-    // scope state outlives its jobs.
-    let (f, state) = unsafe { (ManuallyDrop::take(&mut (*record).f), &*(*record).state) };
+    // SAFETY: `header` heads a live, unexecuted record (caller's contract).
+    let owner = unsafe { JobRef::new(header) }.owner();
+    // SAFETY: the record is alive and ours (runs once); `f` is taken exactly once, here. Its
+    // owner is the `counter` of the `ScopeState` that spawned it (`spawn_hinted` writes it, and
+    // nothing rewrites a spawn record's owner), the first field of that `#[repr(C)]` state, so
+    // the pointer is the state's; the scope state outlives its jobs.
+    let (f, state) = unsafe {
+        (
+            ManuallyDrop::take(&mut (*record).f),
+            &*owner.cast::<ScopeState>(),
+        )
+    };
     let result = if state.cancel.is_cancelled() {
         // Cancelled before it started: the closure is dropped unrun (a panic in its drop goes
         // to the scope), and the handle learns it was cancelled.

@@ -23,6 +23,13 @@ pub(crate) fn run_own_children(ctx: &Ctx, counter: &CounterCore, target: u32) {
         StackClass::Small => &[StackClass::Small],
     };
     let policy = &ctx.shared().policy;
+    // Whether there is stack left here for a child of each class (indexed by class): this
+    // frame's stack pointer is the same at every pick (children run below it and return), and
+    // so is the fiber's stack (a migrated fiber keeps its stack), so it is asked once.
+    let mut room = [false; 2];
+    for &class in classes {
+        room[class as usize] = ctx.has_headroom(class);
+    }
     'pick: loop {
         let tick = ctx.core().peek_tick();
         if policy.global_pick(tick) && ctx.shared().urgent_work(ctx.worker_index()) {
@@ -32,7 +39,7 @@ pub(crate) fn run_own_children(ctx: &Ctx, counter: &CounterCore, target: u32) {
             for &class in classes {
                 // Too little stack left for a child here: leave it for a fiber of its own
                 // (the caller parks and the worker starts it).
-                if !ctx.has_headroom(class) {
+                if !room[class as usize] {
                     continue;
                 }
                 let ring = ctx.worker().ring(priority, class);

@@ -190,8 +190,18 @@ pub(crate) struct Shared {
 impl Shared {
     /// Panics (before anything is queued) if `meta` pins a job to a worker that does not
     /// exist, or needs a large stack in a pool without large fibers. Every submit path calls it
-    /// on everything it submits.
+    /// on everything it submits. Inline, so that a spawn with a constant unpinned small-stack
+    /// meta (`JobMeta::DEFAULT`) checks nothing at run time.
+    #[inline]
     pub(crate) fn check_job(&self, meta: &crate::job::JobMeta) {
+        if meta.stack == crate::job::StackClass::Large || meta.affinity != crate::job::Affinity::Any
+        {
+            self.check_job_cold(meta);
+        }
+    }
+
+    #[cold]
+    fn check_job_cold(&self, meta: &crate::job::JobMeta) {
         if meta.stack == crate::job::StackClass::Large
             && !self.fibers.has_class(crate::job::StackClass::Large)
         {
