@@ -32,7 +32,8 @@ pub(crate) fn fiber_main(
         super::region::close_leaked();
         let shared = ctx.shared();
         let worker = ctx.worker();
-        let next = if worker.no_ready() && worker.yielded.is_empty() {
+        let next = if worker.no_ready() && worker.yielded.is_empty() && !ctx.core().has_handed_off()
+        {
             shared.find_job(ctx.worker_index(), ctx.core(), Host::Fiber(class))
         } else {
             None
