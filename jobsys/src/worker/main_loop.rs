@@ -82,7 +82,7 @@ pub(crate) fn main_loop(
                     // A fiber that yielded gets its turn after each round of new work — but
                     // not the fiber that just yielded out of this very round: it waits for the
                     // next job, or `yield_now` would not let anything else run.
-                    if let Some(y) = worker.yielded.pop() {
+                    if let Some(y) = super::shared::pop_if_any(&worker.yielded) {
                         if y == fiber && worker.yielded.push(y).is_err() {
                             crate::panic::fatal("yield queue overflow");
                         } else if y != fiber {
@@ -99,7 +99,7 @@ pub(crate) fn main_loop(
             }
             continue;
         }
-        if let Some(fiber) = worker.yielded.pop() {
+        if let Some(fiber) = super::shared::pop_if_any(&worker.yielded) {
             idle.busy();
             switch_into(shared, index, core, fiber, Resume::Continue(at));
             continue;
