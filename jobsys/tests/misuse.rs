@@ -90,6 +90,42 @@ fn fiber_pool_exhaustion_is_reported_not_hung() {
     assert!(stderr.contains("raise the pool size"), "{stderr}");
 }
 
+/// Two workers, every fiber parked on a counter that nothing lowers. Untimed counter parks are
+/// added to the system's parked count lazily, when their worker runs out of work: the last
+/// worker to get there must still see every fiber parked.
+fn exhaust_pool_on_two_workers() {
+    let jobs = JobSystem::builder()
+        .workers(2)
+        .small_fibers(6, 64 * 1024)
+        .large_fibers(0, 0)
+        .build()
+        .unwrap();
+    jobs.run(|ctx| {
+        let blocked = Counter::with_value(1);
+        let blocked = &blocked;
+        ctx.scope(|s| {
+            for _ in 0..16 {
+                s.spawn_with(job_meta!("waiter"), move |s| s.wait_for_counter(blocked, 0));
+            }
+        });
+    });
+}
+
+#[test]
+fn fiber_pool_exhaustion_on_two_workers_is_reported_not_hung() {
+    if is_child() {
+        exhaust_pool_on_two_workers();
+        return;
+    }
+    let (ok, stderr) = run_child("fiber_pool_exhaustion_on_two_workers_is_reported_not_hung");
+    assert!(!ok, "the child must abort");
+    assert!(
+        stderr.contains("deadlock: every fiber in the pool is parked"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in job 'waiter'"), "{stderr}");
+}
+
 struct WaitOnDrop<'a>(&'a Ctx, &'a Counter);
 
 impl Drop for WaitOnDrop<'_> {

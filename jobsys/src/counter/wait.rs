@@ -30,16 +30,17 @@ impl WaitNode {
     }
 
     /// Makes the waiter of `node` runnable. A timed wait was counted with the waits that end
-    /// by themselves (`publish_wait`) and is un-counted the same way.
+    /// by themselves (`publish_wait`) and is un-counted the same way. `local`: the owner-only
+    /// state of the worker the caller runs on, if any (see `Waiter::wake`).
     ///
     /// # Safety
     /// `node` was unlinked by the caller, who owns it until this call; after this call nobody
     /// may touch it (the waiter may already have resumed and reused its stack).
-    pub(crate) unsafe fn wake(node: *mut WaitNode) {
+    pub(crate) unsafe fn wake(node: *mut WaitNode, local: Option<&crate::worker::WorkerCore>) {
         // SAFETY: caller contract — the node is alive and ours.
         let (waiter, timed) = unsafe { (&raw const (*node).waiter, (*node).timing.is_timed()) };
         // SAFETY: forwarded.
-        unsafe { Waiter::wake(waiter, timed) };
+        unsafe { Waiter::wake(waiter, timed, local) };
     }
 }
 

@@ -97,6 +97,13 @@ impl CounterCore {
     /// function never touches `self` again: the counter may already be freed.
     #[inline]
     pub(crate) fn sub(&self, n: u32) {
+        self.sub_on(n, None);
+    }
+
+    /// [`sub`](Self::sub) by a job of the worker whose owner-only state is `local`: a waiter
+    /// whose home is that worker is handed straight to it (see `Shared::make_ready_from`).
+    #[inline]
+    pub(crate) fn sub_on(&self, n: u32, local: Option<&crate::worker::WorkerCore>) {
         crate::fault::inject(crate::fault::Site::CounterDecrement);
         let this: *const CounterCore = self;
         let old = self.word.fetch_sub(u64::from(n), Ordering::AcqRel);
@@ -104,7 +111,7 @@ impl CounterCore {
             fatal("a counter was decremented below zero (a job finished twice?)");
         };
         if new < trigger_of(old) {
-            wake_cold(this, new);
+            wake_cold(this, new, local);
         }
     }
 
@@ -155,7 +162,7 @@ impl CounterCore {
             }
         };
         if new < trigger_of(old) {
-            wake_cold(this, new);
+            wake_cold(this, new, None);
         }
         Ok(())
     }
@@ -220,14 +227,14 @@ impl CounterCore {
 /// The slow path of a decrement that reached `reached`: wake this counter's waiters whose
 /// target is at or above it. Touches only the bucket and the woken nodes, never the counter.
 #[cold]
-fn wake_cold(counter: *const CounterCore, reached: u32) {
+fn wake_cold(counter: *const CounterCore, reached: u32, local: Option<&crate::worker::WorkerCore>) {
     let woken = waits()
         .lock(counter as usize)
         .drain(|n| n.counter == counter && n.target >= reached);
     for node in woken {
         // SAFETY: unlinked by us under the lock: the wake is ours, and the chain read the
         // node's `next` before yielding it (after the wake the waiter may reuse its stack).
-        unsafe { WaitNode::wake(node) };
+        unsafe { WaitNode::wake(node, local) };
     }
 }
 
@@ -263,7 +270,7 @@ pub(crate) fn cancel(counter: *const CounterCore, node: *mut WaitNode, stamp: u6
     drop(list);
     if taken.is_some() {
         // SAFETY: unlinked by us under the lock: the wake is ours.
-        unsafe { WaitNode::wake(node) };
+        unsafe { WaitNode::wake(node, None) };
     }
     taken.is_some()
 }

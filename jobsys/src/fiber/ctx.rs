@@ -285,13 +285,15 @@ impl Ctx {
     /// Records that a job of `counter` finished: a batched decrement (see `worker/debt.rs`).
     #[inline]
     pub(crate) fn complete(&self, counter: &CounterCore) {
-        self.core().debt.complete(counter);
+        let core = self.core();
+        core.debt.complete(counter, core);
     }
 
     /// Pays this worker's batched decrements (see `worker/debt.rs`).
     #[inline]
     pub(crate) fn flush_decrements(&self) {
-        self.core().debt.flush();
+        let core = self.core();
+        core.debt.flush(core);
     }
 
     /// Switches to the worker with `why`. Never unwinds: callers check no-suspend regions

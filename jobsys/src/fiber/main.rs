@@ -35,7 +35,8 @@ pub(crate) fn fiber_main(
         // Timers first: a fiber whose timed wait (a `sleep`, a timeout) just fell due becomes
         // ready now and goes before the next job, instead of waiting for one more job to end.
         shared.timers.poll();
-        let next = if worker.no_ready() && worker.yielded.is_empty() {
+        let next = if worker.no_ready() && worker.yielded.is_empty() && !ctx.core().has_handed_off()
+        {
             shared.find_job(ctx.worker_index(), ctx.core(), Host::Fiber(class))
         } else {
             None

@@ -505,7 +505,7 @@ unsafe fn wake_node(node: *mut ParkNode) {
         Wake::Group { group, .. } => unsafe { &raw const (**group).waiter },
     };
     // SAFETY: forwarded. A park is counted with the waits that end by themselves.
-    unsafe { Waiter::wake(waiter, true) };
+    unsafe { Waiter::wake(waiter, true, None) };
 }
 
 /// How many nodes wait on `key` (tests: a finished select leaves none).

@@ -39,20 +39,25 @@ impl Waiter {
 
     /// Makes the waiter at `this` runnable. `on_sync`: a fiber was counted with the waits
     /// that end by themselves (a primitive's park, or any timed wait; see `publish_wait`),
-    /// and is un-counted the same way.
+    /// and is un-counted the same way. `local`: the owner-only state of the worker the caller
+    /// runs on, if it runs on one (see `Shared::make_ready_from`).
     ///
     /// # Safety
     /// The caller owns this wake (it unlinked the waiter's node, or claimed its group, under
     /// the bucket lock) and never touches the waiter again: after this call the waiter may
     /// have resumed and reused its stack.
-    pub(crate) unsafe fn wake(this: *const Waiter, on_sync: bool) {
+    pub(crate) unsafe fn wake(
+        this: *const Waiter,
+        on_sync: bool,
+        local: Option<&crate::worker::WorkerCore>,
+    ) {
         // SAFETY: caller contract — alive and ours until the hand-over below.
         match unsafe { &*this } {
             &Waiter::Fiber { shared, fiber } => {
                 // SAFETY: a parked fiber's system is alive: shutdown waits for parked fibers,
                 // and `make_ready_from` counts itself in flight before it un-counts the
                 // fiber, so the system stays alive until its last touch.
-                unsafe { (*shared).make_ready_from(fiber, on_sync) }
+                unsafe { (*shared).make_ready_from(fiber, on_sync, local) }
             }
             Waiter::Thread { thread, done } => {
                 // Clone before `done`: after the store the waiter may free the node.

@@ -9,6 +9,7 @@
 //! paying would reach the target of a fiber or thread already parked on it. A counter owed a
 //! decrement cannot reach zero, so its owner cannot free it while we hold the pointer.
 
+use super::WorkerCore;
 use crate::counter::CounterCore;
 use core::cell::Cell;
 
@@ -33,9 +34,10 @@ impl Debt {
     }
 
     /// Records that a job of `counter` finished (see the module docs for when the debt is
-    /// paid).
+    /// paid). `core` is the worker state this debt is part of: its payments hand the waiters
+    /// they wake on this worker straight to it (see `CounterCore::sub_on`).
     #[inline]
-    pub(crate) fn complete(&self, counter: &CounterCore) {
+    pub(crate) fn complete(&self, counter: &CounterCore, core: &WorkerCore) {
         let n = self.n.get();
         let (owed, now) = if core::ptr::eq(self.counter.get(), counter) && n < PENDING_MAX {
             self.n.set(n + 1);
@@ -51,23 +53,23 @@ impl Debt {
         {
             // SAFETY: `old` is owed `n` decrements (recorded by `complete` for jobs whose
             // decrement it took over), so it has not reached zero and its owner has not freed it.
-            unsafe { (*old).sub(n) };
+            unsafe { (*old).sub_on(n, Some(core)) };
         }
         // A parked waiter whose target this batch reaches is woken now, not at the next
         // payment point (a join whose `b` was stolen, a wait on the last job of a batch).
         if counter.would_wake(now) {
-            self.flush();
+            self.flush(core);
         }
     }
 
-    /// Pays the debt.
+    /// Pays the debt (`core`: as for [`complete`](Self::complete)).
     #[inline]
-    pub(crate) fn flush(&self) {
+    pub(crate) fn flush(&self, core: &WorkerCore) {
         let n = self.n.replace(0);
         let counter = self.counter.replace(core::ptr::null());
         if n > 0 {
             // SAFETY: as in `complete`: a counter owed decrements has not reached zero.
-            unsafe { (*counter).sub(n) };
+            unsafe { (*counter).sub_on(n, Some(core)) };
         }
     }
 

@@ -56,32 +56,40 @@ pub(crate) fn main_loop(
         core: NonNull::from(core),
     };
     let mut idle = IdleRounds::new(worker);
+    core.bind(shared);
     loop {
         // Timed waits whose deadline passed: their fibers become ready (see `timer/`) — before
         // the ready check, so that a fiber a timer wakes goes ahead of the next new job.
         shared.timers.poll();
-        if let Some(fiber) = worker.pop_ready().or_else(|| shared.steal_ready(index)) {
+        // A fiber handed over by a waker on this thread first (see `make_ready_from`): it must
+        // be taken before `done()` is asked or the worker sleeps, since nobody else sees it.
+        if let Some(fiber) = core
+            .take_handed_off()
+            .or_else(|| worker.pop_ready())
+            .or_else(|| shared.steal_ready(index))
+        {
             idle.busy();
-            switch_into(shared, index, fiber, Resume::Continue(at));
+            switch_into(shared, index, core, fiber, Resume::Continue(at));
             continue;
         }
         if done() {
             idle.busy();
+            shared.flush_parked(core);
             break;
         }
         if let Some(job) = shared.find_job(index, core, Host::Scheduler) {
             match shared.fibers.acquire(job.meta().stack) {
                 Some(fiber) => {
                     idle.busy();
-                    switch_into(shared, index, fiber, Resume::Run(job, at));
+                    switch_into(shared, index, core, fiber, Resume::Run(job, at));
                     // A fiber that yielded gets its turn after each round of new work — but
                     // not the fiber that just yielded out of this very round: it waits for the
                     // next job, or `yield_now` would not let anything else run.
-                    if let Some(y) = worker.yielded.pop() {
+                    if let Some(y) = super::shared::pop_if_any(&worker.yielded) {
                         if y == fiber && worker.yielded.push(y).is_err() {
                             crate::panic::fatal("yield queue overflow");
                         } else if y != fiber {
-                            switch_into(shared, index, y, Resume::Continue(at));
+                            switch_into(shared, index, core, y, Resume::Continue(at));
                         }
                     }
                 }
@@ -94,11 +102,13 @@ pub(crate) fn main_loop(
             }
             continue;
         }
-        if let Some(fiber) = worker.yielded.pop() {
+        if let Some(fiber) = super::shared::pop_if_any(&worker.yielded) {
             idle.busy();
-            switch_into(shared, index, fiber, Resume::Continue(at));
+            switch_into(shared, index, core, fiber, Resume::Continue(at));
             continue;
         }
+        // Out of work: count the fibers parked here in `parked` (and check for a deadlock).
+        shared.flush_parked(core);
         let idle_rounds = idle.next();
         if idle_rounds <= shared.idle_spins {
             crate::shim::spin_loop();

@@ -79,9 +79,14 @@ impl Worker {
     }
 
     /// The next woken fiber to resume here.
+    ///
+    /// Each queue is looked at (`is_empty`: two loads) before it is popped: an empty
+    /// `ArrayQueue::pop` costs a SeqCst fence, and the loop asks on every round. A push this
+    /// look misses is not lost: its waker wakes this worker after the push (fenced), and the
+    /// worker looks again (after its own fence) before it sleeps (see `wake/README.md`).
     #[inline]
     pub(crate) fn pop_ready(&self) -> Option<u32> {
-        self.ready.pop().or_else(|| self.ready_any.pop())
+        pop_if_any(&self.ready).or_else(|| pop_if_any(&self.ready_any))
     }
 
     /// No woken fiber waits here.
@@ -141,6 +146,12 @@ impl Worker {
             && self.pinned.is_empty()
             && self.rings_empty()
     }
+}
+
+/// Pops `queue` unless it looks empty (see `Worker::pop_ready`).
+#[inline]
+pub(crate) fn pop_if_any(queue: &ArrayQueue<u32>) -> Option<u32> {
+    if queue.is_empty() { None } else { queue.pop() }
 }
 
 /// Everything the workers, fibers and handles share. Lives in an `Arc`.

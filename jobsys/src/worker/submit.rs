@@ -41,6 +41,12 @@ pub(crate) fn submit(ctx: &Ctx, job: JobRef, hint: Hint) {
             shared.injector.at(priority).push(job);
             shared.notify_local();
         }
+        // Pinned to this very worker: it is awake (it runs us) and looks at its inbox before
+        // it sleeps, so no wake and no in-flight count.
+        Place::Pinned(k) if k == ctx.worker_index() => {
+            fault::inject(fault::Site::Push);
+            ctx.worker().pinned.push(job);
+        }
         Place::Pinned(k) => shared.push_pinned(k, job),
     }
 }

@@ -4,7 +4,7 @@
 //! protocol's argument is in `wake/README.md` ("The waker's order").
 
 use super::shared::PARKED_HERE;
-use super::{Shared, Worker};
+use super::{Shared, Worker, WorkerCore};
 use crate::fiber::{FiberState, Resume, Suspend, Switched};
 use crate::panic::fatal;
 use crate::shim::Ordering;
@@ -16,9 +16,15 @@ const PARKED_ALL: u64 = (1 << 32) - 1;
 /// One fiber parked on a primitive, in the high half of `Shared::parked`.
 const PARKED_ON_SYNC: u64 = 1 << 32;
 
-/// Switches the worker `index` into `fiber` and handles why it came back (post-switch
-/// publication: the fiber's stack is quiescent for everything below).
-pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resume) {
+/// Switches the worker `index` (whose owner-only state is `core`) into `fiber` and handles why
+/// it came back (post-switch publication: the fiber's stack is quiescent for everything below).
+pub(crate) fn switch_into(
+    shared: &Shared,
+    index: usize,
+    core: &WorkerCore,
+    fiber: u32,
+    input: Resume,
+) {
     use FiberState::*;
     let slot = shared.fibers.slot(fiber);
     let prev = slot.state();
@@ -51,7 +57,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             // SAFETY: the node is on the parked fiber's stack, which stays untouched until the
             // wake protocol pushes the fiber to a ready queue; the counter outlives the wait
             // (the waiter borrows it). A timed wait counts as one that wakes by itself.
-            let parked = publish_wait(shared, worker, fiber, timing.stamp != 0, || unsafe {
+            let parked = publish_wait(shared, worker, core, fiber, timing.stamp != 0, || unsafe {
                 counter.as_ref().publish(node.as_ptr())
             });
             let target = Target::Counter {
@@ -65,7 +71,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             let (key, timing) = unsafe { ((*node.as_ptr()).key(), (*node.as_ptr()).timing) };
             // SAFETY: the node and its validator's data are on the parked fiber's stack, which
             // stays untouched until the unpark protocol pushes the fiber to a ready queue.
-            let parked = publish_wait(shared, worker, fiber, true, || unsafe {
+            let parked = publish_wait(shared, worker, core, fiber, true, || unsafe {
                 crate::park::publish(node.as_ptr())
             });
             let node = node.as_ptr();
@@ -75,7 +81,7 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
             // SAFETY: as for `Park`; the timer of a group is on its first node.
             let (key, timing) = unsafe { ((*nodes.as_ptr()).key(), (*nodes.as_ptr()).timing) };
             // SAFETY: the group and its nodes are on the parked fiber's stack (as for `Park`).
-            let parked = publish_wait(shared, worker, fiber, true, || unsafe {
+            let parked = publish_wait(shared, worker, core, fiber, true, || unsafe {
                 crate::park::publish_group(group.as_ptr(), nodes.as_ptr(), n)
             });
             let node = nodes.as_ptr();
@@ -93,10 +99,15 @@ pub(crate) fn switch_into(shared: &Shared, index: usize, fiber: u32, input: Resu
 
 /// Post-switch publication of a wait (a counter's or a primitive's, `on_sync`): counts the fiber
 /// parked here, then `publish`es; if the wait is already over, the fiber goes straight back to
-/// this worker's ready queue. Returns whether it parked.
+/// this worker (its hand-off slot, or its ready queue). Returns whether it parked.
+///
+/// A published untimed counter wait is added to `Shared::parked` later, when this worker runs
+/// out of work (`WorkerCore::pend_parked`, see `Shared::flush_parked`); a primitive's park or a
+/// timed wait at once (the stall check reads those).
 fn publish_wait(
     shared: &Shared,
     worker: &Worker,
+    core: &WorkerCore,
     fiber: u32,
     on_sync: bool,
     publish: impl FnOnce() -> bool,
@@ -109,29 +120,54 @@ fn publish_wait(
         worker.stats.parked_waits.add(1);
         // The window in which a waker may un-count the fiber before it is counted.
         fault::inject(fault::Site::AfterPublish);
-        shared.fiber_parked(on_sync);
+        if on_sync {
+            shared.fiber_parked(PARKED_ON_SYNC + 1);
+        } else {
+            core.pend_parked();
+        }
         true
     } else {
         slot.transition(Waiting, Ready);
-        worker.push_ready(fiber);
+        // Owner-only: the loop resumes it next, before it could look for work or sleep.
+        if !core.hand_off(fiber) {
+            worker.push_ready(fiber);
+        }
         worker.parked_here.fetch_sub(1, Ordering::SeqCst);
         false
     }
 }
 
 impl Shared {
-    /// Accounts a fiber whose wait was just published; reports a deadlock if every fiber is
-    /// now parked.
+    /// Adds the fibers worker `core` parked on counters and has not counted yet (see
+    /// `publish_wait`) to `parked`, and reports a deadlock if every fiber is now parked. Called
+    /// by the worker's loop when it runs out of work and when it leaves: a worker whose fibers
+    /// are all stuck runs out of work, so a deadlock is still reported, by the last worker to
+    /// get there.
+    #[inline]
+    pub(crate) fn flush_parked(&self, core: &WorkerCore) {
+        let n = core.take_pending_parked();
+        if n != 0 {
+            self.fiber_parked(u64::from(n));
+        }
+    }
+
+    /// Adds `delta` (fibers in the low half, those parked on a primitive or in a timed wait in
+    /// the high half) to `parked`; reports a deadlock if every fiber is now parked.
     ///
-    /// The count is incremented after publication and decremented by the waker, so it never
-    /// exceeds the number of fibers really parked. When it equals the pool size, no fiber runs
-    /// a job, and only jobs decrement counters: nothing can ever wake them.
-    pub(crate) fn fiber_parked(&self, on_sync: bool) {
-        let delta = 1 + if on_sync { PARKED_ON_SYNC } else { 0 };
-        // Wrapping: a waker may un-count the fiber between its publication and this count (a
-        // preempted publisher), so the word can be one fiber below zero for that moment. The
-        // check below then sees a value that cannot equal the pool size: no false report, and
-        // no deadlock is missed — the fiber being woken is not stuck.
+    /// A fiber is counted after its publication (at once, or later from its worker's pending
+    /// count) and un-counted by its waker — from `parked`, or from the pending count of the
+    /// worker the waker runs on when that is its home — so `parked` plus every worker's
+    /// pending count never exceeds the number of fibers really parked (the pending counts are
+    /// never negative): when `parked` equals the pool size, no fiber runs a job, and only jobs
+    /// decrement counters: nothing can ever wake them. (A waker may take a pending count that
+    /// was another fiber's; the sum, the only thing the argument uses, is the same.)
+    #[cold]
+    pub(crate) fn fiber_parked(&self, delta: u64) {
+        // Wrapping: a waker may un-count fibers before they are counted (a preempted publisher,
+        // or a count still pending on its worker), so the word can be up to the pool size
+        // below zero for that moment. The check below then sees a value that cannot equal the
+        // pool size: no false report, and no deadlock is missed — a fiber being woken is not
+        // stuck.
         let word = self
             .parked
             .fetch_add(delta, Ordering::AcqRel)
@@ -159,10 +195,36 @@ impl Shared {
     ///    and the wake's fence pair with the sleeper's announcement and fence);
     /// 5. un-count the waker: the last touch of this system (the waker may be a job of
     ///    another system or a plain thread; the system may be freed right after).
-    pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool) {
+    ///
+    /// `local` is the owner-only state of the worker the waker runs on, when it runs on one
+    /// (a job's decrement, paid from that worker's debt). When that worker is the fiber's home
+    /// (and fibers do not migrate), the waker is that worker's own thread: it hands the fiber
+    /// over in the worker's slot (`WorkerCore::hand_off`), which the loop resumes before it
+    /// looks for anything else — no ready queue, no wake (the worker is awake: it is us), no
+    /// in-flight count (the system cannot drop while one of its fibers runs), and an
+    /// untimed wait's count taken back from the worker's pending count when it has one (see
+    /// `wake/README.md`, "The same-thread hand-off").
+    pub(crate) fn make_ready_from(&self, fiber: u32, from_sync: bool, local: Option<&WorkerCore>) {
         let slot = self.fibers.slot(fiber);
         let home = slot.home.load(Ordering::Relaxed);
         let w = &self.workers[home];
+        if let Some(core) = local
+            && !self.migration
+            && core.is(self, home)
+        {
+            slot.transition(FiberState::Waiting, FiberState::Ready);
+            if from_sync || !core.unpend_parked() {
+                let delta = 1 + if from_sync { PARKED_ON_SYNC } else { 0 };
+                self.parked.fetch_sub(delta, Ordering::AcqRel);
+            }
+            if !core.hand_off(fiber) {
+                w.push_ready(fiber);
+            }
+            // Only this thread reads the slot, and its loop takes the slot before it asks
+            // whether `run` is done or goes to sleep.
+            w.parked_here.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
         w.waker_in_flight();
         let delta = 1 + if from_sync { PARKED_ON_SYNC } else { 0 };
         self.parked.fetch_sub(delta, Ordering::AcqRel);
