@@ -13,6 +13,9 @@
 //!   (`Ctx::block_on` of a ready future, a ping-pong between an async task and a job) against
 //!   `pollster::block_on` on plain threads (see `asyncs.rs`). Without it every workload runs, `idle`
 //!   and `wake` last;
+//! - built with `--features tracy`, the Tracy back-end is installed for every jobsys pool
+//!   (on demand, no profiler connected): `cargo build --release -p jobsys-benches --features
+//!   tracy --bin compare`, then e.g. `compare --only idle` gives the idle figure with Tracy on;
 //! - `--runs N`: timed runs per value, after one untimed warm-up; the median is reported (and
 //!   the min). Default 5 (3 with `--quick`). W4 always makes 10 timed passes (3 with `--quick`)
 //!   and W5 100 warm-up and 2,000 timed frames (20 and 200 with `--quick`), as defined;
@@ -170,6 +173,10 @@ impl Args {
     }
 }
 
+/// The Tracy back-end of `--features tracy`, in a static as the hooks need.
+#[cfg(feature = "tracy")]
+static TRACY: jobsys_profiling::Tracy = jobsys_profiling::Tracy::new();
+
 fn main() {
     let args = parse_args();
     let t = args.workers;
@@ -187,6 +194,17 @@ fn main() {
         if quick { ", --quick" } else { "" }
     );
     println!();
+    #[cfg(feature = "tracy")]
+    {
+        assert!(
+            TRACY.install(),
+            "compare: the Tracy back-end could not be installed"
+        );
+        println!(
+            "Built with `--features tracy`: the Tracy back-end is installed for every jobsys pool (on demand, no profiler connected)."
+        );
+        println!();
+    }
 
     let mut b = Session::new(args);
     // Each section checks `--only` itself; they run (and their rows print) in this order.
