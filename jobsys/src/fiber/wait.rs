@@ -43,13 +43,28 @@ impl Ctx {
         if counter.is_done(target) {
             return true;
         }
+        self.park_until_done(counter, target, deadline, false)
+    }
+
+    /// The parks of a wait on `counter` until `target` or `deadline` (`timer::NEVER`: none);
+    /// returns whether the target was reached. `fresh`: the caller has just seen that
+    /// `deadline` has not passed, so the first round parks without reading the clock again (a
+    /// deadline that passes meanwhile is the timer's to fire: the wait then ends at the
+    /// worker's next scheduling point, as any timed wait whose deadline passes while parked).
+    fn park_until_done(
+        &self,
+        counter: &CounterCore,
+        target: u32,
+        deadline: u64,
+        mut fresh: bool,
+    ) -> bool {
         profile::wait_begin(self.worker_index());
         // A wake may be spurious: a decrement whose slow path ran late can wake a waiter that
         // has since waited again on the same counter (see counter/README.md). So re-check and
         // park again until the target is really reached (or the deadline passed).
         let mut reached = true;
         while !counter.is_done(target) {
-            if crate::deadline::passed(deadline) {
+            if !core::mem::take(&mut fresh) && crate::deadline::passed(deadline) {
                 reached = false;
                 break;
             }
@@ -119,7 +134,12 @@ impl Ctx {
     /// In debug builds, if a no-suspend region is open on this fiber (before it parks).
     /// Aborts the process if called while this thread is panicking, as the counter waits do.
     pub fn sleep(&self, duration: std::time::Duration) {
-        self.sleep_to(crate::deadline::after(duration));
+        super::check_no_suspend("Ctx::sleep");
+        if duration.is_zero() {
+            return;
+        }
+        // A non-zero duration from now has not passed yet: no second clock read to ask.
+        self.sleep_parked(crate::deadline::after(duration));
     }
 
     /// Parks this fiber until `deadline` has passed (at once if it already has); see
@@ -138,21 +158,26 @@ impl Ctx {
     /// As [`sleep`](Self::sleep).
     pub fn sleep_until(&self, deadline: std::time::Instant) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        self.sleep_to(crate::deadline::after(left));
+        self.sleep(left);
     }
 
-    /// Parks until the deadline clock passes `deadline`: a timed wait on a counter nothing
-    /// decrements, so only the timer ends it (`wait_cold` returns only once it passed).
-    fn sleep_to(&self, deadline: u64) {
-        super::check_no_suspend("Ctx::sleep");
-        if crate::deadline::passed(deadline) {
-            return;
+    /// Parks until the deadline clock passes `deadline`, which the caller has just seen not
+    /// passed: a timed wait on a counter nothing decrements, so only the timer ends it
+    /// (`park_until_done` returns only once it passed). The counter is this call's own: no
+    /// job counts on it, so there are no children to run inline and no decrements of ours it
+    /// could lack — the wait parks straight away (`Ctx::suspend` pays our batched decrements,
+    /// which other waiters may lack, before the switch).
+    fn sleep_parked(&self, deadline: u64) {
+        if std::thread::panicking() {
+            fatal(
+                "a job waited on a counter while its thread was panicking (wait in a Drop during unwinding?); waits are refused there",
+            );
         }
         let never = crate::Counter::with_value(1);
         // Always a timed wait, even for a sleep past the clock's range: one that ends by itself
         // (so never part of a deadlock report), however far away.
         let deadline = deadline.min(crate::deadline::NEVER - 1);
-        let reached = self.wait_cold(never.core(), 0, deadline);
+        let reached = self.park_until_done(never.core(), 0, deadline, true);
         debug_assert!(!reached, "nothing decrements a sleep's counter");
     }
 

@@ -106,6 +106,18 @@ impl Timers {
 
     /// Disarms `fiber`'s timer if it is still the one of park `stamp` (the fiber resumed).
     pub(crate) fn disarm(&self, fiber: u32, stamp: u64) {
+        // No timer armed at all (the usual case after a timer fired, or with one sleeper): ours
+        // is not, so there is nothing to take out and no lock to take. `armed` is changed
+        // under the lock together with the entries, so each value in its modification order
+        // is the number of armed entries at that point; our park's arm, if it happened at all
+        // before this call, happened before it (the arming worker switched into us after it,
+        // or pushed us to a ready queue after it), so this load reads a value at or after that
+        // increment, and 0 there means our entry was disarmed or fired since. An arm that
+        // comes later still (migration mode: an old worker arming late) is a stale entry the
+        // lock would not have prevented either (see the module docs).
+        if self.armed.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut entries = self.entries.lock();
         let e = &mut entries[fiber as usize];
         if e.stamp == stamp && e.deadline != NEVER {

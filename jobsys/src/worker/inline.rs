@@ -11,13 +11,33 @@ use crate::fiber::Ctx;
 use crate::job::StackClass;
 use crate::panic::fatal;
 
+/// Runs the inline-children pass ([`pass`]) for a wait on `counter` until `target` — unless
+/// nothing of this fiber's classes is queued on this worker's rings (the usual case when the
+/// waited-for jobs are pinned, stolen or already running): the pass would then pop nothing
+/// and take no pick, so it is skipped, for one load pair per ring. The rings are this
+/// worker's own (only its thread pushes to them, and the caller is on that thread), so an
+/// empty look cannot miss a child pushed before this wait. The caller has paid its batched
+/// decrements: with no child run there are none new to pay.
+#[inline]
+pub(crate) fn run_own_children(ctx: &Ctx, counter: &CounterCore, target: u32) {
+    let worker = ctx.worker();
+    let empty = match ctx.class() {
+        StackClass::Large => worker.rings_empty(),
+        StackClass::Small => worker.class_rings_empty(StackClass::Small),
+    };
+    if !empty {
+        pass(ctx, counter, target);
+    }
+}
+
 /// The inline-children policy: pop from the LIFO end of each ring whose class fits this
 /// fiber while the job there belongs to `counter` — never unrelated jobs — in the
 /// policy's priority order for the pick. Each child counts as a pick of this worker; at a
 /// global pick with urgent work pending (see `sched/`) the pass stops without using the
 /// pick, so the caller parks and the worker's next pick — that global one — takes that
 /// work.
-pub(crate) fn run_own_children(ctx: &Ctx, counter: &CounterCore, target: u32) {
+#[inline(never)]
+fn pass(ctx: &Ctx, counter: &CounterCore, target: u32) {
     let classes: &[StackClass] = match ctx.class() {
         StackClass::Large => &[StackClass::Large, StackClass::Small],
         StackClass::Small => &[StackClass::Small],

@@ -100,11 +100,13 @@ impl Worker {
         &self.rings[priority as usize][class as usize]
     }
 
+    #[inline]
     pub(crate) fn rings_empty(&self) -> bool {
         self.rings.iter().flatten().all(Ring::is_empty)
     }
 
     /// Whether the rings of `class` (every priority) are empty.
+    #[inline]
     pub(crate) fn class_rings_empty(&self, class: StackClass) -> bool {
         self.rings.iter().all(|r| r[class as usize].is_empty())
     }
