@@ -1,0 +1,102 @@
+//! Red-team attacks on the same-thread hand-off, the lazily counted parks, the timer polls and
+//! the inline-children pass: lost wake-ups and fibers that never resume while their worker is
+//! kept busy by an endless stream of short jobs.
+
+use jobsys::sync::{Event, EventKind};
+use jobsys::{JobSystem, Scope};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+/// After the event that should end it, a chain runs at most this many more links; a fiber that
+/// became ready (a due timer, a wake from a plain thread) must have run long before.
+const LINKS_AFTER: u64 = 200_000;
+
+/// A chain of scoped jobs, each spawning the next in the same scope (so a waiter on the scope
+/// runs them one after another in its inline-children pass), until `stop` is raised or
+/// `LINKS_AFTER` links ran after `started()` said the event that should raise it happened.
+struct Chain<'a> {
+    stop: &'a AtomicBool,
+    /// Whether the event that must end the chain happened (a deadline passed, an event set).
+    started: &'a (dyn Fn() -> bool + Sync),
+    /// Links run after `started()` was first true.
+    after: AtomicU64,
+}
+
+fn link<'scope>(s: &Scope<'scope, '_>, c: &'scope Chain<'scope>) {
+    if c.stop.load(SeqCst) {
+        return;
+    }
+    if (c.started)() && c.after.fetch_add(1, SeqCst) + 1 >= LINKS_AFTER {
+        return;
+    }
+    s.spawn(move |s| link(s, c));
+}
+
+/// A sleeping fiber must wake at its deadline on one worker even while the only other fiber
+/// runs an endless chain of its own children inline: the chain must see the sleeper's flag.
+#[test]
+fn a_sleep_fires_while_a_waiter_runs_an_endless_chain_of_children_inline() {
+    for _ in 0..3 {
+        let jobs = JobSystem::builder().workers(1).build().unwrap();
+        let stop = AtomicBool::new(false);
+        let deadline = Instant::now() + Duration::from_millis(2);
+        let started = move || Instant::now() >= deadline;
+        let chain = Chain {
+            stop: &stop,
+            started: &started,
+            after: AtomicU64::new(0),
+        };
+        jobs.run(|ctx| {
+            ctx.join(
+                |c| {
+                    c.sleep_until(deadline);
+                    stop.store(true, SeqCst);
+                },
+                |c| c.scope(|s| link(s, &chain)),
+            );
+        });
+        let after = chain.after.load(SeqCst);
+        assert!(
+            after < LINKS_AFTER,
+            "the sleeper never woke: the chain ran {after} links past its deadline"
+        );
+    }
+}
+
+/// The same with a fiber woken by a plain thread (an event set from outside the pool): the
+/// woken fiber must resume while the other fiber's inline pass keeps finding children.
+#[test]
+fn a_fiber_woken_by_a_thread_resumes_while_a_waiter_runs_an_endless_chain_inline() {
+    for _ in 0..3 {
+        let jobs = JobSystem::builder().workers(1).build().unwrap();
+        let stop = AtomicBool::new(false);
+        let event = Event::new(EventKind::Manual);
+        let set = AtomicBool::new(false);
+        let started = || set.load(SeqCst);
+        let chain = Chain {
+            stop: &stop,
+            started: &started,
+            after: AtomicU64::new(0),
+        };
+        std::thread::scope(|t| {
+            jobs.run(|ctx| {
+                ctx.join(
+                    |c| {
+                        t.spawn(|| {
+                            event.set();
+                            set.store(true, SeqCst);
+                        });
+                        event.wait(c);
+                        stop.store(true, SeqCst);
+                    },
+                    |c| c.scope(|s| link(s, &chain)),
+                );
+            });
+        });
+        let after = chain.after.load(SeqCst);
+        assert!(
+            after < LINKS_AFTER,
+            "the woken fiber never resumed: the chain ran {after} links past the wake"
+        );
+    }
+}
