@@ -16,7 +16,7 @@ fn a_growth_limit_that_is_not_a_power_of_two_still_bounds_the_ring() {
         (4, 6, 7),
         (4, 7, 7),
         (8, 12, 12),
-        (16, 100, 64),
+        (16, 100, 100),
     ] {
         let jobs = JobSystem::builder()
             .workers(1)
