@@ -163,3 +163,45 @@ fn migration_with_lazily_counted_parks_completes_trees_of_waits() {
         }
     }
 }
+
+/// Every fiber parked on one held counter but one, which is in a timed wait on it and releases
+/// the hold when its wait times out: not a deadlock (the timed wait ends by itself), at 1, 2
+/// and 4 workers, with the untimed parks counted lazily — the run must complete.
+#[test]
+fn every_fiber_parked_but_one_in_a_timed_wait_is_no_deadlock() {
+    for workers in [1, 2, 4] {
+        let fibers = 2 * workers;
+        let jobs = JobSystem::builder()
+            .workers(workers)
+            .small_fibers(fibers, 64 * 1024)
+            .large_fibers(0, 0)
+            .build()
+            .unwrap();
+        let woke = AtomicU64::new(0);
+        for _ in 0..3 {
+            let held = jobsys::Counter::with_value(1);
+            let (held, woke) = (&held, &woke);
+            jobs.run(|ctx| {
+                ctx.scope(|s| {
+                    // The body's fiber, `fibers - 2` waiters and the timed waiter fill the pool.
+                    for _ in 0..fibers - 2 {
+                        s.spawn(move |s| {
+                            s.wait_for_counter(held, 0);
+                            woke.fetch_add(1, SeqCst);
+                        });
+                    }
+                    s.spawn(move |s| {
+                        if !s.wait_for_counter_timeout(held, 0, Duration::from_millis(20)) {
+                            held.sub(1);
+                        }
+                    });
+                })
+            });
+        }
+        assert_eq!(
+            woke.load(SeqCst),
+            3 * (fibers as u64 - 2),
+            "{workers} workers"
+        );
+    }
+}
