@@ -176,8 +176,9 @@ impl Builder {
     /// spawns stays on its worker instead of going through the shared injector. The ring keeps
     /// its largest size (and the buffers it outgrew, for thieves that may still read them: at
     /// most as many bytes again) until the system is dropped, so a workload that grew it runs
-    /// again without allocating. At most [`queue_capacity`](Self::queue_capacity) (or any
-    /// value up to it) turns growth off. Rings carved from [`queue_memory`](Self::queue_memory)
+    /// again without allocating. A ring's size stays a power of two, so a limit that is not one
+    /// stops growth at the power of two below it. At most
+    /// [`queue_capacity`](Self::queue_capacity) (or any value up to it) turns growth off. Rings carved from [`queue_memory`](Self::queue_memory)
     /// never grow.
     pub fn queue_growth_limit(mut self, slots: usize) -> Self {
         self.queue_growth_limit = slots.min(Self::MAX_QUEUE_CAPACITY);

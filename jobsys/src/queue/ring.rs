@@ -160,7 +160,8 @@ impl Ring {
     pub(crate) const BLOCK_ALIGN: usize = 64;
 
     /// A managed ring of `capacity` slots (a power of two, checked by the builder) that doubles
-    /// while it holds fewer than `limit` slots.
+    /// up to `limit` slots: to the largest power of two at most `limit` (a doubling past a
+    /// limit that is not a power of two would overshoot it), and never below `capacity`.
     pub(crate) fn growable(capacity: usize, limit: usize) -> Self {
         assert!(capacity.is_power_of_two());
         let first = Buf::allocate(capacity, None).unwrap_or_else(|| {
@@ -168,6 +169,8 @@ impl Ring {
                 Buf::managed_layout(capacity).expect("a ring of this size fits the address space"),
             )
         });
+        // The largest power of two at most `limit` (0 for 0).
+        let limit = limit.checked_ilog2().map_or(0, |log| 1usize << log);
         Self::with_buf(first, true, limit.max(capacity))
     }
 

@@ -29,9 +29,10 @@
 //!   queued Low work a stream of Normal work cannot pass it over beyond the next global pick
 //!   (only High and pinned work come first). A waiting fiber's inline-children pass counts its
 //!   picks too, takes Low children first at a global pick, and, at a global pick with High
-//!   work in the injector or pinned work in the worker's inbox, parks without using the pick,
-//!   so that the worker's next pick — the global one — takes that work. (High work in another
-//!   worker's ring does not interrupt an inline-children pass.)
+//!   work in the injector, pinned work in the worker's inbox, or a fiber ready or yielded on
+//!   the worker (due timers fired first), parks without using the pick, so that the worker's
+//!   next pick — the global one — takes that work. (High work in another worker's ring does
+//!   not interrupt an inline-children pass.)
 //! - **Priority inversion.** There is no priority inheritance. A job that waits runs its own
 //!   unstarted children inline first, whatever their priority, so a High job waiting on Low
 //!   children it submitted itself does not wait behind other Low work; Low work it did not

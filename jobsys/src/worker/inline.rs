@@ -35,7 +35,10 @@ pub(crate) fn run_own_children(ctx: &Ctx, counter: &CounterCore, target: u32) {
 /// policy's priority order for the pick. Each child counts as a pick of this worker; at a
 /// global pick with urgent work pending (see `sched/`) the pass stops without using the
 /// pick, so the caller parks and the worker's next pick — that global one — takes that
-/// work.
+/// work. A global pick also fires the due timers and stops the pass when a fiber is ready or
+/// yielded on this worker: those resume before more children, so a waiter whose children
+/// keep spawning children cannot keep a sleeper, or a fiber woken from elsewhere, off its
+/// worker for more than a global pick period.
 #[inline(never)]
 fn pass(ctx: &Ctx, counter: &CounterCore, target: u32) {
     let classes: &[StackClass] = match ctx.class() {
@@ -52,8 +55,20 @@ fn pass(ctx: &Ctx, counter: &CounterCore, target: u32) {
     }
     'pick: loop {
         let tick = ctx.core().peek_tick();
-        if policy.global_pick(tick) && ctx.shared().urgent_work(ctx.worker_index()) {
-            break;
+        if policy.global_pick(tick) {
+            // An endless stream of children (each spawning the next) must not starve the
+            // fibers waiting for this worker: fire the due timers, and stop the pass when a
+            // fiber is ready here (a timer's, one a thread or another worker woke, one a child
+            // just handed over), one yielded, or urgent work is pending.
+            ctx.shared().timers.poll();
+            let worker = ctx.worker();
+            if !worker.no_ready()
+                || !worker.yielded.is_empty()
+                || ctx.core().has_handed_off()
+                || ctx.shared().urgent_work(ctx.worker_index())
+            {
+                break;
+            }
         }
         for &priority in policy.child_order(tick) {
             for &class in classes {
