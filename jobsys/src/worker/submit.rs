@@ -22,6 +22,25 @@ pub(crate) fn submit(ctx: &Ctx, job: JobRef, hint: Hint) {
             Affinity::Worker(k) => k == ctx.worker_index(),
         };
     match shared.policy.place(meta, hint, inline_ok) {
+        // The hot case (every spawn and join): kept small so that `submit` inlines into them.
+        Place::Own(priority) => {
+            fault::inject(fault::Site::Push);
+            let ring = ctx.worker().ring(priority, meta.stack);
+            if let Err(job) = ring.push(job) {
+                shared.overflow(ctx.worker_index(), ring, job);
+            }
+            shared.notify_local();
+        }
+        place => submit_elsewhere(ctx, job, place),
+    }
+}
+
+/// The other placements of [`submit`], out of line (a join's push inlines the ring case only:
+/// with these arms inline, `submit` stopped inlining and fib joins got 25% slower).
+#[inline(never)]
+fn submit_elsewhere(ctx: &Ctx, job: JobRef, place: Place) {
+    let shared = ctx.shared();
+    match place {
         Place::Inline => {
             ctx.run(job);
             // The submitter goes on with its own job: pay the inline job's decrement now
@@ -30,7 +49,7 @@ pub(crate) fn submit(ctx: &Ctx, job: JobRef, hint: Hint) {
         }
         Place::Own(priority) => {
             fault::inject(fault::Site::Push);
-            let ring = ctx.worker().ring(priority, meta.stack);
+            let ring = ctx.worker().ring(priority, job.meta().stack);
             if let Err(job) = ring.push(job) {
                 shared.overflow(ctx.worker_index(), ring, job);
             }
