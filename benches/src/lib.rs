@@ -615,18 +615,24 @@ pub struct Sample {
     pub min: f64,
 }
 
+/// The median of `v`, sorted ascending (the mean of the two middle values for an even count);
+/// panics if empty.
+pub fn median_of_sorted(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 impl Sample {
     /// Median and min of `values` (ns); panics if empty.
     pub fn of(values: &[f64]) -> Self {
         assert!(!values.is_empty(), "no timed runs");
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
+        let median = median_of_sorted(&v);
         Self { median, min: v[0] }
     }
 

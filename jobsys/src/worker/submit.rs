@@ -47,14 +47,7 @@ fn submit_elsewhere(ctx: &Ctx, job: JobRef, place: Place) {
             // rather than when that job ends.
             ctx.flush_decrements();
         }
-        Place::Own(priority) => {
-            fault::inject(fault::Site::Push);
-            let ring = ctx.worker().ring(priority, job.meta().stack);
-            if let Err(job) = ring.push(job) {
-                shared.overflow(ctx.worker_index(), ring, job);
-            }
-            shared.notify_local();
-        }
+        Place::Own(_) => unreachable!("`submit` places on the own ring itself"),
         Place::Injector(priority) => {
             fault::inject(fault::Site::Push);
             shared.injector.at(priority).push(job);

@@ -37,16 +37,11 @@ impl Spread {
     fn of(values: impl Iterator<Item = f64>) -> Self {
         let mut v: Vec<f64> = values.collect();
         v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
+        let median = jobsys_benches::median_of_sorted(&v);
         Self {
             median,
             min: v[0],
-            max: v[n - 1],
+            max: v[v.len() - 1],
         }
     }
 

@@ -240,13 +240,7 @@ fn rayon_round(t: usize, low_iters: u64, probes: usize, warm: usize) -> Round {
 fn spread(v: impl Iterator<Item = f64>) -> (f64, f64, f64) {
     let mut v: Vec<f64> = v.collect();
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    (median, v[0], v[n - 1])
+    (jobsys_benches::median_of_sorted(&v), v[0], v[v.len() - 1])
 }
 
 fn cell((median, min, max): (f64, f64, f64)) -> String {
