@@ -263,13 +263,12 @@ impl Ring {
         let new = Buf::allocate(capacity * 2, Some(old))?;
         let mut i = t;
         while i != b {
-            // SAFETY: both are this ring's buffers. Thieves may have taken some of `[t, b)`
-            // since we read `t`: copying those too is harmless, they are below `top` and never
-            // read again.
-            unsafe { new.slot(i) }.store(
-                unsafe { old.slot(i) }.load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
+            // Thieves may have taken some of `[t, b)` since we read `t`: copying those too is
+            // harmless, they are below `top` and never read again.
+            // SAFETY: `old` is this ring's current buffer (the owner's, us).
+            let job = unsafe { old.slot(i) }.load(Ordering::Relaxed);
+            // SAFETY: `new` is this ring's buffer, allocated above and not yet published.
+            unsafe { new.slot(i) }.store(job, Ordering::Relaxed);
             i = i.wrapping_add(1);
         }
         // Release: a thief that loads the new buffer sees the copied slots. `old` stays

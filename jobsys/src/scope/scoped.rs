@@ -536,10 +536,11 @@ where
     let record = header.cast::<SpawnJob<F, T>>().as_ptr();
     // SAFETY: `header` heads a live, unexecuted record (caller's contract).
     let owner = unsafe { JobRef::new(header) }.owner();
-    // SAFETY: the record is alive and ours (runs once); `f` is taken exactly once, here. Its
-    // owner is the `counter` of the `ScopeState` that spawned it (`spawn_hinted` writes it, and
-    // nothing rewrites a spawn record's owner), the first field of that `#[repr(C)]` state, so
-    // the pointer is the state's; the scope state outlives its jobs.
+    // The record's owner is the `counter` of the `ScopeState` that spawned it (`spawn_hinted`
+    // writes it, and nothing rewrites a spawn record's owner), the first field of that
+    // `#[repr(C)]` state, so the pointer is the state's.
+    // SAFETY: the record is alive and ours (runs once): `f` is taken exactly once, here; the
+    // scope state (see above) outlives its jobs.
     let (f, state) = unsafe {
         (
             ManuallyDrop::take(&mut (*record).f),
