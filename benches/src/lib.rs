@@ -716,71 +716,111 @@ pub fn std_barrier_rounds(parties: usize, rounds: usize) -> Duration {
     d
 }
 
-/// The std peer of `on_jobsys::channel_ping_pong`: two threads, two `sync_channel(1)`s.
-pub fn std_ping_pong(rounds: usize) -> Duration {
-    let (ping_tx, ping_rx) = std::sync::mpsc::sync_channel::<usize>(1);
-    let (pong_tx, pong_rx) = std::sync::mpsc::sync_channel::<usize>(1);
+/// A bounded channel of `usize` between two OS threads: the peers' side of the channel
+/// workloads (std's `sync_channel` and crossbeam's `bounded`).
+trait PeerChannel {
+    type Tx: Send;
+    type Rx: Send;
+    const NAME: &'static str;
+    fn bounded(capacity: usize) -> (Self::Tx, Self::Rx);
+    fn send(tx: &Self::Tx, v: usize);
+    /// `None` once every sender is gone and the channel is empty.
+    fn recv(rx: &Self::Rx) -> Option<usize>;
+}
+
+struct StdChannel;
+
+impl PeerChannel for StdChannel {
+    type Tx = std::sync::mpsc::SyncSender<usize>;
+    type Rx = std::sync::mpsc::Receiver<usize>;
+    const NAME: &'static str = "std";
+    fn bounded(capacity: usize) -> (Self::Tx, Self::Rx) {
+        std::sync::mpsc::sync_channel(capacity)
+    }
+    fn send(tx: &Self::Tx, v: usize) {
+        tx.send(v).expect("open");
+    }
+    fn recv(rx: &Self::Rx) -> Option<usize> {
+        rx.recv().ok()
+    }
+}
+
+struct CrossbeamChannel;
+
+impl PeerChannel for CrossbeamChannel {
+    type Tx = crossbeam_channel::Sender<usize>;
+    type Rx = crossbeam_channel::Receiver<usize>;
+    const NAME: &'static str = "crossbeam";
+    fn bounded(capacity: usize) -> (Self::Tx, Self::Rx) {
+        crossbeam_channel::bounded(capacity)
+    }
+    fn send(tx: &Self::Tx, v: usize) {
+        tx.send(v).expect("open");
+    }
+    fn recv(rx: &Self::Rx) -> Option<usize> {
+        rx.recv().ok()
+    }
+}
+
+/// Two threads, two capacity-1 channels of `C`: `rounds` round trips.
+fn thread_ping_pong<C: PeerChannel>(rounds: usize) -> Duration {
+    let (ping_tx, ping_rx) = C::bounded(1);
+    let (pong_tx, pong_rx) = C::bounded(1);
     let t = Instant::now();
     std::thread::scope(|s| {
         s.spawn(move || {
             for _ in 0..rounds {
-                let v = ping_rx.recv().expect("ping open");
-                pong_tx.send(v + 1).expect("pong open");
+                let v = C::recv(&ping_rx).expect("ping open");
+                C::send(&pong_tx, v + 1);
             }
         });
         let mut v = 0;
         for _ in 0..rounds {
-            ping_tx.send(v).expect("ping open");
-            v = pong_rx.recv().expect("pong open");
+            C::send(&ping_tx, v);
+            v = C::recv(&pong_rx).expect("pong open");
         }
-        assert_eq!(v, rounds, "std ping-pong lost a message");
+        assert_eq!(v, rounds, "{} ping-pong lost a message", C::NAME);
     });
     t.elapsed()
 }
 
-/// The std peer of `on_jobsys::channel_throughput`: a producer thread and this thread over
-/// `sync_channel(capacity)`.
-pub fn std_channel_throughput(n: usize, capacity: usize) -> Duration {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<usize>(capacity);
+/// A producer thread and this thread over one channel of `C` with `capacity`: `n` messages.
+fn thread_channel_throughput<C: PeerChannel>(n: usize, capacity: usize) -> Duration {
+    let (tx, rx) = C::bounded(capacity);
     let t = Instant::now();
     let sum = std::thread::scope(|s| {
         s.spawn(move || {
             for i in 0..n {
-                tx.send(i).expect("open");
+                C::send(&tx, i);
             }
         });
-        rx.iter().sum::<usize>()
+        core::iter::from_fn(|| C::recv(&rx)).sum::<usize>()
     });
     let d = t.elapsed();
     assert_eq!(
         sum,
         n * (n - 1) / 2,
-        "std channel lost or duplicated values"
+        "{} channel lost or duplicated values",
+        C::NAME
     );
     d
+}
+
+/// The std peer of `on_jobsys::channel_ping_pong`: two threads, two `sync_channel(1)`s.
+pub fn std_ping_pong(rounds: usize) -> Duration {
+    thread_ping_pong::<StdChannel>(rounds)
+}
+
+/// The std peer of `on_jobsys::channel_throughput`: a producer thread and this thread over
+/// `sync_channel(capacity)`.
+pub fn std_channel_throughput(n: usize, capacity: usize) -> Duration {
+    thread_channel_throughput::<StdChannel>(n, capacity)
 }
 
 /// The crossbeam peer of `on_jobsys::channel_ping_pong`: two threads, two
 /// `crossbeam_channel::bounded(1)`s.
 pub fn crossbeam_ping_pong(rounds: usize) -> Duration {
-    let (ping_tx, ping_rx) = crossbeam_channel::bounded::<usize>(1);
-    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<usize>(1);
-    let t = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            for _ in 0..rounds {
-                let v = ping_rx.recv().expect("ping open");
-                pong_tx.send(v + 1).expect("pong open");
-            }
-        });
-        let mut v = 0;
-        for _ in 0..rounds {
-            ping_tx.send(v).expect("ping open");
-            v = pong_rx.recv().expect("pong open");
-        }
-        assert_eq!(v, rounds, "crossbeam ping-pong lost a message");
-    });
-    t.elapsed()
+    thread_ping_pong::<CrossbeamChannel>(rounds)
 }
 
 /// The crossbeam peer of `on_jobsys::select_ping_pong`: the responder thread serves two
@@ -815,23 +855,7 @@ pub fn crossbeam_select_ping_pong(rounds: usize) -> Duration {
 /// The crossbeam peer of `on_jobsys::channel_throughput`: a producer thread and this thread
 /// over `crossbeam_channel::bounded(capacity)`.
 pub fn crossbeam_channel_throughput(n: usize, capacity: usize) -> Duration {
-    let (tx, rx) = crossbeam_channel::bounded::<usize>(capacity);
-    let t = Instant::now();
-    let sum = std::thread::scope(|s| {
-        s.spawn(move || {
-            for i in 0..n {
-                tx.send(i).expect("open");
-            }
-        });
-        rx.iter().sum::<usize>()
-    });
-    let d = t.elapsed();
-    assert_eq!(
-        sum,
-        n * (n - 1) / 2,
-        "crossbeam channel lost or duplicated values"
-    );
-    d
+    thread_channel_throughput::<CrossbeamChannel>(n, capacity)
 }
 
 #[cfg(test)]
