@@ -26,18 +26,7 @@ fn loom_mutex_excludes_and_hands_over() {
 /// parks starving and the next unlock hands the lock over (the hand-off path is modelled too).
 #[test]
 fn loom_mutex_barging_relock_loses_no_wakeup() {
-    loom::model(|| {
-        let m = Arc::new(Mutex::new(0usize));
-        let other = {
-            let m = m.clone();
-            thread::spawn(move || *m.lock(&ThisThread) += 1)
-        };
-        *m.lock(&ThisThread) += 1;
-        *m.lock(&ThisThread) += 1;
-        other.join().unwrap();
-        assert_eq!(*m.lock(&ThisThread), 3);
-        assert_eq!(m.state_bits(), 0, "no stale parked bit or starving count");
-    });
+    loom::model(|| relock_against_waiters(Mutex::new(0), 1));
 }
 
 /// Two waiters and a barging holder (`MAX_BARGES` = 1 under loom, so both waiters can be
@@ -45,39 +34,33 @@ fn loom_mutex_barging_relock_loses_no_wakeup() {
 /// wake-up is lost, and every increment lands.
 #[test]
 fn loom_mutex_two_starving_waiters_lose_no_wakeup_and_leave_no_count() {
-    loom::model(|| {
-        let m = Arc::new(Mutex::new(0usize));
-        let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let m = m.clone();
-                thread::spawn(move || *m.lock(&ThisThread) += 1)
-            })
-            .collect();
-        *m.lock(&ThisThread) += 1;
-        *m.lock(&ThisThread) += 1;
-        for w in waiters {
-            w.join().unwrap();
-        }
-        assert_eq!(*m.lock(&ThisThread), 4);
-        assert_eq!(m.state_bits(), 0, "no stale parked bit or starving count");
-    });
+    loom::model(|| relock_against_waiters(Mutex::new(0), 2));
 }
 
 /// A FIFO mutex: every contended unlock hands the lock over; the bits end clear.
 #[test]
 fn loom_fair_mutex_hands_over() {
-    loom::model(|| {
-        let m = Arc::new(Mutex::fair(0usize));
-        let other = {
+    loom::model(|| relock_against_waiters(Mutex::fair(0), 1));
+}
+
+/// One model run: `waiters` threads each lock `m` once and add one while this thread locks it
+/// twice in a row (so a barging unlock can relock at once); then every increment has landed
+/// and no parked bit or starving count is left in the state word.
+fn relock_against_waiters(m: Mutex<usize>, waiters: usize) {
+    let m = Arc::new(m);
+    let others: Vec<_> = (0..waiters)
+        .map(|_| {
             let m = m.clone();
             thread::spawn(move || *m.lock(&ThisThread) += 1)
-        };
-        *m.lock(&ThisThread) += 1;
-        *m.lock(&ThisThread) += 1;
-        other.join().unwrap();
-        assert_eq!(*m.lock(&ThisThread), 3);
-        assert_eq!(m.state_bits(), 0, "no stale parked bit");
-    });
+        })
+        .collect();
+    *m.lock(&ThisThread) += 1;
+    *m.lock(&ThisThread) += 1;
+    for o in others {
+        o.join().unwrap();
+    }
+    assert_eq!(*m.lock(&ThisThread), waiters + 2);
+    assert_eq!(m.state_bits(), 0, "no stale parked bit or starving count");
 }
 
 #[test]
