@@ -16,56 +16,78 @@ unsafe fn never(_: NonNull<JobHeader>, _: &crate::fiber::Ctx) {
     unreachable!()
 }
 
+/// Three jobs and how often each was taken, shared by the owner and the thief of a model.
+struct Jobs {
+    headers: Vec<JobHeader>,
+    taken: Vec<AtomicUsize>,
+}
+
+impl Jobs {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            headers: (0..3)
+                .map(|_| JobHeader::new(never, core::ptr::null(), &META))
+                .collect(),
+            taken: (0..3).map(|_| AtomicUsize::new(0)).collect(),
+        })
+    }
+
+    fn job(&self, i: usize) -> JobRef {
+        // SAFETY: the headers outlive the model iteration (`self` is held until its end).
+        unsafe { JobRef::new(NonNull::from(&self.headers[i])) }
+    }
+
+    /// Counts `r` as taken once more.
+    fn took(&self, r: JobRef) {
+        let i = self
+            .headers
+            .iter()
+            .position(|h| core::ptr::eq(h, r.as_ptr()))
+            .unwrap();
+        self.taken[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Steals what the thief left in `ring`, then checks every job was taken exactly once.
+    fn assert_each_taken_once(&self, ring: &Ring) {
+        while let Steal::Success(j) = ring.steal() {
+            self.took(j);
+        }
+        for t in &self.taken {
+            assert_eq!(t.load(Ordering::Relaxed), 1);
+        }
+    }
+}
+
+/// A thief that tries two steals from `ring`.
+fn thief(ring: &Arc<Ring>, jobs: &Arc<Jobs>) -> loom::thread::JoinHandle<()> {
+    let (ring, jobs) = (ring.clone(), jobs.clone());
+    loom::thread::spawn(move || {
+        for _ in 0..2 {
+            if let Steal::Success(r) = ring.steal() {
+                jobs.took(r);
+            }
+        }
+    })
+}
+
 #[test]
 fn loom_each_job_is_taken_exactly_once_by_owner_or_thief() {
     loom::model(|| {
-        let headers: Arc<Vec<JobHeader>> = Arc::new(
-            (0..3)
-                .map(|_| JobHeader::new(never, core::ptr::null(), &META))
-                .collect(),
-        );
-        let taken: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+        let jobs = Jobs::new();
         let ring = Arc::new(Ring::growable(4, 4));
-        let index = {
-            let headers = headers.clone();
-            move |r: JobRef| {
-                headers
-                    .iter()
-                    .position(|h| core::ptr::eq(h, r.as_ptr()))
-                    .unwrap()
-            }
-        };
-        let thief = {
-            let (ring, taken, index) = (ring.clone(), taken.clone(), index.clone());
-            loom::thread::spawn(move || {
-                for _ in 0..2 {
-                    if let Steal::Success(r) = ring.steal() {
-                        taken[index(r)].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        };
-        let r = |i: usize| {
-            // SAFETY: the headers outlive the model iteration.
-            unsafe { JobRef::new(NonNull::from(&headers[i])) }
-        };
-        ring.push(r(0)).unwrap();
-        ring.push(r(1)).unwrap();
+        let thief = thief(&ring, &jobs);
+        ring.push(jobs.job(0)).unwrap();
+        ring.push(jobs.job(1)).unwrap();
         if let Some(j) = ring.pop() {
-            taken[index(j)].fetch_add(1, Ordering::Relaxed);
+            jobs.took(j);
         }
-        ring.push(r(2)).unwrap();
+        ring.push(jobs.job(2)).unwrap();
         while let Some(j) = ring.pop() {
-            taken[index(j)].fetch_add(1, Ordering::Relaxed);
+            jobs.took(j);
         }
         thief.join().unwrap();
         // Whatever the thief did not take, nobody took twice, and the rest is still queued.
-        while let Steal::Success(j) = ring.steal() {
-            taken[index(j)].fetch_add(1, Ordering::Relaxed);
-        }
-        for t in taken.iter() {
-            assert_eq!(t.load(Ordering::Relaxed), 1);
-        }
+        jobs.assert_each_taken_once(&ring);
     });
 }
 
@@ -75,46 +97,19 @@ fn loom_each_job_is_taken_exactly_once_by_owner_or_thief() {
 #[test]
 fn loom_growth_under_a_thief_takes_each_job_exactly_once() {
     loom::model(|| {
-        let headers: Arc<Vec<JobHeader>> = Arc::new(
-            (0..3)
-                .map(|_| JobHeader::new(never, core::ptr::null(), &META))
-                .collect(),
-        );
-        let taken: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+        let jobs = Jobs::new();
         let ring = Arc::new(Ring::growable(2, 4));
-        let index = {
-            let headers = headers.clone();
-            move |r: JobRef| {
-                headers
-                    .iter()
-                    .position(|h| core::ptr::eq(h, r.as_ptr()))
-                    .unwrap()
-            }
-        };
-        let thief = {
-            let (ring, taken, index) = (ring.clone(), taken.clone(), index.clone());
-            loom::thread::spawn(move || {
-                for _ in 0..2 {
-                    if let Steal::Success(r) = ring.steal() {
-                        taken[index(r)].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        };
-        for h in headers.iter() {
-            // SAFETY: the headers outlive the model iteration.
-            let r = unsafe { JobRef::new(NonNull::from(h)) };
-            assert!(ring.push(r).is_ok(), "a managed ring below its limit grows");
+        let thief = thief(&ring, &jobs);
+        for i in 0..3 {
+            assert!(
+                ring.push(jobs.job(i)).is_ok(),
+                "a managed ring below its limit grows"
+            );
         }
         while let Some(j) = ring.pop() {
-            taken[index(j)].fetch_add(1, Ordering::Relaxed);
+            jobs.took(j);
         }
         thief.join().unwrap();
-        while let Steal::Success(j) = ring.steal() {
-            taken[index(j)].fetch_add(1, Ordering::Relaxed);
-        }
-        for t in taken.iter() {
-            assert_eq!(t.load(Ordering::Relaxed), 1);
-        }
+        jobs.assert_each_taken_once(&ring);
     });
 }
